@@ -1,0 +1,31 @@
+// Scalar functors shared by the CPU and CUDA loops: each maps one element through the numerical core.
+// They are the only place where an op name meets a core function, so CPU and CUDA cannot drift.
+#pragma once
+
+#include "core/igamma.h"
+#include "core/vonmises.h"
+
+namespace gradkern {
+namespace ops {
+
+#define GK_BINARY_FUNCTOR(NAME, EXPR)                          \
+  struct NAME {                                                \
+    template <typename T>                                      \
+    GK_HD T operator()(T a, T b) const { return EXPR; }        \
+  };
+
+GK_BINARY_FUNCTOR(GammaincP, core::gammainc_p(a, b))
+GK_BINARY_FUNCTOR(GammaincQ, core::gammainc_q(a, b))
+GK_BINARY_FUNCTOR(GammaincGradA, core::gammainc_dpda(a, b))
+GK_BINARY_FUNCTOR(StandardGammaGrad, core::standard_gamma_grad(a, b))
+GK_BINARY_FUNCTOR(LogStandardGammaGrad, core::log_standard_gamma_grad(a, b))
+GK_BINARY_FUNCTOR(Gammaincinv, core::gammaincinv(a, b))
+// (x, kappa) argument order follows the op schemas.
+GK_BINARY_FUNCTOR(VonmisesCdf, core::vonmises_cdf(a, b))
+GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_dkappa(a, b))
+GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
+
+#undef GK_BINARY_FUNCTOR
+
+}  // namespace ops
+}  // namespace gradkern

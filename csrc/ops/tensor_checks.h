@@ -1,0 +1,40 @@
+// Host-side argument checks and iterator construction shared by the CPU and CUDA backends.
+// Errors name the op, the argument and the constraint (e.g. "gradkern.gammainc: x must be a floating
+// point tensor, got Long").
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/TensorIterator.h>
+
+namespace gradkern {
+namespace ops {
+
+inline void check_floating(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(t.defined(), "gradkern.", op, ": ", name, " is undefined");
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), "gradkern.", op, ": ", name,
+              " must be a floating point tensor, got ", t.scalar_type());
+}
+
+// Two-argument elementwise ops: same dtype and device (CPU 0-dim scalars excepted for the device, as in
+// torch's own binary ops), broadcasting handled by TensorIterator, output allocated in the common dtype.
+inline at::TensorIterator binary_iter(const char* op, const char* name_a, const at::Tensor& a,
+                                      const char* name_b, const at::Tensor& b) {
+  check_floating(op, name_a, a);
+  check_floating(op, name_b, b);
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gradkern.", op, ": ", name_a, " and ", name_b,
+              " must have the same dtype, got ", name_a, ": ", a.scalar_type(), " and ", name_b, ": ",
+              b.scalar_type());
+  const bool a_scalar = a.dim() == 0 && a.is_cpu();
+  const bool b_scalar = b.dim() == 0 && b.is_cpu();
+  TORCH_CHECK(a.device() == b.device() || a_scalar || b_scalar, "gradkern.", op, ": ", name_a, " and ",
+              name_b, " must be on the same device, got ", name_a, " on ", a.device(), " and ", name_b,
+              " on ", b.device());
+  return at::TensorIteratorConfig()
+      .add_owned_output(at::Tensor())
+      .add_const_input(a)
+      .add_const_input(b)
+      .build();
+}
+
+}  // namespace ops
+}  // namespace gradkern

@@ -1,0 +1,42 @@
+// Every gradkern operator schema, declared once. Backend kernels live in cpu/ and cuda/; fake (meta)
+// kernels and autograd formulas are registered next to the Python wrappers (gradkern/_ops.py).
+#include <Python.h>
+#include <torch/library.h>
+
+// A plain extension module: importing gradkern._C runs the static registrations below and in the
+// backend files. No pybind11 is needed because every entry point is a torch op.
+// PyMODINIT_FUNC exports the symbol despite -fvisibility=hidden.
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+
+TORCH_LIBRARY(gradkern, m) {
+  // --- Gamma family (csrc/core/igamma.h) -------------------------------------------------------
+  // Regularized incomplete gamma P(a, x) and Q(a, x) = 1 - P(a, x).
+  m.def("gammainc(Tensor a, Tensor x) -> Tensor");
+  m.def("gammaincc(Tensor a, Tensor x) -> Tensor");
+  // dP/da by forward-mode differentiation of the series / continued fraction / Temme expansion.
+  m.def("gammainc_grad_a(Tensor a, Tensor x) -> Tensor");
+  // dx/dalpha at fixed quantile for x ~ Gamma(alpha, 1): -(dP/dalpha) / q(x), fused (eq. 11).
+  m.def("standard_gamma_grad(Tensor alpha, Tensor x) -> Tensor");
+  // d(log x)/dalpha given log x, for log-space samples at tiny alpha (x itself may underflow).
+  m.def("log_standard_gamma_grad(Tensor alpha, Tensor log_x) -> Tensor");
+  // x such that P(a, x) = p.
+  m.def("gammaincinv(Tensor a, Tensor p) -> Tensor");
+  // Gamma(alpha, 1) samples (torch's sampler); autograd gives the exact implicit gradient.
+  m.def("standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor");
+  // log of Gamma(alpha, 1) samples, drawn in log space for alpha < 1 (log Gamma(alpha + 1) + log(u) / alpha)
+  // so that concentrations down to 1e-6 do not underflow to log(0).
+  m.def("log_standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor");
+
+  // --- von Mises (csrc/core/vonmises.h) ----------------------------------------------------------
+  // CDF of vonMises(0, kappa), eq. 14, wrapped so that F(x + 2 pi k) = F(x) + k.
+  m.def("vonmises_cdf(Tensor x, Tensor concentration) -> Tensor");
+  // dF/dkappa at fixed x (forward-mode through the series / large-kappa expansion).
+  m.def("vonmises_cdf_grad_concentration(Tensor x, Tensor concentration) -> Tensor");
+  // dx/dkappa at fixed quantile for x ~ vonMises(0, kappa): -(dF/dkappa) / q(x), fused.
+  m.def("vonmises_grad(Tensor concentration, Tensor x) -> Tensor");
+  // Samples of vonMises(0, kappa) in [-pi, pi), one per element of concentration.
+  m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor");
+}

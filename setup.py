@@ -1,0 +1,72 @@
+"""Build gradkern's native extension (gradkern._C).
+
+The extension is compiled against the torch that is already installed: pyproject.toml deliberately does
+not list torch as a build requirement, and the documented install uses --no-build-isolation, so that pip
+never pulls a second torch into an isolated build environment (the extension would then be built against
+the wrong ABI).
+
+Environment:
+  GRADKERN_CUDA=1   build the CUDA kernels (fails if nvcc or a CUDA build of torch is missing)
+  GRADKERN_CUDA=0   never build them
+  unset             build them when nvcc is found and torch is a CUDA build
+"""
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+except ImportError:  # pragma: no cover - exercised only on a machine without torch
+    sys.exit(
+        "gradkern: torch must be installed before building, and pip must not isolate the build:\n"
+        "    pip install torch && pip install --no-build-isolation .")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda():
+    flag = os.environ.get("GRADKERN_CUDA")
+    available = torch.version.cuda is not None and CUDA_HOME is not None
+    if flag is None:
+        return available
+    if flag not in ("0", "1"):
+        sys.exit(f"gradkern: GRADKERN_CUDA must be 0 or 1, got {flag!r}")
+    if flag == "1" and not available:
+        sys.exit("gradkern: GRADKERN_CUDA=1 but torch is not a CUDA build or nvcc was not found "
+                 f"(torch.version.cuda={torch.version.cuda}, CUDA_HOME={CUDA_HOME})")
+    return flag == "1"
+
+
+def _extension():
+    with_cuda = _want_cuda()
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+    define_macros = []
+    if with_cuda:
+        sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+        define_macros.append(("GRADKERN_WITH_CUDA", "1"))
+        ext_cls = CUDAExtension
+        extra = {"cxx": cxx, "nvcc": nvcc}
+    else:
+        ext_cls = CppExtension
+        extra = {"cxx": cxx}
+    print(f"gradkern: torch {torch.__version__}, CUDA kernels: {'on' if with_cuda else 'off'}, "
+          f"{len(sources)} sources", flush=True)
+    return ext_cls(
+        name="gradkern._C",
+        sources=sources,
+        include_dirs=[os.path.join(HERE, "csrc")],
+        define_macros=define_macros,
+        extra_compile_args=extra,
+    )
+
+
+setup(
+    packages=find_packages(include=["gradkern", "gradkern.*"]),
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension},
+)

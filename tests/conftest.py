@@ -1,0 +1,32 @@
+"""Shared fixtures: devices to test on (CUDA skipped cleanly without a GPU) and RNG hygiene."""
+import pytest
+import torch
+
+import gradkern  # noqa: F401  (loads the extension once for the whole session)
+
+CUDA = torch.cuda.is_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="needs a CUDA device"))]
+FLOAT_DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.fixture(autouse=True)
+def _restore_rng_state():
+    # Tests seed the global generators; keep them from leaking state into each other.
+    cpu_state = torch.random.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if CUDA else None
+    yield
+    torch.random.set_rng_state(cpu_state)
+    if CUDA:
+        torch.cuda.set_rng_state_all(cuda_state)
+
+
+def mc_check(samples, expected, n_se=4.0, what="mean"):
+    """Assert the Monte Carlo mean of `samples` (1-D, i.i.d.) is within n_se standard errors of
+    `expected`. The tolerance comes from the data, so a biased estimator fails."""
+    samples = samples.double().flatten()
+    n = samples.numel()
+    mean = samples.mean().item()
+    se = samples.std().item() / n ** 0.5
+    assert abs(mean - expected) <= n_se * se, (
+        f"{what}: Monte Carlo mean {mean:.6g} vs exact {expected:.6g} differs by "
+        f"{abs(mean - expected) / se:.2f} standard errors (se={se:.3g}, n={n})")

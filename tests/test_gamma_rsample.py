@@ -1,0 +1,221 @@
+"""Reparameterized Gamma-family samplers: unbiasedness of the implicit gradients (appendix A of
+Figurnov et al. 2018 and analogous closed forms), gradients through the composition with the sample held
+fixed (gradcheck), small-concentration correctness, distributions, errors."""
+import math
+
+import pytest
+import torch
+
+import gradkern
+import gradkern.gamma as gamma_mod
+from conftest import DEVICES, mc_check
+
+N = 200_000
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("alpha", [1e-2, 0.3, 1.0, 7.0, 300.0])
+def test_gamma_mean_gradient_is_one(alpha, device):
+    # d/dalpha E[z] = 1 for z ~ Gamma(alpha, 1): per-sample gradients dz/dalpha average to 1.
+    g = torch.Generator(device=device).manual_seed(1)
+    a = torch.full((N,), alpha, dtype=torch.float64, device=device, requires_grad=True)
+    z = gradkern.gamma_rsample(a, generator=g)
+    z.sum().backward()
+    mc_check(a.grad, 1.0, what=f"dz/dalpha, alpha={alpha}")
+
+
+def test_gamma_rate_gradient():
+    # E[z] = alpha / rate, so d/drate E[z] = -alpha / rate^2.
+    g = torch.Generator().manual_seed(2)
+    alpha, rate = torch.tensor(2.5, dtype=torch.float64), torch.full((N,), 3.0, dtype=torch.float64,
+                                                                   requires_grad=True)
+    gradkern.gamma_rsample(alpha, rate, generator=g).sum().backward()
+    mc_check(rate.grad, -2.5 / 9.0, what="dz/drate")
+
+
+def test_backward_is_the_kernel_gradient():
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(1000, dtype=torch.float64, generator=g) * 5 + 0.01
+    a.requires_grad_()
+    z = gradkern.gamma_rsample(a, generator=g)
+    (grad,) = torch.autograd.grad(z.sum(), a)
+    torch.testing.assert_close(grad, gradkern.standard_gamma_grad(a.detach(), z.detach()), rtol=0, atol=0)
+    log_z = gradkern.log_gamma_rsample(a, generator=g)
+    (grad,) = torch.autograd.grad(log_z.sum(), a)
+    torch.testing.assert_close(grad, gradkern.log_standard_gamma_grad(a.detach(), log_z.detach()),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.2, 4.0])
+def test_log_gamma_mean_gradient_is_trigamma(alpha):
+    # E[log z] = digamma(alpha), so the per-sample d(log z)/dalpha average to trigamma(alpha).
+    g = torch.Generator().manual_seed(4)
+    a = torch.full((N,), alpha, dtype=torch.float64, requires_grad=True)
+    gradkern.log_gamma_rsample(a, generator=g).sum().backward()
+    mc_check(a.grad, torch.special.polygamma(1, torch.tensor(alpha, dtype=torch.float64)).item(),
+             what=f"dlogz/dalpha alpha={alpha}")
+
+
+def test_log_gamma_samples_distribution_small_alpha():
+    # log z for alpha = 1e-6: alpha * log z -> log(u) in distribution (z^alpha ~ U(0, 1) as alpha -> 0,
+    # up to a factor Gamma(alpha + 1)^alpha = 1 - O(alpha)); torch's sampler returns 0 here.
+    g = torch.Generator().manual_seed(5)
+    log_z = gradkern.log_gamma_rsample(torch.full((50_000,), 1e-6, dtype=torch.float64), generator=g)
+    assert torch.isfinite(log_z).all()
+    u = torch.exp(1e-6 * log_z)
+    from scipy import stats
+    assert stats.kstest(u.numpy(), "uniform").pvalue > 1e-3
+
+
+def test_beta_mean_gradient():
+    # E[B] = a / (a + b): d/da = b / (a + b)^2, d/db = -a / (a + b)^2.
+    g = torch.Generator().manual_seed(6)
+    a = torch.full((N,), 0.7, dtype=torch.float64, requires_grad=True)
+    b = torch.full((N,), 2.2, dtype=torch.float64, requires_grad=True)
+    gradkern.beta_rsample(a, b, generator=g).sum().backward()
+    mc_check(a.grad, 2.2 / 2.9 ** 2, what="Beta d/da")
+    mc_check(b.grad, -0.7 / 2.9 ** 2, what="Beta d/db")
+
+
+def test_dirichlet_mean_gradient():
+    # E[z_0] = c_0 / C: d/dc_0 = (C - c_0) / C^2, d/dc_1 = -c_0 / C^2.
+    g = torch.Generator().manual_seed(7)
+    c = torch.tensor([0.4, 1.5, 3.0], dtype=torch.float64).expand(N, 3).clone().requires_grad_()
+    gradkern.dirichlet_rsample(c, generator=g)[:, 0].sum().backward()
+    C = 4.9
+    mc_check(c.grad[:, 0], (C - 0.4) / C ** 2, what="Dirichlet d/dc0")
+    mc_check(c.grad[:, 1], -0.4 / C ** 2, what="Dirichlet d/dc1")
+
+
+def test_chi2_mean_gradient():
+    g = torch.Generator().manual_seed(8)
+    df = torch.full((N,), 3.0, dtype=torch.float64, requires_grad=True)
+    gradkern.chi2_rsample(df, generator=g).sum().backward()
+    mc_check(df.grad, 1.0, what="Chi2 d/ddf")
+
+
+def test_student_t_second_moment_gradient():
+    # E[t^2] = df / (df - 2) for df > 2, so d/ddf = -2 / (df - 2)^2; E[t] = loc, E[(t-loc)^2] ∝ scale^2.
+    g = torch.Generator().manual_seed(9)
+    df = torch.full((N,), 9.0, dtype=torch.float64, requires_grad=True)
+    scale = torch.full((N,), 1.5, dtype=torch.float64, requires_grad=True)
+    t = gradkern.student_t_rsample(df, 0.0, scale, generator=g)
+    (t ** 2).sum().backward()
+    mc_check(df.grad, -2 * 1.5 ** 2 / 49.0, what="StudentT d/ddf E[t^2]")
+    mc_check(scale.grad, 2 * 1.5 * 9.0 / 7.0, what="StudentT d/dscale E[t^2]")
+
+
+# --- gradients through the composition, sample held fixed -------------------------------------------
+class _QuantileOps:
+    """Stands in for torch.ops.gradkern inside gradkern.gamma: log-Gamma 'samples' at fixed quantiles u,
+    log(gammaincinv(alpha, u)), whose alpha-derivative is the implicit gradient by definition. gradcheck
+    then checks every gradient of the Beta / Dirichlet / Student-t compositions by finite differences."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def log_standard_gamma(self, alpha, generator=None):
+        return torch.log(gradkern.gammaincinv(alpha, self.u.expand_as(alpha)))
+
+    def standard_gamma(self, alpha, generator=None):
+        return gradkern.gammaincinv(alpha, self.u.expand_as(alpha))
+
+
+@pytest.fixture
+def quantile_ops(monkeypatch):
+    def install(shape):
+        u = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10)) * 0.9 + 0.05
+        monkeypatch.setattr(gamma_mod, "_ops", _QuantileOps(u))
+    return install
+
+
+def test_gradcheck_beta_dirichlet_student_fixed_sample(quantile_ops):
+    a = torch.tensor([0.3, 2.0, 11.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([1.7, 0.05, 4.0], dtype=torch.float64, requires_grad=True)
+    quantile_ops((3, 2))
+    assert torch.autograd.gradcheck(lambda a, b: gradkern.beta_rsample(a, b), (a, b), atol=1e-6, rtol=1e-5)
+    quantile_ops((2, 3))
+    c = torch.tensor([[0.2, 1.0, 5.0], [3.0, 0.5, 0.9]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda c: gradkern.dirichlet_rsample(c), (c,), atol=1e-6, rtol=1e-5)
+    quantile_ops((3,))
+    df = torch.tensor([0.8, 3.0, 25.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda df: gradkern.chi2_rsample(df), (df,), atol=1e-6, rtol=1e-5)
+
+
+# --- small concentrations ------------------------------------------------------------------------------
+def test_beta_tiny_concentration_mass():
+    # Beta(1e-3, 1e-3): P(0.1 < B < 0.9) = I_0.9 - I_0.1 ~ 0.2% (torch puts ~24% there).
+    from scipy import stats
+    truth = stats.beta(1e-3, 1e-3).cdf(0.9) - stats.beta(1e-3, 1e-3).cdf(0.1)
+    g = torch.Generator().manual_seed(11)
+    for dtype in (torch.float32, torch.float64):
+        b = gradkern.beta_rsample(torch.full((N,), 1e-3, dtype=dtype), torch.full((N,), 1e-3, dtype=dtype),
+                                  generator=g)
+        inside = ((b > 0.1) & (b < 0.9)).double()
+        mc_check(inside, truth, what=f"Beta(1e-3,1e-3) mass in (0.1,0.9) {dtype}")
+
+
+def test_dirichlet_tiny_concentration_largest_component():
+    # Dirichlet(1e-4 x 10): almost all mass on one vertex, E[max_k z_k] ~ 1 - O(1e-4) (torch: 0.55).
+    g = torch.Generator().manual_seed(12)
+    for dtype in (torch.float32, torch.float64):
+        c = torch.full((20_000, 10), 1e-4, dtype=dtype, requires_grad=True)
+        z = gradkern.dirichlet_rsample(c, generator=g)
+        assert z.max(-1).values.mean().item() > 0.998
+        torch.testing.assert_close(z.sum(-1), torch.ones(20_000, dtype=dtype))
+        z[:, 0].sum().backward()
+        assert torch.isfinite(c.grad).all()
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 1e-4])
+def test_tiny_concentration_gradients_finite(alpha):
+    g = torch.Generator().manual_seed(13)
+    a = torch.full((10_000,), alpha, dtype=torch.float32, requires_grad=True)
+    b = torch.full((10_000,), 1.0, dtype=torch.float32, requires_grad=True)
+    gradkern.beta_rsample(a, b, generator=g).sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+
+
+# --- distributions -------------------------------------------------------------------------------------
+def test_distributions_are_drop_in():
+    D = gradkern.distributions
+    conc = torch.tensor([0.5, 2.0], requires_grad=True)
+    for d in (D.Gamma(conc, 2.0), D.Chi2(conc), D.Beta(conc, conc), D.Dirichlet(conc),
+              D.StudentT(conc, 0.0, 1.0)):
+        assert d.has_rsample
+        x = d.rsample((5,))
+        assert x.shape == d.sample((5,)).shape
+        d.log_prob(x).sum().backward()
+        assert torch.isfinite(conc.grad).all()
+        conc.grad = None
+    # KL registrations are inherited.
+    kl = torch.distributions.kl_divergence(D.Gamma(conc, 1.0), D.Gamma(conc + 1, 1.0))
+    assert torch.isfinite(kl).all()
+
+
+def test_distributions_validate_args():
+    D = gradkern.distributions
+    with pytest.raises(ValueError):
+        D.Gamma(torch.tensor([-1.0]), 1.0, validate_args=True)
+    with pytest.raises(ValueError):
+        D.Dirichlet(torch.tensor([0.0, 1.0]), validate_args=True)
+    with pytest.raises(ValueError):
+        D.Beta(torch.tensor([1.0]), torch.tensor([-2.0]), validate_args=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_seeded_reproducibility(device):
+    alpha = torch.tensor([0.01, 0.5, 4.0], device=device)
+    g1 = torch.Generator(device=device).manual_seed(42)
+    g2 = torch.Generator(device=device).manual_seed(42)
+    torch.testing.assert_close(gradkern.dirichlet_rsample(alpha, (100,), generator=g1),
+                               gradkern.dirichlet_rsample(alpha, (100,), generator=g2), rtol=0, atol=0)
+
+
+def test_rsample_errors():
+    with pytest.raises(TypeError, match="rate has dtype"):
+        gradkern.gamma_rsample(torch.ones(2), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="concentration must be a floating point tensor"):
+        gradkern.gamma_rsample(torch.ones(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        gradkern.dirichlet_rsample(torch.tensor(1.0))
