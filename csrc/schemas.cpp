@@ -39,4 +39,42 @@ TORCH_LIBRARY(gradkern, m) {
   m.def("vonmises_grad(Tensor concentration, Tensor x) -> Tensor");
   // Samples of vonMises(0, kappa) in [-pi, pi), one per element of concentration.
   m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor");
+
+  // --- Gaussian mixtures (csrc/core/mixture.h) ---------------------------------------------------
+  // Shapes: noise, z, grad (S, B, D); component (S, B) int64; locs (B, K, D); coord_scale (B, D), or
+  // (B, K, D) for diag_normals; component_logits, component_scale (B, K). The *_rsample ops draw
+  // z = locs[k] + component_scale[k] * coord_scale[k] * noise for the given components k; their autograd
+  // formula is the matching *_backward op, the transport-equation pathwise gradient (eq. 12 for the
+  // component parameters, eqs. 14/15 and 40-55 for the logits) summed over samples, fused per sample.
+  m.def("mixture_shared_cov_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits) -> Tensor");
+  m.def("mixture_shared_cov_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits) -> (Tensor, Tensor, Tensor)");
+  m.def("mixture_diag_normals_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits) -> Tensor");
+  m.def("mixture_diag_normals_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits) -> (Tensor, Tensor, Tensor)");
+  m.def("mixture_gsm_rsample(Tensor noise, Tensor component, Tensor coord_scale, Tensor component_logits, "
+        "Tensor component_scale) -> Tensor");
+  m.def("mixture_gsm_backward(Tensor grad, Tensor z, Tensor coord_scale, Tensor component_logits, "
+        "Tensor component_scale) -> (Tensor, Tensor, Tensor)");
+  m.def("mixture_discrete_gsm_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits, Tensor component_scale) -> Tensor");
+  m.def("mixture_discrete_gsm_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
+        "Tensor component_logits, Tensor component_scale) -> (Tensor, Tensor, Tensor, Tensor)");
+  // --- end Gaussian mixtures ---
+
+  // --- ARMS copulas (csrc/core/copula.h) ---------------------------------------------------------
+  // n mutually antithetic uniforms per element of `like` (only its shape, dtype and device are used):
+  // returns u of shape (n, *like.shape), column u[:, j] one draw of Algorithm 1 (Dirichlet) or
+  // Algorithm 2 (Gaussian, R_ij = -1/(n-1)). n >= 2.
+  m.def("dirichlet_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
+  m.def("gaussian_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
+  // Common pairwise correlation of b_i = 1[u_i < p] (Theorem 4 / eq. 8); mode 0: the orientation ARMS
+  // uses (u for p >= 1/2, 1 - u below), 1: u, 2: 1 - u.
+  m.def("dirichlet_copula_rho(Tensor p, int n, int mode=0) -> Tensor");
+  m.def("gaussian_copula_rho(Tensor p, int n) -> Tensor");
+  // P(X < h, Y < k) for a standard bivariate normal with correlation r.
+  m.def("bivariate_normal_cdf(Tensor h, Tensor k, Tensor r) -> Tensor");
+  // --- end ARMS copulas ---
 }

@@ -16,8 +16,10 @@ BINARY = ["gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad", "lo
 def sample_inputs(name, device, dtype=torch.float64, requires_grad=False):
     """(a, second argument) pairs that exercise every branch of the core."""
     g = torch.Generator().manual_seed(0)
-    a = torch.tensor([1e-3, 0.3, 1.0, 2.5, 17.0, 150.0, 3000.0], dtype=dtype)
-    u = torch.rand(7, generator=g, dtype=dtype) * 0.98 + 0.01
+    # x = 0 is the edge of the domain, so a finite difference needs x well above its step: small a
+    # (whose quantiles sit near 0) are covered by the accuracy tests instead.
+    a = torch.tensor([0.3, 1.0, 2.5, 17.0, 150.0, 3000.0], dtype=dtype)
+    u = torch.rand(6, generator=g, dtype=dtype) * 0.75 + 0.2
     x = gradkern.gammaincinv(a, u)
     if name == "gammaincinv":
         second = u
@@ -65,7 +67,8 @@ def test_opcheck_samplers(device):
 
 def test_torch_compile_fullgraph():
     def f(alpha, x):
-        return gradkern.gammainc(alpha, x) + gradkern.standard_gamma_grad(alpha, x)
+        # standard_gamma_grad is itself a derivative (not differentiable): it takes detached inputs.
+        return gradkern.gammainc(alpha, x) * gradkern.standard_gamma_grad(alpha.detach(), x)
 
     alpha = torch.tensor([0.5, 2.0, 40.0], dtype=torch.float64, requires_grad=True)
     x = torch.tensor([0.3, 1.5, 38.0], dtype=torch.float64)
@@ -112,10 +115,16 @@ def test_half_precision_computed_in_float(dtype):
 
 
 def test_against_torch_special_gammainc():
+    # A sanity check against torch's implementation, not a ground truth: torch's igamma is off by ~1e-10
+    # relative at a = 90 (mpmath: P(90, 100) = 0.85365382530126720508..., gradkern 0.8536538253012672,
+    # torch 0.8536538251880801), hence the tolerance; mpmath is the reference in test_gamma_accuracy.py.
     a = torch.tensor([0.01, 0.5, 1.0, 7.0, 90.0], dtype=torch.float64)
     x = torch.tensor([0.001, 0.3, 2.0, 6.5, 100.0], dtype=torch.float64)
-    torch.testing.assert_close(gradkern.gammainc(a, x), torch.special.gammainc(a, x), rtol=1e-12, atol=1e-15)
-    torch.testing.assert_close(gradkern.gammaincc(a, x), torch.special.gammaincc(a, x), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(gradkern.gammainc(a, x), torch.special.gammainc(a, x), rtol=1e-9, atol=1e-15)
+    torch.testing.assert_close(gradkern.gammaincc(a, x), torch.special.gammaincc(a, x), rtol=1e-9, atol=1e-15)
+    assert abs(gradkern.gammainc(torch.tensor(90.0, dtype=torch.float64),
+                                 torch.tensor(100.0, dtype=torch.float64)).item()
+               - 0.85365382530126720508) < 2e-16
 
 
 @pytest.mark.parametrize("device", DEVICES)
