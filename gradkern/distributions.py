@@ -8,8 +8,11 @@ import torch.distributions as td
 
 from .gamma import beta_rsample, dirichlet_rsample, gamma_rsample, student_t_rsample
 from .vonmises import vonmises_rsample
+from .distributions_mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
+                                     MixtureOfDiagNormalsSharedCovariance)
 
-__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises"]
+__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "MixtureOfDiagNormalsSharedCovariance",
+           "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]
 
 
 def _clamp_positive(value):

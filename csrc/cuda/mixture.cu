@@ -1,0 +1,149 @@
+// CUDA kernels for the Gaussian-mixture ops: the same per-sample core as the CPU
+// (csrc/core/mixture.h), one thread per (sample, batch) pair, accumulating into the parameter
+// gradients with atomics (the order of the float additions, hence the last bits, is not deterministic).
+// The forward is the ATen gather shared with the CPU (ops/mixture.h).
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/Atomic.cuh>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "ops/mixture.h"
+
+namespace gradkern {
+namespace {
+
+namespace mx = ops::mixture;
+namespace cm = core::mixture;
+
+struct AtomicAdd {
+  template <typename T>
+  __host__ __device__ void operator()(T* p, T v) const {
+#ifdef __CUDA_ARCH__
+    gpuAtomicAdd(p, v);
+#else
+    *p += v;  // never reached: the core is only instantiated in the kernel below
+#endif
+  }
+};
+
+template <typename T>
+__global__ void mixture_backward_kernel(mx::Batch<T> bv, mx::GradBuffers<T> gv, const T* __restrict__ z,
+                                        const T* __restrict__ g, int64_t n, int64_t B, int64_t D) {
+  const int64_t m = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m >= n) return;
+  const int64_t b = m % B;
+  cm::backward_sample(bv.params(b), z + m * D, g + m * D, gv.grads(0, b), AtomicAdd{});
+}
+
+std::vector<at::Tensor> cuda_backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
+                                      const at::Tensor& z) {
+  int64_t B, K, D;
+  std::tie(B, K, D) = mx::check_params(op, in);
+  mx::check_backward(op, in, grad, z, B, D);
+  TORCH_CHECK(grad.is_cuda(), "gradkern.", op, ": expected CUDA tensors, got ", grad.device());
+  const c10::cuda::CUDAGuard guard(grad.device());
+  const mx::Prepared prep = mx::prepare(in);
+  mx::Accumulators acc = mx::make_accumulators(in, 1, B, K, D);
+  const int64_t n = z.size(0) * B;
+  if (n == 0) return mx::finish(in, prep, acc);
+  // .contiguous(): one thread reads one sample's D values as a row (usually no copy).
+  const at::Tensor zc = z.contiguous(), gc = grad.contiguous();
+  constexpr int threads = 128;
+  const int64_t blocks = (n + threads - 1) / threads;
+  TORCH_CHECK(blocks <= INT32_MAX, "gradkern.", op, ": too many samples for one launch (", n, ")");
+  AT_DISPATCH_FLOATING_TYPES(in.logits.scalar_type(), "gradkern_mixture_backward_cuda", [&] {
+    mixture_backward_kernel<scalar_t><<<unsigned(blocks), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        mx::batch_view<scalar_t>(in, prep, K, D), mx::grad_view<scalar_t>(in, acc, B, K, D),
+        zc.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(), n, B, D);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return mx::finish(in, prep, acc);
+}
+
+mx::Inputs inputs(int family, const at::Tensor& locs, const at::Tensor& coord, const at::Tensor& logits,
+                  const at::Tensor& lam) {
+  return mx::Inputs{family, locs, coord, logits, lam};
+}
+
+at::Tensor rsample_guarded(const char* op, const mx::Inputs& in, const at::Tensor& noise,
+                           const at::Tensor& component) {
+  const c10::cuda::OptionalCUDAGuard guard(noise.device());
+  return mx::rsample(op, in, noise, component);
+}
+
+at::Tensor shared_cov_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
+                              const at::Tensor& coord_scale, const at::Tensor& component_logits) {
+  return rsample_guarded("mixture_shared_cov_rsample",
+                         inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), noise,
+                         component);
+}
+std::tuple<at::Tensor, at::Tensor, at::Tensor> shared_cov_backward(
+    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
+    const at::Tensor& component_logits) {
+  auto g = cuda_backward("mixture_shared_cov_backward",
+                         inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), grad, z);
+  return {g[0], g[1], g[2]};
+}
+
+at::Tensor diag_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
+                        const at::Tensor& coord_scale, const at::Tensor& component_logits) {
+  return rsample_guarded("mixture_diag_normals_rsample",
+                         inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), noise,
+                         component);
+}
+std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_backward(const at::Tensor& grad, const at::Tensor& z,
+                                                             const at::Tensor& locs, const at::Tensor& coord_scale,
+                                                             const at::Tensor& component_logits) {
+  auto g = cuda_backward("mixture_diag_normals_backward",
+                         inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), grad, z);
+  return {g[0], g[1], g[2]};
+}
+
+at::Tensor gsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& coord_scale,
+                       const at::Tensor& component_logits, const at::Tensor& component_scale) {
+  return rsample_guarded("mixture_gsm_rsample",
+                         inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
+                         noise, component);
+}
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gsm_backward(const at::Tensor& grad, const at::Tensor& z,
+                                                            const at::Tensor& coord_scale,
+                                                            const at::Tensor& component_logits,
+                                                            const at::Tensor& component_scale) {
+  auto g = cuda_backward("mixture_gsm_backward",
+                         inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
+                         grad, z);
+  return {g[0], g[1], g[2]};
+}
+
+at::Tensor dgsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
+                        const at::Tensor& coord_scale, const at::Tensor& component_logits,
+                        const at::Tensor& component_scale) {
+  return rsample_guarded("mixture_discrete_gsm_rsample",
+                         inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
+                         noise, component);
+}
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dgsm_backward(
+    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
+    const at::Tensor& component_logits, const at::Tensor& component_scale) {
+  auto g = cuda_backward("mixture_discrete_gsm_backward",
+                         inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
+                         grad, z);
+  return {g[0], g[1], g[2], g[3]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
+  m.impl("mixture_shared_cov_rsample", &shared_cov_rsample);
+  m.impl("mixture_shared_cov_backward", &shared_cov_backward);
+  m.impl("mixture_diag_normals_rsample", &diag_rsample);
+  m.impl("mixture_diag_normals_backward", &diag_backward);
+  m.impl("mixture_gsm_rsample", &gsm_rsample);
+  m.impl("mixture_gsm_backward", &gsm_backward);
+  m.impl("mixture_discrete_gsm_rsample", &dgsm_rsample);
+  m.impl("mixture_discrete_gsm_backward", &dgsm_backward);
+}
+
+}  // namespace gradkern

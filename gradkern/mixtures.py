@@ -1,0 +1,102 @@
+"""Gaussian mixtures with pathwise gradients for every parameter, as differentiable ops.
+
+Kernels: csrc/core/mixture.h (per-sample math), csrc/cpu/mixture.cpp and csrc/cuda/mixture.cu (loops).
+This module registers the fake (meta) kernels and the autograd formulas of the ``gradkern::mixture_*``
+ops and provides :func:`mixture_rsample`, which draws the component then the Normal noise with an
+optional ``torch.Generator`` and calls the op. The user-facing classes are in
+:mod:`gradkern.distributions_mixtures`.
+
+The ``*_rsample`` ops compute ``z = locs[k] + component_scale[k] * coord_scale[k] * noise``; their
+gradient is not the derivative of that expression (which would only reach component ``k``) but the
+transport-equation velocity field of Jankowiak & Karaletsos (2019): every sample contributes to every
+component's parameters (eq. 12) and to the mixture logits (eqs. 14-15, 40-55). The ``noise`` and
+``component`` inputs are treated as constants (no gradient).
+"""
+import math
+
+import torch
+
+from ._utils import not_differentiable
+
+__all__ = ["FAMILIES", "mixture_rsample"]
+
+_ops = torch.ops.gradkern
+
+# family -> (op stem, parameter names in op order)
+FAMILIES = {
+    "shared_cov": ("mixture_shared_cov", ("locs", "coord_scale", "component_logits")),
+    "diag_normals": ("mixture_diag_normals", ("locs", "coord_scale", "component_logits")),
+    "gsm": ("mixture_gsm", ("coord_scale", "component_logits", "component_scale")),
+    "discrete_gsm": ("mixture_discrete_gsm", ("locs", "coord_scale", "component_logits", "component_scale")),
+}
+
+
+# --- fake kernels ---------------------------------------------------------------------------------
+def _rsample_fake(noise, component, *params):
+    return noise.new_empty(noise.shape)
+
+
+def _backward_fake(grad, z, *params):
+    return tuple(p.new_empty(p.shape) for p in params)
+
+
+# --- autograd ---------------------------------------------------------------------------------------
+def _setup_context(ctx, inputs, output):
+    ctx.save_for_backward(output, *inputs[2:])
+
+
+def _make_backward(backward_op):
+    def backward(ctx, grad):
+        z, *params = ctx.saved_tensors
+        grads = backward_op(grad.contiguous(), z, *params)
+        return (None, None) + tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
+    return backward
+
+
+for _family, (_stem, _names) in FAMILIES.items():
+    torch.library.register_fake(f"gradkern::{_stem}_rsample")(_rsample_fake)
+    torch.library.register_fake(f"gradkern::{_stem}_backward")(_backward_fake)
+    torch.library.register_autograd(f"gradkern::{_stem}_rsample",
+                                    _make_backward(getattr(_ops, f"{_stem}_backward")),
+                                    setup_context=_setup_context)
+    torch.library.register_autograd(f"gradkern::{_stem}_backward", not_differentiable(f"{_stem}_backward"),
+                                    setup_context=lambda ctx, inputs, output: None)
+
+
+# --- sampling ---------------------------------------------------------------------------------------
+def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.Size(), generator=None):
+    r"""Reparameterised samples of a Gaussian mixture with transport-equation gradients.
+
+    Args:
+        family (str): one of ``"shared_cov"``, ``"diag_normals"``, ``"gsm"``, ``"discrete_gsm"``.
+        params (dict): the family's parameters (see :data:`FAMILIES`), each broadcastable to the batch
+            shape: ``locs (*batch, K, D)``, ``coord_scale (*batch, D)`` (``(*batch, K, D)`` for
+            ``diag_normals``), ``component_logits (*batch, K)``, ``component_scale (*batch, K)``.
+        batch_shape (torch.Size): the mixture's batch shape.
+        event_dim (int): D.
+        sample_shape (torch.Size): leading sample dimensions.
+        generator (torch.Generator, optional): source of randomness for both the component draw and
+            the Normal noise.
+
+    Returns:
+        Tensor of shape ``sample_shape + batch_shape + (D,)``.
+    """
+    stem, names = FAMILIES[family]
+    sample_shape, batch_shape = torch.Size(sample_shape), torch.Size(batch_shape)
+    logits = params["component_logits"]
+    K, D = logits.shape[-1], event_dim
+    B, S = math.prod(batch_shape), math.prod(sample_shape)
+    shapes = {"locs": (K, D), "coord_scale": (K, D) if family == "diag_normals" else (D,),
+              "component_logits": (K,), "component_scale": (K,)}
+    # expand + reshape are differentiable: autograd sums the op's (B, ...) gradients back to the
+    # parameters' own (possibly broadcast) shapes.
+    flat = [params[n].expand(batch_shape + shapes[n]).reshape((B,) + shapes[n]) for n in names]
+    with torch.no_grad():
+        if S * B == 0:
+            component = torch.zeros((S, B), dtype=torch.long, device=logits.device)
+        else:
+            probs = torch.softmax(flat[names.index("component_logits")].detach(), -1)
+            component = torch.multinomial(probs, S, replacement=True, generator=generator).t().contiguous()
+        noise = torch.randn((S, B, D), dtype=logits.dtype, device=logits.device, generator=generator)
+    z = getattr(_ops, f"{stem}_rsample")(noise, component, *flat)
+    return z.reshape(sample_shape + batch_shape + (D,))
