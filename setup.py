@@ -44,7 +44,8 @@ def _extension():
     with_cuda = _want_cuda()
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
-    nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+    # ATen's gpu_kernel (ATen/native/cuda/Loops.cuh) uses __device__ lambdas internally.
+    nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo"]
     define_macros = []
     if with_cuda:
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))

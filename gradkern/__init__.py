@@ -17,7 +17,7 @@ from .special import gammainc, gammaincc, gammaincinv, log_standard_gamma_grad, 
 from .gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_gamma_rsample,
                     student_t_rsample)
 from .vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
-from . import antithetic, distributions
+from . import antithetic, copulas, distributions, estimators
 
 __version__ = "0.1.0"
 
@@ -25,4 +25,5 @@ __all__ = [
     "gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad",
     "gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "chi2_rsample",
     "student_t_rsample", "vonmises_cdf", "vonmises_grad", "vonmises_rsample", "distributions", "antithetic",
+    "copulas", "estimators",
 ]

@@ -1,0 +1,260 @@
+"""Helpers shared by the bench/ scripts: importing gradkern, thread control, timing, ground-truth
+cache, parallel map with a progress bar, markdown tables and JSON output.
+
+Nothing here is part of the gradkern package; the scripts run as ``python bench/<name>.py`` from the
+repository root (sys.path[0] is then bench/, so this module imports as ``_common``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+CACHE_DIR = os.path.join(HERE, ".cache")
+OUT_DIR = os.path.join(HERE, "out")
+
+
+# --- threads (call before importing torch / jax) -----------------------------------------------------
+def limit_threads_env(threads):
+    """Set the thread-count environment of OpenMP/MKL/XLA before those libraries are imported, so that
+    peers (JAX, NumPy) are timed under the same thread budget as torch."""
+    if threads is None:
+        return
+    n = str(int(threads))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = n
+    if int(threads) == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        extra = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " " + extra).strip()
+
+
+def set_torch_threads(threads):
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+# --- gradkern import ---------------------------------------------------------------------------------
+def import_gradkern():
+    """Return (gradkern module or None, note). Uses the installed package if there is one, else the
+    in-place build in the repository root."""
+    try:
+        import gradkern  # noqa: F401
+    except ImportError:
+        if REPO not in sys.path:
+            sys.path.insert(0, REPO)
+        sys.modules.pop("gradkern", None)
+        try:
+            import gradkern  # noqa: F401
+        except Exception as e:  # extension not built yet, or a broken build
+            return None, f"gradkern not importable ({type(e).__name__}: {e})"
+    except Exception as e:
+        return None, f"gradkern not importable ({type(e).__name__}: {e})"
+    import gradkern
+
+    return gradkern, f"gradkern from {os.path.dirname(gradkern.__file__)}"
+
+
+def import_reference(name):
+    """gradkern.reference.<name> (pure-Python mpmath ground truth); importable without the extension."""
+    import importlib
+
+    if REPO not in sys.path:
+        sys.path.append(REPO)
+    try:
+        return importlib.import_module(f"gradkern.reference.{name}"), None
+    except Exception as e:
+        # gradkern/__init__ may fail to import when the extension is not built; load the file directly.
+        path = os.path.join(REPO, "gradkern", "reference", f"{name}.py")
+        if not os.path.exists(path):
+            return None, f"gradkern/reference/{name}.py not found"
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"_gk_reference_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e2:  # pragma: no cover
+            return None, f"gradkern/reference/{name}.py failed to import ({e}; {e2})"
+        return mod, None
+
+
+# --- timing ------------------------------------------------------------------------------------------
+def sync(device):
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_per_element(fn, n_elements, repeats=5, warmup=1, device="cpu", block=None,
+                     min_total_elements=10**6, budget_s=None):
+    """Median over repeats of (wall time of one call of fn) / n_elements.
+
+    fn processes n_elements per call. Warm-up calls come first. The number of repeats is raised so
+    that repeats * n_elements >= min_total_elements, and lowered (never below 3 and never below the
+    element minimum) when a call is slow and budget_s is given. ``block(result)`` waits for async
+    results (JAX's block_until_ready); CUDA is synchronised around every call.
+    """
+    for _ in range(warmup):
+        r = fn()
+        if block is not None:
+            block(r)
+        sync(device)
+    need = max(repeats, math.ceil(min_total_elements / n_elements))
+    times = []
+    t_start = time.perf_counter()
+    while True:
+        sync(device)
+        t0 = time.perf_counter()
+        r = fn()
+        if block is not None:
+            block(r)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        done = len(times)
+        floor = max(3, math.ceil(min_total_elements / n_elements))
+        if done >= need:
+            break
+        if budget_s is not None and done >= floor and time.perf_counter() - t_start > budget_s:
+            break
+    times.sort()
+    return times[len(times) // 2] / n_elements
+
+
+# --- cache ---------------------------------------------------------------------------------------------
+def cache_key(**key):
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cache_path(name, **key):
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    return os.path.join(CACHE_DIR, f"{name}-{cache_key(**key)}.npz")
+
+
+def cached_arrays(name, key, compute):
+    """Load a dict of NumPy arrays from bench/.cache/<name>-<hash(key)>.npz, or compute and store it.
+    The key (grid, seed, dtype, method version) is stored alongside and checked on load."""
+    import numpy as np
+
+    path = cache_path(name, **key)
+    kjson = json.dumps(key, sort_keys=True, default=str)
+    if os.path.exists(path):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["__key__"]) == kjson:
+                    return {k: z[k] for k in z.files if k != "__key__"}, True
+        except Exception:
+            pass
+    arrays = compute()
+    tmp = path + f".tmp{os.getpid()}.npz"
+    np.savez(tmp, __key__=np.array(kjson), **arrays)
+    os.replace(tmp, path)
+    return arrays, False
+
+
+# --- parallel map with progress bar --------------------------------------------------------------------
+def parallel_map(fn, items, processes=None, desc="", chunksize=8):
+    """[fn(item) for item in items] over a process pool with a tqdm bar (order preserved).
+    fn must be a picklable top-level function."""
+    items = list(items)
+    if processes is None:
+        processes = min(2, os.cpu_count() or 1)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        def tqdm(it, **kw):
+            return it
+    if processes <= 1 or len(items) < 2 * chunksize:
+        return [fn(it) for it in tqdm(items, desc=desc, file=sys.stderr, leave=False)]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(processes) as pool:
+        return list(tqdm(pool.imap(fn, items, chunksize=chunksize), total=len(items), desc=desc,
+                         file=sys.stderr, leave=False))
+
+
+# --- formatting ------------------------------------------------------------------------------------------
+DASH = "–"
+
+
+def sci(v, digits=1):
+    if v is None:
+        return DASH
+    if isinstance(v, str):
+        return v
+    if v != v:
+        return "nan"
+    if v == 0:
+        return "0"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.{digits}e}"
+
+
+def markdown_table(headers, rows, align=None):
+    cols = len(headers)
+    widths = [max(len(str(headers[i])), *(len(str(r[i])) for r in rows)) for i in range(cols)]
+    align = align or ["l"] + ["r"] * (cols - 1)
+
+    def fmt(cells):
+        out = []
+        for i, c in enumerate(cells):
+            c = str(c)
+            out.append(c.ljust(widths[i]) if align[i] == "l" else c.rjust(widths[i]))
+        return "| " + " | ".join(out) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2))
+                         for w, a in zip(widths, align)) + "|"
+    return "\n".join([fmt(headers), sep] + [fmt(r) for r in rows])
+
+
+def machine_description(device="cpu"):
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}"
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        desc += f", GPU {torch.cuda.get_device_name()}"
+    return desc
+
+
+def write_json(path, obj):
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+
+    def clean(o):
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, float) and (o != o or math.isinf(o)):
+            return str(o)
+        if hasattr(o, "item") and not isinstance(o, (str, bytes)):
+            try:
+                return clean(o.item())
+            except Exception:
+                return str(o)
+        return o
+
+    with open(path, "w") as f:
+        json.dump(clean(obj), f, indent=2)
