@@ -22,6 +22,31 @@ def as_tensor_pair(op, name_a, a, name_b, b):
     return a, b
 
 
+def as_float_tensor(fn, name, value, like=None):
+    """A floating tensor argument, or a Python number turned into one with the dtype and device of `like`
+    (or the default dtype). Errors name the function and the argument."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"gradkern.{fn}: {name} must be a floating point tensor, got {value.dtype}")
+        return value
+    if isinstance(value, Number) and not isinstance(value, bool):
+        dtype = like.dtype if like is not None else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        return torch.tensor(float(value), dtype=dtype, device=device)
+    raise TypeError(f"gradkern.{fn}: {name} must be a Tensor or a number, got {type(value).__name__}")
+
+
+def check_same(fn, named):
+    """All (name, tensor) pairs share the first one's dtype and device."""
+    (n0, t0), *rest = named
+    for n, t in rest:
+        if t.dtype != t0.dtype:
+            raise TypeError(f"gradkern.{fn}: {n} has dtype {t.dtype} but {n0} has dtype {t0.dtype}; "
+                            "pass tensors of one floating dtype")
+        if t.device != t0.device:
+            raise ValueError(f"gradkern.{fn}: {n} is on {t.device} but {n0} is on {t0.device}")
+
+
 def sum_to_shape(grad, shape):
     """Reduce a broadcast gradient back to an input's shape."""
     if grad is None or grad.shape == shape:

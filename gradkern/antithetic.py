@@ -37,6 +37,7 @@ from numbers import Number
 import torch
 
 from . import special
+from ._utils import as_float_tensor, check_same
 
 __all__ = ["normal_rsample", "reflect_moments", "antithetic_from_moments", "chi2_reflect",
            "METHODS", "REFLECTIONS"]
@@ -66,15 +67,7 @@ def _check_choice(fn, name, value, choices):
 
 
 def _as_float_tensor(fn, name, value, like=None):
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"gradkern.antithetic.{fn}: {name} must be a floating point tensor, got {value.dtype}")
-        return value
-    if isinstance(value, Number) and not isinstance(value, bool):
-        dtype = like.dtype if like is not None else torch.get_default_dtype()
-        device = like.device if like is not None else None
-        return torch.tensor(float(value), dtype=dtype, device=device)
-    raise TypeError(f"gradkern.antithetic.{fn}: {name} must be a Tensor or a number, got {type(value).__name__}")
+    return as_float_tensor(f"antithetic.{fn}", name, value, like)
 
 
 def _as_pair(fn, name_a, a, name_b, b):
@@ -85,11 +78,7 @@ def _as_pair(fn, name_a, a, name_b, b):
     else:
         b = _as_float_tensor(fn, name_b, b)
         a = _as_float_tensor(fn, name_a, a, like=b)
-    if a.dtype != b.dtype:
-        raise TypeError(f"gradkern.antithetic.{fn}: {name_b} has dtype {b.dtype} but {name_a} has dtype "
-                        f"{a.dtype}; pass tensors of one floating dtype")
-    if a.device != b.device:
-        raise ValueError(f"gradkern.antithetic.{fn}: {name_b} is on {b.device} but {name_a} is on {a.device}")
+    check_same(f"antithetic.{fn}", [(name_a, a), (name_b, b)])
     return a, b
 
 

@@ -8,13 +8,10 @@ through the same kernel. Beta and Dirichlet are normalised in log space (logsume
 samples, which keeps concentrations down to 1e-6 correctly distributed where torch's samplers return
 degenerate values because the Gamma samples underflow to 0.
 """
-import math
-from numbers import Number
-
 import torch
 
 from . import special  # noqa: F401  (registers the gradient ops used below)
-from ._utils import broadcast_fake
+from ._utils import as_float_tensor, check_same
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "chi2_rsample",
            "student_t_rsample"]
@@ -53,28 +50,6 @@ torch.library.register_autograd("gradkern::log_standard_gamma", _log_standard_ga
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-def _as_float_tensor(name, fn, value, like=None):
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"gradkern.{fn}: {name} must be a floating point tensor, got {value.dtype}")
-        return value
-    if isinstance(value, Number):
-        dtype = like.dtype if like is not None else torch.get_default_dtype()
-        device = like.device if like is not None else None
-        return torch.tensor(float(value), dtype=dtype, device=device)
-    raise TypeError(f"gradkern.{fn}: {name} must be a Tensor or a number, got {type(value).__name__}")
-
-
-def _check_same(fn, named):
-    (n0, t0), *rest = named
-    for n, t in rest:
-        if t.dtype != t0.dtype:
-            raise TypeError(f"gradkern.{fn}: {n} has dtype {t.dtype} but {n0} has dtype {t0.dtype}; "
-                            "pass tensors of one floating dtype")
-        if t.device != t0.device:
-            raise ValueError(f"gradkern.{fn}: {n} is on {t.device} but {n0} is on {t0.device}")
-
-
 def _shape(sample_shape, *tensors):
     return torch.Size(sample_shape) + torch.broadcast_shapes(*(t.shape for t in tensors))
 
@@ -94,11 +69,11 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
         Tensor of shape ``S + B``. ``d z / d alpha`` is the implicit gradient (Figurnov et al. 2018,
         eq. 8) of the standard Gamma sample divided by the rate; ``dz/d rate = -z / rate``.
     """
-    alpha = _as_float_tensor("concentration", "gamma_rsample", concentration)
+    alpha = as_float_tensor("gamma_rsample", "concentration", concentration)
     if rate is None:
         return _ops.standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
-    rate = _as_float_tensor("rate", "gamma_rsample", rate, like=alpha)
-    _check_same("gamma_rsample", [("concentration", alpha), ("rate", rate)])
+    rate = as_float_tensor("gamma_rsample", "rate", rate, like=alpha)
+    check_same("gamma_rsample", [("concentration", alpha), ("rate", rate)])
     shape = _shape(sample_shape, alpha, rate)
     return _ops.standard_gamma(alpha.expand(shape), generator) / rate.expand(shape)
 
@@ -115,11 +90,11 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
     Returns:
         Tensor of shape ``sample_shape + broadcast(concentration, rate).shape``.
     """
-    alpha = _as_float_tensor("concentration", "log_gamma_rsample", concentration)
+    alpha = as_float_tensor("log_gamma_rsample", "concentration", concentration)
     if rate is None:
         return _ops.log_standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
-    rate = _as_float_tensor("rate", "log_gamma_rsample", rate, like=alpha)
-    _check_same("log_gamma_rsample", [("concentration", alpha), ("rate", rate)])
+    rate = as_float_tensor("log_gamma_rsample", "rate", rate, like=alpha)
+    check_same("log_gamma_rsample", [("concentration", alpha), ("rate", rate)])
     shape = _shape(sample_shape, alpha, rate)
     return _ops.log_standard_gamma(alpha.expand(shape), generator) - torch.log(rate).expand(shape)
 
@@ -137,7 +112,7 @@ def dirichlet_rsample(concentration, sample_shape=(), generator=None):
     Returns:
         Tensor of shape ``sample_shape + B + (K,)`` on the simplex.
     """
-    alpha = _as_float_tensor("concentration", "dirichlet_rsample", concentration)
+    alpha = as_float_tensor("dirichlet_rsample", "concentration", concentration)
     if alpha.dim() < 1:
         raise ValueError("gradkern.dirichlet_rsample: concentration must have at least one dimension (K)")
     log_g = _ops.log_standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
@@ -147,11 +122,11 @@ def dirichlet_rsample(concentration, sample_shape=(), generator=None):
 def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None):
     r"""Reparameterized Beta(concentration1, concentration0) samples, :math:`z = g_1 / (g_1 + g_0)`
     formed in log space (see :func:`dirichlet_rsample`). Shape ``sample_shape + broadcast shape``."""
-    a = _as_float_tensor("concentration1", "beta_rsample", concentration1)
-    b = _as_float_tensor("concentration0", "beta_rsample", concentration0, like=a)
+    a = as_float_tensor("beta_rsample", "concentration1", concentration1)
+    b = as_float_tensor("beta_rsample", "concentration0", concentration0, like=a)
     if not isinstance(concentration1, torch.Tensor):
         a = a.to(b.dtype).to(b.device)
-    _check_same("beta_rsample", [("concentration1", a), ("concentration0", b)])
+    check_same("beta_rsample", [("concentration1", a), ("concentration0", b)])
     shape = _shape(sample_shape, a, b)
     ab = torch.stack([a.expand(shape), b.expand(shape)], dim=-1)
     log_g = _ops.log_standard_gamma(ab, generator)
@@ -162,7 +137,7 @@ def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None
 def chi2_rsample(df, sample_shape=(), generator=None):
     r"""Reparameterized Chi2(df) samples, :math:`2\,\mathrm{Gamma}(df/2, 1)`, exact implicit gradient
     w.r.t. ``df``. Shape ``sample_shape + df.shape``."""
-    df = _as_float_tensor("df", "chi2_rsample", df)
+    df = as_float_tensor("chi2_rsample", "df", df)
     return 2 * _ops.standard_gamma((0.5 * df).expand(_shape(sample_shape, df)), generator)
 
 
@@ -176,10 +151,10 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
     Returns:
         Tensor of shape ``sample_shape + broadcast(df, loc, scale).shape``.
     """
-    df = _as_float_tensor("df", "student_t_rsample", df)
-    loc = _as_float_tensor("loc", "student_t_rsample", loc, like=df)
-    scale = _as_float_tensor("scale", "student_t_rsample", scale, like=df)
-    _check_same("student_t_rsample", [("df", df), ("loc", loc), ("scale", scale)])
+    df = as_float_tensor("student_t_rsample", "df", df)
+    loc = as_float_tensor("student_t_rsample", "loc", loc, like=df)
+    scale = as_float_tensor("student_t_rsample", "scale", scale, like=df)
+    check_same("student_t_rsample", [("df", df), ("loc", loc), ("scale", scale)])
     shape = _shape(sample_shape, df, loc, scale)
     log_g = _ops.log_standard_gamma((0.5 * df).expand(shape), generator)
     eps = torch.randn(shape, dtype=df.dtype, device=df.device, generator=generator)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ._utils import as_tensor_pair, broadcast_fake, not_differentiable, sum_to_shape
+from ._utils import as_tensor_pair, broadcast_fake, check_same, not_differentiable, sum_to_shape
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
 
@@ -116,12 +116,7 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
         Tensor of shape ``sample_shape + broadcast(loc, concentration).shape``.
     """
     loc, concentration = as_tensor_pair("vonmises_rsample", "loc", loc, "concentration", concentration)
-    if loc.dtype != concentration.dtype:
-        raise TypeError(f"gradkern.vonmises_rsample: loc has dtype {loc.dtype} but concentration has dtype "
-                        f"{concentration.dtype}")
-    if loc.device != concentration.device:
-        raise ValueError(f"gradkern.vonmises_rsample: loc is on {loc.device} but concentration is on "
-                         f"{concentration.device}")
+    check_same("vonmises_rsample", [("loc", loc), ("concentration", concentration)])
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
     # Wrap loc + x into [-pi, pi); the wrap is piecewise a shift, so d/dloc = 1.
