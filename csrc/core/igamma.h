@@ -66,17 +66,18 @@ static constexpr int kTemmeN = 32;  // Taylor terms in eta per C_k
   }
 
 // Branch boundaries and truncation tiers, measured with tools/gen_temme_coeffs.py tables and
-// tests/native/test_igamma.cpp. Temme tiers: number of Taylor terms N in eta such that the dropped
-// tail sum_{n>=N} |d_kn| |eta|^n a_min^-k stays below ~1e-17 (double) / 2e-8 (float); number of
-// terms K in 1/a such that |C_K| a^-K is below the same tolerance (computed from the table with
-// mpmath; the triangular truncation below was validated by the test).
+// tests/native/test_igamma.cpp. Temme tiers (K terms in 1/a, N Taylor terms in eta): the smallest
+// (K, N) whose dx/da differs from the full K = 12, N = 30 evaluation by at most ~2e-15 (double) /
+// 4e-7 (float) relative, scanned over a in [10, 1e5] and |eta| up to each tier bound. The sums
+// only enter dx/da multiplied by 1/a or log(lambda) ~ eta, so this needs fewer terms than a
+// tolerance on the sums themselves (it halves the float K and saves 1-4 double K).
 template <typename T> struct igamma_tune;
 template <> struct igamma_tune<float> {
   static constexpr float temme_min_a = 10.0f;
   static constexpr float temme_max_eta = 1.0f;  // Taylor tables hold to |eta| ~ 1.02 (N = 12)
   static constexpr float series_shift = 1.0f;
-  GK_HD static int temme_k(float a) {  // float tolerance 2e-8 (eps/6)
-    return a >= 1e3f ? 2 : a >= 50.0f ? 3 : a >= 20.0f ? 4 : 5;
+  GK_HD static int temme_k(float a) {
+    return a >= 200.0f ? 2 : a >= 15.0f ? 3 : 4;
   }
   GK_HD static int stirling_n(float a) { return a >= 1e3f ? 3 : a >= 100.0f ? 4 : 6; }
 };
@@ -85,8 +86,8 @@ template <> struct igamma_tune<double> {
   static constexpr double temme_max_eta = 1.0;  // Taylor tables hold to |eta| ~ 1.07 (N = 30)
   static constexpr double series_shift = 1.0;
   GK_HD static int temme_k(double a) {
-    return a >= 1e5 ? 3 : a >= 1e4 ? 4 : a >= 1e3 ? 5 : a >= 500.0 ? 6 : a >= 200.0 ? 7
-         : a >= 100.0 ? 8 : a >= 50.0 ? 9 : a >= 30.0 ? 10 : 12;
+    return a >= 1e4 ? 3 : a >= 1e3 ? 4 : a >= 200.0 ? 5 : a >= 100.0 ? 6 : a >= 50.0 ? 7
+         : a >= 30.0 ? 8 : a >= 20.0 ? 9 : a >= 15.0 ? 11 : 12;
   }
   GK_HD static int stirling_n(double a) { return a >= 1e4 ? 4 : a >= 1e3 ? 5 : a >= 100.0 ? 7 : 12; }
 };
@@ -249,13 +250,16 @@ template <typename T> GK_HD void temme_sums(T a, T w, T eta, T rho, T& Sum, T& D
   const int K = igamma_tune<T>::temme_k(a);
   const T ae = gk_fabs(eta);
   if (sizeof(T) == 4) {
-    // float: |eta| < 0.55 -> 8 terms, else 12 (tail below 2e-8 up to |eta| = 1.02)
-    if (ae < T(0.55)) temme_sums_n<8>(K, a, w, eta, rho, Sum, Dsum);
+    // float: |eta| < 0.35 -> 6 terms, < 0.7 -> 8, else 12 (see igamma_tune). The 0.35 tier is
+    // hit by nearly all of the bulk for a >= 100 (|eta| ~ |z|/sqrt(a)), so it rarely mispredicts.
+    if (ae < T(0.35)) temme_sums_n<6>(K, a, w, eta, rho, Sum, Dsum);
+    else if (ae < T(0.7)) temme_sums_n<8>(K, a, w, eta, rho, Sum, Dsum);
     else temme_sums_n<12>(K, a, w, eta, rho, Sum, Dsum);
   } else {
-    // double: tail below 1e-17 for |eta| < 0.176 (12), 0.587 (20), 1.07 (30)
-    if (ae < T(0.176)) temme_sums_n<12>(K, a, w, eta, rho, Sum, Dsum);
-    else if (ae < T(0.587)) temme_sums_n<20>(K, a, w, eta, rho, Sum, Dsum);
+    // double: 12 terms for |eta| < 0.2, 16 < 0.35, 24 < 0.8, else 30 (see igamma_tune)
+    if (ae < T(0.2)) temme_sums_n<12>(K, a, w, eta, rho, Sum, Dsum);
+    else if (ae < T(0.35)) temme_sums_n<16>(K, a, w, eta, rho, Sum, Dsum);
+    else if (ae < T(0.8)) temme_sums_n<24>(K, a, w, eta, rho, Sum, Dsum);
     else temme_sums_n<30>(K, a, w, eta, rho, Sum, Dsum);
   }
 }
