@@ -25,35 +25,19 @@ at::Tensor cpu_binary(const char* op, const char* name_a, const at::Tensor& a, c
   return iter.output();
 }
 
-#define GK_CPU_BINARY(FN, OP, NAME_A, NAME_B)                           \
-  at::Tensor FN(const at::Tensor& a, const at::Tensor& b) {             \
-    return cpu_binary<ops::OP>(#FN, NAME_A, a, NAME_B, b);              \
+#define GK_DEFINE_KERNEL(FN, OP, NAME_A, NAME_B)                \
+  at::Tensor FN(const at::Tensor& a, const at::Tensor& b) {     \
+    return cpu_binary<ops::OP>(#FN, NAME_A, a, NAME_B, b);           \
   }
-
-GK_CPU_BINARY(gammainc, GammaincP, "a", "x")
-GK_CPU_BINARY(gammaincc, GammaincQ, "a", "x")
-GK_CPU_BINARY(gammainc_grad_a, GammaincGradA, "a", "x")
-GK_CPU_BINARY(standard_gamma_grad, StandardGammaGrad, "alpha", "x")
-GK_CPU_BINARY(log_standard_gamma_grad, LogStandardGammaGrad, "alpha", "log_x")
-GK_CPU_BINARY(gammaincinv, Gammaincinv, "a", "p")
-GK_CPU_BINARY(vonmises_cdf, VonmisesCdf, "x", "concentration")
-GK_CPU_BINARY(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration")
-GK_CPU_BINARY(vonmises_grad, VonmisesGrad, "concentration", "x")
-
-#undef GK_CPU_BINARY
+GK_ELEMENTWISE_OPS(GK_DEFINE_KERNEL)
+#undef GK_DEFINE_KERNEL
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
-  m.impl("gammainc", &gammainc);
-  m.impl("gammaincc", &gammaincc);
-  m.impl("gammainc_grad_a", &gammainc_grad_a);
-  m.impl("standard_gamma_grad", &standard_gamma_grad);
-  m.impl("log_standard_gamma_grad", &log_standard_gamma_grad);
-  m.impl("gammaincinv", &gammaincinv);
-  m.impl("vonmises_cdf", &vonmises_cdf);
-  m.impl("vonmises_cdf_grad_concentration", &vonmises_cdf_grad_concentration);
-  m.impl("vonmises_grad", &vonmises_grad);
+#define GK_REGISTER_KERNEL(FN, OP, NAME_A, NAME_B) m.impl(#FN, &FN);
+  GK_ELEMENTWISE_OPS(GK_REGISTER_KERNEL)
+#undef GK_REGISTER_KERNEL
 }
 
 }  // namespace gradkern

@@ -27,5 +27,19 @@ GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
 
 #undef GK_BINARY_FUNCTOR
 
+// The elementwise ops, listed once for both backends: X(op name, functor, first argument's name,
+// second argument's name). csrc/cpu/elementwise.cpp and csrc/cuda/elementwise.cu expand it into their
+// kernels and registrations, so a new op cannot be registered on one backend and forgotten on the other.
+#define GK_ELEMENTWISE_OPS(X)                                                           \
+  X(gammainc, GammaincP, "a", "x")                                                      \
+  X(gammaincc, GammaincQ, "a", "x")                                                     \
+  X(gammainc_grad_a, GammaincGradA, "a", "x")                                           \
+  X(standard_gamma_grad, StandardGammaGrad, "alpha", "x")                               \
+  X(log_standard_gamma_grad, LogStandardGammaGrad, "alpha", "log_x")                    \
+  X(gammaincinv, Gammaincinv, "a", "p")                                                 \
+  X(vonmises_cdf, VonmisesCdf, "x", "concentration")                                    \
+  X(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration") \
+  X(vonmises_grad, VonmisesGrad, "concentration", "x")
+
 }  // namespace ops
 }  // namespace gradkern
