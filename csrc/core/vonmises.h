@@ -587,21 +587,20 @@ GK_HD T vonmises_sample(T kappa, Uniform& next_uniform, int max_draws, bool* exh
   const T rm1 = one_m_rho * one_m_rho / (T(2) * rho);   // r - 1
   const T rp1 = rm1 + T(2);                              // r + 1
   const T gamma = gk_sqrt(rm1 / rp1);
-  T x = T(0);
+  T gt = T(0);
   for (int it = 0; it < max_draws; ++it) {
     const T u1 = next_uniform();
     const T u2 = next_uniform();
     const T tt = gk_tan(consts<T>::pi * (u1 - T(0.5)));
-    const T gt = gamma * tt;
-    x = T(2) * gk_atan(gt);
-    const T sin2 = gt * gt / (T(1) + gt * gt);           // sin^2(x/2)
+    gt = gamma * tt;
+    // The acceptance test needs only sin^2(x/2) = (gamma t)^2 / (1 + (gamma t)^2); the angle itself
+    // (an atan) is formed for the accepted proposal only.
+    const T sin2 = gt * gt / (T(1) + gt * gt);
     const T c = kappa * (rm1 + T(2) * sin2);
-    if (c * (T(2) - c) > u2 || gk_log(c / u2) + T(1) - c >= T(0)) {
-      if (!(x < pi)) x = -pi;
-      return x;
-    }
+    if (c * (T(2) - c) > u2 || gk_log(c / u2) + T(1) - c >= T(0)) break;
+    if (it + 1 == max_draws && exhausted) *exhausted = true;
   }
-  if (exhausted) *exhausted = true;
+  T x = T(2) * gk_atan(gt);
   if (!(x < pi)) x = -pi;
   return x;
 }
