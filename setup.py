@@ -44,6 +44,12 @@ def _extension():
     with_cuda = _want_cuda()
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    link = []
+    if sys.platform.startswith("linux"):
+        # at::parallel_for is an inline OpenMP region (ATen/ParallelOpenMP.h): without -fopenmp the loops
+        # in our own kernels would run on one thread. libgomp.so.1 is the runtime torch already loaded.
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
     # ATen's gpu_kernel (ATen/native/cuda/Loops.cuh) uses __device__ lambdas internally.
     nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo"]
     define_macros = []
@@ -63,6 +69,7 @@ def _extension():
         include_dirs=[os.path.join(HERE, "csrc")],
         define_macros=define_macros,
         extra_compile_args=extra,
+        extra_link_args=link,
     )
 
 
