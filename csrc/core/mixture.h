@@ -39,9 +39,19 @@
 
 #include "core/common.h"
 
+// GNU vector types for the host reductions (see Simd below) where the compiler is GCC/Clang and not nvcc.
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define GK_MIXTURE_SIMD 1
+#endif
+
 namespace gradkern {
 namespace core {
 namespace mixture {
+// The SIMD and scalar builds of these inline templates differ in summation order; an inline namespace
+// gives them different symbols, so a library linking a g++ and an nvcc object keeps each one's own.
+#ifdef GK_MIXTURE_SIMD
+inline namespace host_simd {
+#endif
 
 enum Family : int {
   kSharedCovariance = 0,      // MixtureOfDiagNormalsSharedCovariance: N(mu_j, c)
@@ -90,6 +100,10 @@ struct Grads {
 // ---- scalar helpers --------------------------------------------------------------------------------
 
 template <typename T> GK_HD T neg_inf() { return -infinity<T>(); }
+
+// |a| with the sign of b (bit operations, no branch).
+GK_HD float copysign_of(float a, float b) { return ::copysignf(a, b); }
+GK_HD double copysign_of(double a, double b) { return ::copysign(a, b); }
 
 // log(1 - e^x) for x <= 0 (Maechler's two branches: expm1 near 0, log1p far from it).
 template <typename T>
@@ -179,18 +193,15 @@ GK_HD T ndtr_diff_scaled(T a, T b, T l_scale) {
 // (the radial CDF of eqs. 41-43 is Phi~(y) = y^{1-D} C_D Q(D/2, y^2/2)). x < a + 1: the power series for
 // P (terms decrease from the first); otherwise the finite sums of eqs. 42 (D even) and 43 (D odd) for
 // Q, summed from their largest (last) term downwards so no term is exponentiated separately.
+// `lgamma_half_d` = lgamma(D/2) and `log_half_d` = log(D/2) depend on D only; callers that evaluate
+// many x for one D pass them in so the loop over components does not recompute them.
+// The one of log P, log Q that log_gamma_pq_half sums directly, for 0 < x < inf and D >= 1: returns 0
+// with *l = log P (power series, x < a + 1) or 1 with *l = log Q (finite sums, clamped to <= 0); the
+// other is log1mexp(*l) (clamped as in log_gamma_pq_half), so callers that need only one of them skip
+// that call.
 template <typename T>
-GK_HD void log_gamma_pq_half(int D, T x, T* log_p, T* log_q, T lgamma_half_d) {
+GK_HD int log_gamma_half_direct(int D, T x, T* l, T lgamma_half_d, T log_half_d) {
   const T a = T(0.5) * T(D);
-  if (gk_isnan(x) || x < T(0) || D < 1) {
-    *log_p = *log_q = quiet_nan<T>();
-    return;
-  }
-  if (x == T(0)) {
-    *log_p = neg_inf<T>();
-    *log_q = T(0);
-    return;
-  }
   if (x < a + T(1)) {
     T term = T(1), sum = T(1);
     for (int n = 1; n < 100000; ++n) {  // cap: ratio x/(a+n) < 1; ~sqrt(a) terms in practice
@@ -198,9 +209,8 @@ GK_HD void log_gamma_pq_half(int D, T x, T* log_p, T* log_q, T lgamma_half_d) {
       sum += term;
       if (term < num<T>::eps * sum) break;
     }
-    *log_p = a * gk_log(x) - x - (lgamma_half_d + gk_log(a)) + gk_log(sum);  // lgamma(a + 1)
-    *log_q = log1mexp(gk_min(*log_p, T(0)));
-    return;
+    *l = a * gk_log(x) - x - (lgamma_half_d + log_half_d) + gk_log(sum);  // lgamma(a + 1)
+    return 0;
   }
   const T lx = gk_log(x);
   T lq;
@@ -231,8 +241,34 @@ GK_HD void log_gamma_pq_half(int D, T x, T* log_p, T* log_q, T lgamma_half_d) {
       lq = logaddexp(lsum, l_erfc);
     }
   }
-  *log_q = gk_min(lq, T(0));
-  *log_p = log1mexp(*log_q);
+  *l = gk_min(lq, T(0));
+  return 1;
+}
+
+template <typename T>
+GK_HD void log_gamma_pq_half(int D, T x, T* log_p, T* log_q, T lgamma_half_d, T log_half_d) {
+  if (gk_isnan(x) || x < T(0) || D < 1) {
+    *log_p = *log_q = quiet_nan<T>();
+    return;
+  }
+  if (x == T(0)) {
+    *log_p = neg_inf<T>();
+    *log_q = T(0);
+    return;
+  }
+  T l;
+  if (log_gamma_half_direct(D, x, &l, lgamma_half_d, log_half_d) == 0) {
+    *log_p = l;
+    *log_q = log1mexp(gk_min(l, T(0)));
+  } else {
+    *log_q = l;
+    *log_p = log1mexp(l);
+  }
+}
+
+template <typename T>
+GK_HD void log_gamma_pq_half(int D, T x, T* log_p, T* log_q, T lgamma_half_d) {
+  log_gamma_pq_half(D, x, log_p, log_q, lgamma_half_d, gk_log(T(0.5) * T(D)));
 }
 
 template <typename T>
@@ -252,13 +288,60 @@ GK_HD T lam(const Params<T>& p, int j) {
   return p.lam ? p.lam[j] : T(1);
 }
 
+
+// Host builds with GCC/Clang (not nvcc, whose host and device passes take the scalar loops) use GNU
+// vector types for the pairwise reductions below: the auto-vectoriser keeps each lane's in-order
+// reduction and shuffles between lanes, which costs more than it saves. 16-byte vectors are SSE2,
+// part of the x86-64 baseline (no -march flags needed). Only the order of the sums changes.
+#ifdef GK_MIXTURE_SIMD
+template <typename T> struct Simd;
+template <> struct Simd<float> {
+  typedef float type __attribute__((vector_size(16)));
+  static constexpr int n = 4;
+};
+template <> struct Simd<double> {
+  typedef double type __attribute__((vector_size(16)));
+  static constexpr int n = 2;
+};
+template <typename T>
+inline typename Simd<T>::type simd_load(const T* p) {
+  typename Simd<T>::type v;
+  __builtin_memcpy(&v, p, sizeof(v));  // unaligned load
+  return v;
+}
+template <typename T>
+inline T simd_total(typename Simd<T>::type v) {
+  T a[Simd<T>::n];
+  __builtin_memcpy(a, &v, sizeof(v));
+  T t = T(0);
+  for (int l = 0; l < Simd<T>::n; ++l) t += a[l];
+  return t;
+}
+#endif
+
 // log q_j(z), the j-th component's log density.
 template <typename T>
 GK_HD T log_component(const Params<T>& p, int j, const T* z) {
-  const T* inv = p.inv_scale + j * p.D;
+  const int D = p.D;
+  const T* inv = p.inv_scale + j * D;
+  const T* mu = p.locs ? p.locs + j * D : nullptr;
   T acc = T(0);
-  for (int i = 0; i < p.D; ++i) {
-    const T e = (z[i] - loc(p, j, i)) * inv[i];
+  int i = 0;
+#ifdef GK_MIXTURE_SIMD
+  {
+    typedef typename Simd<T>::type V;
+    constexpr int N = Simd<T>::n;
+    V av = {};
+    for (; i + N <= D; i += N) {  // cap: D / N iterations
+      const V zv = simd_load(z + i);
+      const V e = (mu ? zv - simd_load(mu + i) : zv) * simd_load(inv + i);
+      av += e * e;
+    }
+    acc = simd_total<T>(av);
+  }
+#endif
+  for (; i < D; ++i) {
+    const T e = (mu ? z[i] - mu[i] : z[i]) * inv[i];
     acc += e * e;
   }
   return T(-0.5) * acc + p.log_norm[j];
@@ -293,48 +376,118 @@ GK_HD T log_density(const Params<T>& p, const T* z) {
 //   F_i = [Phi(zbar_ji) - Phi(ztilde_ji)] N_{D-1}(r_ji) / (prod_{k<i} s_jk prod_{k>i} s'_k),
 // ztilde = (z - mu_j)/s_j, zbar = (z - mu_j)/s', r_ji^2 = sum_{k<i} ztilde^2 + sum_{k>i} zbar^2,
 // and div F = -(q_j - rho_j) because consecutive terms telescope. Velocity = F / q.
-template <typename T>
-GK_HD T telescoping_dot(const Params<T>& p, int j, const T* z, const T* g, T log_q) {
+//
+// telescoping_visit walks the coordinates and calls visit(i, signed_g, hi, lo, l_rest) for every term
+// that can be non-zero, the term being signed_g * (Phi(hi) - Phi(lo)) * exp(l_rest);
+// telescoping_dot sums them with ndtr_diff_scaled. (The CPU kernel instead collects the arguments of
+// many samples and evaluates the erfc and exp calls in batches, see split_ndtr_diff_scaled.)
+template <typename T, typename Visit>
+GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, T log_q, Visit& visit) {
   const int D = p.D;
   const T* inv = p.inv_scale + j * D;
   const T* ls = p.log_scale + j * D;
+  const T* mu = p.locs + j * D;  // kDiagNormals always has means
   T zbar_tot = T(0);
-  for (int i = 0; i < D; ++i) {
-    const T zb = (z[i] - loc(p, j, i)) * p.inv_ref[i];
+  int i0 = 0;
+#ifdef GK_MIXTURE_SIMD
+  {
+    typedef typename Simd<T>::type V;
+    constexpr int N = Simd<T>::n;
+    V av = {};
+    for (; i0 + N <= D; i0 += N) {  // cap: D / N iterations
+      const V zb = (simd_load(z + i0) - simd_load(mu + i0)) * simd_load(p.inv_ref + i0);  // zbar
+      av += zb * zb;
+    }
+    zbar_tot = simd_total<T>(av);
+  }
+#endif
+  for (; i0 < D; ++i0) {
+    const T zb = (z[i0] - mu[i0]) * p.inv_ref[i0];
     zbar_tot += zb * zb;
   }
   // Everything but the CDF difference and the Gaussian factor, in log space.
   const T l_const = -T(D - 1) * consts<T>::log_sqrt_2pi - p.log_ref_sum - log_q;
-  T pre_zt = T(0), pre_zb = T(0), pre_l = T(0), acc = T(0);  // prefix sums over k < i
+  const T* inv_ref = p.inv_ref;  // locals: the visitor's stores cannot make the compiler reload them
+  const T* log_ref = p.log_ref;
+  T pre_zt = T(0), pre_zb = T(0), pre_l = T(0);  // prefix sums over k < i
   for (int i = 0; i < D; ++i) {
-    const T d = z[i] - loc(p, j, i);
-    const T zt = d * inv[i], zb = d * p.inv_ref[i];
-    if (zt != zb && g[i] != T(0)) {
-      // The suffix sums come from totals minus prefixes; clamp the rounding below zero.
-      const T r2 = pre_zt + gk_max(zbar_tot - pre_zb - zb * zb, T(0));
-      // -log(prod_{k<i} s_jk prod_{k>i} s'_k) = -(sum_k log s'_k) - sum_{k<i} (log s_jk - log s'_k) + log s'_i
-      const T l_rest = T(-0.5) * r2 - pre_l + p.log_ref[i] + l_const;
-      if (l_rest > num<T>::log_min - T(40)) {  // else the term underflows: Phi difference <= 1
-        const T hi = gk_max(zt, zb), lo = gk_min(zt, zb);
-        const T v = ndtr_diff_scaled(hi, lo, l_rest);
-        acc += (zb > zt ? g[i] : -g[i]) * v;
-      }
+    const T d = z[i] - mu[i];
+    const T zt = d * inv[i], zb = d * inv_ref[i];
+    // The suffix sums come from totals minus prefixes; clamp the rounding below zero.
+    const T r2 = pre_zt + gk_max(zbar_tot - pre_zb - zb * zb, T(0));
+    // -log(prod_{k<i} s_jk prod_{k>i} s'_k) = -(sum_k log s'_k) - sum_{k<i} (log s_jk - log s'_k) + log s'_i
+    const T l_rest = T(-0.5) * r2 - pre_l + log_ref[i] + l_const;
+    // Terms with zt == zb (this component has the reference scale here) or g_i = 0 vanish; below
+    // the l_rest bound the term underflows (the Phi difference is <= 1).
+    if (zt != zb && g[i] != T(0) && l_rest > num<T>::log_min - T(40)) {
+      // The flux's sign is that of zb - zt (random per sample): taken with copysign, not a branch.
+      visit(i, copysign_of(T(1), zb - zt) * g[i], gk_max(zt, zb), gk_min(zt, zb), l_rest);
     }
     pre_zt += zt * zt;
     pre_zb += zb * zb;
-    pre_l += ls[i] - p.log_ref[i];
+    pre_l += ls[i] - log_ref[i];
   }
-  return acc;
+}
+
+template <typename T>
+struct TelescopingSum {
+  T acc;
+  GK_HD void operator()(int, T signed_g, T hi, T lo, T l_rest) { acc += signed_g * ndtr_diff_scaled(hi, lo, l_rest); }
+};
+
+template <typename T>
+GK_HD T telescoping_dot(const Params<T>& p, int j, const T* z, const T* g, T log_q) {
+  TelescopingSum<T> sum{T(0)};
+  telescoping_visit(p, j, z, g, log_q, sum);
+  return sum.acc;
+}
+
+// ndtr_diff_scaled(a, b, l_scale) split for batched evaluation. Returns 0 when the caller must use
+// ndtr_diff_scaled itself (deep lower tail or a huge scale: the log-space branch). Otherwise the value
+// is, with E1 = erfc(*e1), E2 = erfc(*e2), S = exp(l_scale) evaluated later by the caller,
+//   kind 1 (both arguments in the lower tail):  0.5 (E1 - E2) S
+//   kind 2 (arguments on both sides of 0):       (1 - 0.5 (E1 + E2)) S
+// the same two direct branches as ndtr_diff_scaled (same arguments, same arithmetic). Callers pass
+// a >= b; anything else (and NaN) is left to ndtr_diff_scaled.
+template <typename T>
+GK_HD int split_ndtr_diff_scaled(T a, T b, T l_scale, T* e1, T* e2) {
+  const T s = T(0.70710678118654752440);
+  // scale < max * 1e-4 in ndtr_diff_scaled, as a bound on the logarithm (NaN fails it).
+  const bool small_scale = l_scale < num<T>::log_max + T(-9.2103403719761836);
+  const T aa = gk_fabs(a), ab = gk_fabs(b);
+  const T lo = gk_min(aa, ab), hi = gk_max(aa, ab);
+  // a and b nonzero with the same sign (always so for the telescoping terms): the mirrored
+  // lower-tail pair of ndtr_diff_scaled is (-hi, -lo), so E1 = erfc(lo/sqrt2), E2 = erfc(hi/sqrt2),
+  // and the upper argument -lo must lie above the asymptotic-series threshold. Non-short-circuit
+  // tests: the signs are random per sample and would defeat branch prediction.
+  const bool same = ((a > T(0)) == (b > T(0))) & (lo > T(0)) & (a > b);  // (a > b fails for NaN)
+  if (same) {
+    *e1 = lo * s;
+    *e2 = hi * s;
+    return (small_scale & (-lo > ndtr_limits<T>::asym)) ? 1 : 0;
+  }
+  if (a > T(0) && b <= T(0)) {  // kind 2: nothing mirrored, E1 = erfc(a/sqrt2), E2 = erfc(-b/sqrt2)
+    *e1 = aa * s;
+    *e2 = ab * s;
+    return small_scale ? 2 : 0;
+  }
+  if (a == T(0) && b < T(0)) {  // kind 1 with a = 0: E1 = erfc(0), E2 = erfc(-b/sqrt2)
+    *e1 = T(0);
+    *e2 = ab * s;
+    return small_scale ? 1 : 0;
+  }
+  return 0;  // NaN, a <= b or a = b = 0: left to ndtr_diff_scaled
 }
 
 // Constants of the radial field that depend only on D: lgamma(D/2) and
 // log C_D = -(D/2) log 2 pi + (D/2 - 1) log 2 + lgamma(D/2) (eq. 41 after the substitution t = s/lambda).
 template <typename T>
 struct RadialConsts {
-  T lgamma_half_d, log_cd;
+  T lgamma_half_d, log_half_d, log_cd;
   GK_HD explicit RadialConsts(int D) {
     const T half_d = T(0.5) * T(D);
     lgamma_half_d = gk_lgamma(half_d);
+    log_half_d = gk_log(half_d);
     log_cd = -half_d * gk_log(consts<T>::two_pi) + (half_d - T(1)) * T(0.69314718055994530942) + lgamma_half_d;
   }
 };
@@ -346,6 +499,56 @@ struct RadialConsts {
 // form whose terms are small, so the r -> 0 cancellation of the two point sources is exact.
 // r2 = |x|^2 and gx = g . (c x) = g . (z - mu_j) are passed in (shared by all j for zero means).
 // `pq0`, when given, holds log P and log Q at the reference (lambda_0) for this r2, shared by all j.
+//
+// radial_log_diff returns log(Q_j - Q_0) (requires lambda_j > lambda_0 and r2 > 0); radial_dot
+// assembles the whole term. The zero-mean fast path (scale_mixture_sample) shares everything but
+// log(Q_j - Q_0) between the components.
+// log(Q_j - Q_0) = log(P_0 - P_j) from the logs of P and Q at lambda_j and lambda_0, in whichever
+// form has the smaller terms.
+template <typename T>
+GK_HD T radial_log_diff_pq(T lpj, T lqj, T lp0, T lq0) {
+  return lqj < T(-0.6931471805599453) ? lqj + log1mexp(gk_min(lq0 - lqj, T(0)))
+                                       : lp0 + log1mexp(gk_min(lpj - lp0, T(0)));
+}
+
+// radial_log_diff_pq for x_j = r2 / (2 lambda_j^2) and the reference's log P, log Q in pq0, forming
+// the complement of the directly summed one of P_j, Q_j only when the chosen branch needs it. The branch
+// test is Q_j < 1/2; on the series branch it is taken as P_j > 1/2 (differs only by rounding at 1/2).
+template <typename T>
+GK_HD T radial_log_diff_lazy(int D, T x, const RadialConsts<T>& rc, const T* pq0) {
+  if (!(x > T(0)) || !(x < infinity<T>())) {  // NaN, 0 or inf: the general path
+    T lpj, lqj;
+    log_gamma_pq_half(D, x, &lpj, &lqj, rc.lgamma_half_d, rc.log_half_d);
+    return radial_log_diff_pq(lpj, lqj, pq0[0], pq0[1]);
+  }
+  const T half = T(-0.6931471805599453);
+  T l;
+  if (log_gamma_half_direct(D, x, &l, rc.lgamma_half_d, rc.log_half_d) == 0) {  // l = log P_j
+    if (l > half) {
+      const T lqj = log1mexp(gk_min(l, T(0)));
+      return lqj + log1mexp(gk_min(pq0[1] - lqj, T(0)));
+    }
+    return pq0[0] + log1mexp(gk_min(l - pq0[0], T(0)));
+  }
+  if (l < half) return l + log1mexp(gk_min(pq0[1] - l, T(0)));  // l = log Q_j
+  return pq0[0] + log1mexp(gk_min(log1mexp(l) - pq0[0], T(0)));
+}
+
+template <typename T>
+GK_HD T radial_log_diff(const Params<T>& p, int j, T r2, const RadialConsts<T>& rc, const T* pq0) {
+  const int D = p.D;
+  const T lj = lam(p, j), l0 = p.lam0;
+  T lpj, lqj, lp0, lq0;
+  log_gamma_pq_half(D, T(0.5) * r2 / (lj * lj), &lpj, &lqj, rc.lgamma_half_d, rc.log_half_d);
+  if (pq0) {
+    lp0 = pq0[0];
+    lq0 = pq0[1];
+  } else {
+    log_gamma_pq_half(D, T(0.5) * r2 / (l0 * l0), &lp0, &lq0, rc.lgamma_half_d, rc.log_half_d);
+  }
+  return radial_log_diff_pq(lpj, lqj, lp0, lq0);
+}
+
 template <typename T>
 GK_HD T radial_dot(const Params<T>& p, int j, T r2, T gx, T log_q, const RadialConsts<T>& rc,
                    const T* pq0 = nullptr) {
@@ -353,16 +556,7 @@ GK_HD T radial_dot(const Params<T>& p, int j, T r2, T gx, T log_q, const RadialC
   const T lj = lam(p, j), l0 = p.lam0;
   if (!(lj > l0)) return lj == l0 ? T(0) : quiet_nan<T>();
   if (r2 == T(0) || gx == T(0)) return T(0);  // the regular field vanishes at r = 0
-  T lpj, lqj, lp0, lq0;
-  log_gamma_pq_half(D, T(0.5) * r2 / (lj * lj), &lpj, &lqj, rc.lgamma_half_d);
-  if (pq0) {
-    lp0 = pq0[0];
-    lq0 = pq0[1];
-  } else {
-    log_gamma_pq_half(D, T(0.5) * r2 / (l0 * l0), &lp0, &lq0, rc.lgamma_half_d);
-  }
-  const T l_diff = lqj < T(-0.6931471805599453) ? lqj + log1mexp(gk_min(lq0 - lqj, T(0)))
-                                                 : lp0 + log1mexp(gk_min(lpj - lp0, T(0)));
+  const T l_diff = radial_log_diff(p, j, r2, rc, pq0);
   // sum_i log c_i = sum_i log s'_i - D log lambda_0.
   const T l_coord = p.log_ref_sum - T(D) * gk_log(l0);
   const T half_log_r2 = T(0.5) * gk_log(r2);
@@ -374,31 +568,78 @@ GK_HD T radial_dot(const Params<T>& p, int j, T r2, T gx, T log_q, const RadialC
 // u = (m_j - m_k)/|m_j - m_k|, m = mu/s'. In x = z/s' coordinates the flux is
 //   [Phi(b + L) - Phi(b)] N_{D-1}(|x_perp - m_perp|) u,  b = (x - m_j).u,  L = |m_j - m_k|,
 // whose divergence is -(rho_j - rho_k) (the perpendicular Gaussian is common to both Normals).
+//
+// pairwise_args returns false when the term vanishes, else the arguments with
+// g . U^{jk} = gu * ndtr_diff_scaled(a, b, l_rest) (the CPU kernel batches those calls).
 template <typename T>
-GK_HD T pairwise_dot(const Params<T>& p, int j, int k, const T* z, const T* g, T log_q) {
+GK_HD bool pairwise_args(const Params<T>& p, int j, int k, const T* z, const T* g, T log_q, T* gu_out,
+                         T* a_out, T* b_out, T* l_rest_out) {
   const int D = p.D;
   const T* mj = p.locs_ref + j * D;
   const T* mk = p.locs_ref + k * D;
+  const T* inv_ref = p.inv_ref;
+  const T* ref = p.ref;
   T l2 = T(0), b = T(0), gu = T(0);
-  for (int i = 0; i < D; ++i) {
+  int i = 0;
+#ifdef GK_MIXTURE_SIMD
+  {
+    typedef typename Simd<T>::type V;
+    constexpr int N = Simd<T>::n;
+    V l2v = {}, bv = {}, guv = {};
+    for (; i + N <= D; i += N) {  // cap: D / N iterations
+      const V mjv = simd_load(mj + i), dm = mjv - simd_load(mk + i);
+      l2v += dm * dm;
+      bv += (simd_load(z + i) * simd_load(inv_ref + i) - mjv) * dm;
+      guv += simd_load(g + i) * simd_load(ref + i) * dm;
+    }
+    l2 = simd_total<T>(l2v);
+    b = simd_total<T>(bv);
+    gu = simd_total<T>(guv);
+  }
+#endif
+  for (; i < D; ++i) {
     const T dm = mj[i] - mk[i];
     l2 += dm * dm;
-    b += (z[i] * p.inv_ref[i] - mj[i]) * dm;
-    gu += g[i] * p.ref[i] * dm;
+    b += (z[i] * inv_ref[i] - mj[i]) * dm;
+    gu += g[i] * ref[i] * dm;
   }
-  if (l2 == T(0) || gu == T(0)) return T(0);  // identical references: nothing to transport
+  if (l2 == T(0) || gu == T(0)) return false;  // identical references: nothing to transport
   const T L = gk_sqrt(l2);
   b /= L;
   gu /= L;
   // |x_perp - m_perp|^2 summed directly: |x - m_j|^2 - b^2 cancels when z is far along u.
   const T t = b / L;
   T perp2 = T(0);
-  for (int i = 0; i < D; ++i) {
-    const T e = (z[i] * p.inv_ref[i] - mj[i]) - t * (mj[i] - mk[i]);
+  i = 0;
+#ifdef GK_MIXTURE_SIMD
+  {
+    typedef typename Simd<T>::type V;
+    constexpr int N = Simd<T>::n;
+    V pv = {};
+    for (; i + N <= D; i += N) {  // cap: D / N iterations
+      const V mjv = simd_load(mj + i);
+      const V e = (simd_load(z + i) * simd_load(inv_ref + i) - mjv) - t * (mjv - simd_load(mk + i));
+      pv += e * e;
+    }
+    perp2 = simd_total<T>(pv);
+  }
+#endif
+  for (; i < D; ++i) {
+    const T e = (z[i] * inv_ref[i] - mj[i]) - t * (mj[i] - mk[i]);
     perp2 += e * e;
   }
-  const T l_rest = T(-0.5) * perp2 - T(D - 1) * consts<T>::log_sqrt_2pi - p.log_ref_sum - log_q;
-  return gu * ndtr_diff_scaled(b + L, b, l_rest);
+  *l_rest_out = T(-0.5) * perp2 - T(D - 1) * consts<T>::log_sqrt_2pi - p.log_ref_sum - log_q;
+  *gu_out = gu;
+  *a_out = b + L;
+  *b_out = b;
+  return true;
+}
+
+template <typename T>
+GK_HD T pairwise_dot(const Params<T>& p, int j, int k, const T* z, const T* g, T log_q) {
+  T gu, a, b, l_rest;
+  if (!pairwise_args(p, j, k, z, g, log_q, &gu, &a, &b, &l_rest)) return T(0);
+  return gu * ndtr_diff_scaled(a, b, l_rest);
 }
 
 // ---- the fused per-sample backward ---------------------------------------------------------------
@@ -407,11 +648,93 @@ GK_HD T pairwise_dot(const Params<T>& p, int j, int k, const T* z, const T* g, T
 // two passes; above it they are recomputed (O(K D) more work, no allocation either way).
 constexpr int kCachedComponents = 32;
 
+// The zero-mean scale mixture (kScaleMixture), O(D + K) per sample instead of O(K D): with
+// s_ji = lambda_j c_i and mu_j = 0, the standardised radius |z/c| and g . z are the same for every
+// component, so log q_j = log pi_j + log_norm_j - |z/c|^2 / (2 lambda_j^2), and the eq. 12 coordinate-
+// scale term sum_j (pi_j q_j / q) g_i lambda_j eps_ji = g_i z_i / c_i sum_j (pi_j q_j / q). The same
+// quantities as the general path, summed in a different order (rounding only).
+template <typename T, typename Add>
+GK_HD void scale_mixture_sample(const Params<T>& p, const T* z, const T* g, const Grads<T>& out, Add add) {
+  const int K = p.K, D = p.D;
+  const T* inv_ref = p.inv_ref;
+  const T l0 = p.lam0;
+  // 1 / c_i = lambda_0 / s'_i.
+  T r2 = T(0), gz = T(0);
+  int i = 0;
+#ifdef GK_MIXTURE_SIMD
+  {
+    typedef typename Simd<T>::type V;
+    constexpr int N = Simd<T>::n;
+    V rv = {}, gv = {};
+    for (; i + N <= D; i += N) {  // cap: D / N iterations
+      const V zv = simd_load(z + i);
+      const V x = zv * simd_load(inv_ref + i) * l0;
+      rv += x * x;
+      gv += simd_load(g + i) * zv;
+    }
+    r2 = simd_total<T>(rv);
+    gz = simd_total<T>(gv);
+  }
+#endif
+  for (; i < D; ++i) {
+    const T x = z[i] * inv_ref[i] * l0;
+    r2 += x * x;
+    gz += g[i] * z[i];
+  }
+  T lqj[kCachedComponents];
+  T m = neg_inf<T>(), s = T(0);
+  for (int j = 0; j < K; ++j) {  // cap: K
+    const T lj = lam(p, j);
+    const T l = p.log_pi[j] + (T(-0.5) * r2 / (lj * lj) + p.log_norm[j]);
+    if (j < kCachedComponents) lqj[j] = l;
+    lse_push(l, &m, &s);
+  }
+  const T log_q = m + gk_log(s);
+  // Radial field (eq. 40): everything but log(Q_j - Q_0) is common to the components.
+  const RadialConsts<T> rc(D);
+  T pq0[2];
+  T l_common = T(0);
+  const bool radial = K > 1 && r2 != T(0) && gz != T(0);  // the regular field vanishes at r = 0
+  if (radial) {
+    log_gamma_pq_half(D, T(0.5) * r2 / (l0 * l0), &pq0[0], &pq0[1], rc.lgamma_half_d, rc.log_half_d);
+    const T l_coord = p.log_ref_sum - T(D) * gk_log(l0);  // sum_i log c_i
+    l_common = -T(D) * (T(0.5) * gk_log(r2)) + rc.log_cd - l_coord - log_q;  // r^{1-D} / r, over q
+  }
+  T w_tot = T(0);
+  for (int j = 0; j < K; ++j) {  // cap: K
+    const T lj = lam(p, j);
+    const T l = j < kCachedComponents ? lqj[j] : p.log_pi[j] + (T(-0.5) * r2 / (lj * lj) + p.log_norm[j]);
+    const T w = gk_exp(l - log_q);  // responsibility pi_j q_j / q (eq. 12)
+    w_tot += w;
+    if (out.lam) add(&out.lam[j], w * gz / lj);  // dz/dlambda_j = z / lambda_j
+    if (K > 1) {
+      T v;
+      if (!(lj > l0)) {
+        v = lj == l0 ? T(0) : quiet_nan<T>();
+      } else if (!radial) {
+        v = T(0);
+      } else {
+        v = gz * gk_exp(l_common + radial_log_diff_lazy(D, T(0.5) * r2 / (lj * lj), rc, pq0));
+      }
+      add(&out.acc_w[j], v);
+    }
+  }
+  for (i = 0; i < D; ++i) add(&out.coord[i], w_tot * (g[i] * z[i] * (inv_ref[i] * l0)));
+}
+
 // Adds sample z's contributions (upstream gradient g) to `out`. `add(ptr, value)` is += on the CPU
 // and an atomic add on the GPU. Cost: O(K D) for the component parameters and W terms, O(K^2 D) for
 // the U terms (families with free means and K >= 2).
+// `deferred_log_q`, when given, receives log q(z), and the terms that need Normal CDF differences, the
+// telescoping g . W^j (kDiagNormals) and the pairwise g . U^{jk} (families with means), are left to the
+// caller (the CPU kernel batches their erfc/exp calls across samples).
 template <typename T, typename Add>
-GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Grads<T>& out, Add add) {
+GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Grads<T>& out, Add add,
+                           T* deferred_log_q = nullptr) {
+  if (p.family == kScaleMixture && !p.locs && p.lam) {
+    scale_mixture_sample(p, z, g, out, add);
+    return;
+  }
   const int K = p.K, D = p.D;
   T lqj[kCachedComponents];
   T m = neg_inf<T>(), s = T(0);
@@ -421,6 +744,7 @@ GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Gra
     lse_push(l, &m, &s);
   }
   const T log_q = m + gk_log(s);
+  if (deferred_log_q) *deferred_log_q = log_q;
   const bool radial = p.family == kScaleMixture || p.family == kDiscreteScaleMixture;
   const RadialConsts<T> rc(radial ? D : 2);
   T r2_shared = T(0), gx_shared = T(0), pq0[2];
@@ -430,7 +754,8 @@ GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Gra
       r2_shared += x * x;
       gx_shared += g[i] * z[i];
     }
-    log_gamma_pq_half(D, T(0.5) * r2_shared / (p.lam0 * p.lam0), &pq0[0], &pq0[1], rc.lgamma_half_d);
+    log_gamma_pq_half(D, T(0.5) * r2_shared / (p.lam0 * p.lam0), &pq0[0], &pq0[1], rc.lgamma_half_d,
+                      rc.log_half_d);
   }
   for (int j = 0; j < K; ++j) {
     // Responsibility pi_j q_j / q of eq. 12, a ratio of densities taken in log space.
@@ -438,25 +763,34 @@ GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Gra
     const T w = gk_exp(l - log_q);
     const T lj = lam(p, j);
     const T* inv = p.inv_scale + j * D;
-    T lam_acc = T(0), r2 = T(0);
+    // Branches hoisted out of the coordinate loops (family and optional pointers are fixed per call).
+    const T* mu = p.locs ? p.locs + j * D : nullptr;
+    T* g_locs = out.locs ? out.locs + j * D : nullptr;
+    const bool per_comp = p.family == kDiagNormals;
+    T* g_coord = per_comp ? out.coord + j * D : out.coord;
+    const T cs = per_comp ? T(1) : lj;  // x 1 is exact: the same value as leaving it out
     for (int i = 0; i < D; ++i) {
-      const T d = z[i] - loc(p, j, i);
+      const T d = mu ? z[i] - mu[i] : z[i];
       const T wg = w * g[i];
       const T e = d * inv[i];  // the standard Normal noise eps_i that produces z from component j
-      if (out.locs) add(&out.locs[j * D + i], wg);  // dz/dmu_ji = e_i
+      if (g_locs) add(&g_locs[i], wg);  // dz/dmu_ji = e_i
       // dz_i/dc = lambda_j eps_i for the component's own coordinate scale.
-      if (p.family == kDiagNormals) {
-        add(&out.coord[j * D + i], wg * e);
-      } else {
-        add(&out.coord[i], wg * e * lj);
+      add(&g_coord[i], wg * e * cs);
+    }
+    // g . (z - mu_j) for lambda_j and the radial field, |(z - mu_j)/c|^2 for the radial field.
+    T lam_acc = T(0), r2 = T(0);
+    if (out.lam || radial) {
+      for (int i = 0; i < D; ++i) {
+        const T d = mu ? z[i] - mu[i] : z[i];
+        const T e = d * inv[i];
+        lam_acc += g[i] * d;
+        r2 += (e * lj) * (e * lj);
       }
-      lam_acc += g[i] * d;
-      r2 += (e * lj) * (e * lj);  // |(z - mu_j)/c|^2 for the radial field
     }
     if (out.lam) add(&out.lam[j], w * lam_acc / lj);  // dz/dlambda_j = (z - mu_j)/lambda_j
     if (K > 1) {
       if (p.family == kDiagNormals) {
-        add(&out.acc_w[j], telescoping_dot(p, j, z, g, log_q));
+        if (!deferred_log_q) add(&out.acc_w[j], telescoping_dot(p, j, z, g, log_q));
       } else if (radial) {
         add(&out.acc_w[j], p.locs ? radial_dot(p, j, r2, lam_acc, log_q, rc)
                                   : radial_dot(p, j, r2_shared, gx_shared, log_q, rc, pq0));
@@ -464,6 +798,7 @@ GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Gra
     }
   }
   if (p.family == kScaleMixture || K < 2) return;  // zero means: all references coincide
+  if (deferred_log_q) return;  // the caller evaluates the U terms (see pairwise_args)
   for (int j = 0; j < K; ++j) {
     const T pj = gk_exp(p.log_pi[j]);
     for (int k = j + 1; k < K; ++k) {
@@ -481,6 +816,9 @@ GK_HD T sample_coordinate(const Params<T>& p, int j, int i, T eps) {
   return loc(p, j, i) + eps / p.inv_scale[j * p.D + i];
 }
 
+#ifdef GK_MIXTURE_SIMD
+}  // inline namespace host_simd
+#endif
 }  // namespace mixture
 }  // namespace core
 }  // namespace gradkern

@@ -6,6 +6,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
 #include "ops/mixture.h"
 
 namespace gradkern {
@@ -18,6 +22,121 @@ struct PlainAdd {
   template <typename T>
   void operator()(T* p, T v) const { *p += v; }
 };
+
+// Families with means: the terms that need a difference of Normal CDFs, the telescoping g . W^j of
+// eqs. 49-50 (MixtureOfDiagNormals, one per component and coordinate) and the pairwise g . U^{jk} of
+// eq. 15 (one per pair of components), cost two erfc and one exp each, which dominate the backward when
+// evaluated one at a time through libm. Here a chunk of samples first runs the per-sample core with
+// those terms deferred; their erfc and exp arguments are collected (cm::telescoping_visit,
+// cm::pairwise_args, cm::split_ndtr_diff_scaled: the same arguments and branches as
+// cm::ndtr_diff_scaled) into flat buffers, evaluated by ATen's vectorised erfc_/exp_ kernels, and
+// combined in the same order as the per-sample core. Terms on the log-space branch (deep tails, huge
+// scales) are evaluated directly. Scratch: O(chunk (K D + K^2)) per thread, independent of the number
+// of samples.
+template <typename T>
+struct TermBuffers {
+  T* e1;
+  T* e2;
+  T* ls;
+  T* coef;
+  uint8_t* kind;
+  // Records coef * (Phi(a) - Phi(b)) exp(l_rest) at slot i; returns the value itself when it must be
+  // evaluated directly (then the slot stays empty: coef 0).
+  T put(int64_t i, T coef_i, T a, T b, T l_rest) {
+    const int k = cm::split_ndtr_diff_scaled(a, b, l_rest, &e1[i], &e2[i]);
+    if (k == 0) {
+      e1[i] = e2[i] = T(0);
+      return coef_i * cm::ndtr_diff_scaled(a, b, l_rest);
+    }
+    ls[i] = l_rest;
+    coef[i] = coef_i;
+    kind[i] = uint8_t(k);
+    return T(0);
+  }
+  T value(int64_t i) const {  // after erfc_ on e1, e2 and exp_ on ls; empty slots give 0
+    const T E1 = e1[i], E2 = e2[i], S = ls[i];
+    const T v = kind[i] == 1 ? T(0.5) * (E1 - E2) * S : (T(1) - T(0.5) * (E1 + E2)) * S;
+    return coef[i] * v;
+  }
+};
+
+template <typename T>
+struct TelescopingCollect {
+  TermBuffers<T>* buf;
+  int64_t base;
+  T direct;
+  void operator()(int i, T signed_g, T a, T b, T l_rest) { direct += buf->put(base + i, signed_g, a, b, l_rest); }
+};
+
+template <typename T>
+void deferred_backward_range(const mx::Batch<T>& bv, const mx::GradBuffers<T>& gv, const T* zp, const T* gp,
+                             int64_t part, int64_t lo, int64_t hi, int64_t B, int64_t K, int64_t D) {
+  const bool tel = bv.family == cm::kDiagNormals;
+  const int64_t KD = tel ? K * D : 0, NP = K * (K - 1) / 2, per = KD + NP;
+  const int64_t C = std::max<int64_t>(1, std::min<int64_t>(hi - lo, 16384 / per + 1));  // samples per chunk
+  std::vector<T> e1(C * per), e2(C * per), ls(C * per), coef(C * per), log_q(C), direct(C * (K + NP));
+  std::vector<uint8_t> kind(C * per);
+  TermBuffers<T> buf{e1.data(), e2.data(), ls.data(), coef.data(), kind.data()};
+  const auto opt = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor e1_t = at::from_blob(e1.data(), {C * per}, opt), e2_t = at::from_blob(e2.data(), {C * per}, opt),
+             ls_t = at::from_blob(ls.data(), {C * per}, opt);
+  for (int64_t c0 = lo; c0 < hi; c0 += C) {
+    const int64_t nc = std::min(C, hi - c0), len = nc * per;
+    std::fill(e1.begin(), e1.begin() + len, T(0));
+    std::fill(e2.begin(), e2.begin() + len, T(0));
+    std::fill(ls.begin(), ls.begin() + len, T(0));
+    std::fill(coef.begin(), coef.begin() + len, T(0));
+    std::fill(kind.begin(), kind.begin() + len, uint8_t(0));
+    for (int64_t t = 0; t < nc; ++t) {
+      const int64_t m = c0 + t, b = m % B;
+      const cm::Params<T> p = bv.params(b);
+      const T* z = zp + m * D;
+      const T* g = gp + m * D;
+      cm::backward_sample(p, z, g, gv.grads(part, b), PlainAdd{}, &log_q[t]);
+      T* dir = &direct[t * (K + NP)];
+      for (int64_t j = 0; j < KD / std::max<int64_t>(D, 1); ++j) {
+        TelescopingCollect<T> col{&buf, t * per + j * D, T(0)};
+        cm::telescoping_visit(p, int(j), z, g, log_q[t], col);
+        dir[j] = col.direct;
+      }
+      int64_t q = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        for (int64_t k = j + 1; k < K; ++k, ++q) {
+          T gu, a, bb, l_rest;
+          dir[K + q] = cm::pairwise_args(p, int(j), int(k), z, g, log_q[t], &gu, &a, &bb, &l_rest)
+                           ? buf.put(t * per + KD + q, gu, a, bb, l_rest)
+                           : T(0);
+        }
+      }
+    }
+    e1_t.narrow(0, 0, len).erfc_();
+    e2_t.narrow(0, 0, len).erfc_();
+    ls_t.narrow(0, 0, len).exp_();
+    for (int64_t t = 0; t < nc; ++t) {
+      const int64_t b = (c0 + t) % B;
+      const cm::Grads<T> out = gv.grads(part, b);
+      const cm::Params<T> p = bv.params(b);
+      const T* dir = &direct[t * (K + NP)];
+      for (int64_t j = 0; j < KD / std::max<int64_t>(D, 1); ++j) {
+        const int64_t o = t * per + j * D;
+        T acc = T(0);
+        for (int64_t i = 0; i < D; ++i) acc += buf.value(o + i);
+        out.acc_w[j] += acc + dir[j];
+      }
+      int64_t q = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        const T pj = std::exp(p.log_pi[j]);
+        for (int64_t k = j + 1; k < K; ++k, ++q) {
+          // As the per-sample core: U^{kj} = -U^{jk}, weighted by pi_j pi_k.
+          const T v = buf.value(t * per + KD + q) + dir[K + q];
+          const T u = pj * std::exp(p.log_pi[k]) * v;
+          out.logits[j] += u;
+          out.logits[k] -= u;
+        }
+      }
+    }
+  }
+}
 
 std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
                                      const at::Tensor& z) {
@@ -38,9 +157,15 @@ std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const
       const auto gv = mx::grad_view<scalar_t>(in, acc, B, K, D);
       const scalar_t* zp = zc.data_ptr<scalar_t>();
       const scalar_t* gp = gc.data_ptr<scalar_t>();
+      // Deferred, batched erfc/exp for the CDF-difference terms (families with means and K >= 2).
+      const bool batch_w = in.family != cm::kScaleMixture && K > 1;
       at::parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
         for (int64_t part = p0; part < p1; ++part) {
           const int64_t lo = n * part / P, hi = n * (part + 1) / P;
+          if (batch_w) {
+            deferred_backward_range(bv, gv, zp, gp, part, lo, hi, B, K, D);
+            continue;
+          }
           for (int64_t m = lo; m < hi; ++m) {
             const int64_t b = m % B;
             cm::backward_sample(bv.params(b), zp + m * D, gp + m * D, gv.grads(part, b), PlainAdd{});
@@ -52,6 +177,57 @@ std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const
   return mx::finish(in, prep, acc);
 }
 
+// The reparameterised forward on the CPU, fused: one pass writes z = mu_k + (c_k lambda_k) * noise
+// for the drawn component k of each sample, so the only (S, B, D) buffer besides the input noise is z
+// itself (the ATen formulation in ops/mixture.h, kept for CUDA, also materialises the gathered scales
+// and locations). Same operations in the same order, so the same values.
+at::Tensor cpu_rsample(const char* op, const mx::Inputs& in, const at::Tensor& noise, const at::Tensor& component) {
+  int64_t B, K, D;
+  std::tie(B, K, D) = mx::check_rsample(op, in, noise, component);
+  TORCH_CHECK(noise.is_cpu(), "gradkern.", op, ": expected CPU tensors, got ", noise.device());
+  const int64_t n = noise.size(0) * B;
+  const at::Tensor nc = noise.contiguous(), cc = component.contiguous(), coord = in.coord.contiguous();
+  const at::Tensor locs = mx::has_locs(in.family) ? in.locs.contiguous() : at::Tensor();
+  const at::Tensor lam = mx::has_lam(in.family) ? in.lam.contiguous() : at::Tensor();
+  at::Tensor z = at::empty(nc.sizes(), nc.options());
+  if (n == 0) return z;
+  const int64_t* comp = cc.data_ptr<int64_t>();
+  // Out-of-range components are reported after the loop (no exceptions thrown from worker threads).
+  std::atomic<bool> bad{false};
+  const bool per_comp = mx::per_component_scale(in.family);
+  AT_DISPATCH_FLOATING_TYPES(in.logits.scalar_type(), "gradkern_mixture_rsample", [&] {
+    const scalar_t* np = nc.data_ptr<scalar_t>();
+    const scalar_t* cp = coord.data_ptr<scalar_t>();
+    const scalar_t* mp = locs.defined() ? locs.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* lp = lam.defined() ? lam.data_ptr<scalar_t>() : nullptr;
+    scalar_t* zp = z.data_ptr<scalar_t>();
+    at::parallel_for(0, n, std::max<int64_t>(1, 32768 / D), [&](int64_t lo, int64_t hi) {
+      for (int64_t m = lo; m < hi; ++m) {
+        const int64_t b = m % B, k = comp[m];
+        if (k < 0 || k >= K) {
+          bad = true;
+          continue;
+        }
+        const scalar_t* c = cp + (per_comp ? (b * K + k) * D : b * D);
+        const scalar_t* e = np + m * D;
+        scalar_t* out = zp + m * D;
+        if (lp) {
+          const scalar_t l = lp[b * K + k];
+          for (int64_t i = 0; i < D; ++i) out[i] = (c[i] * l) * e[i];
+        } else {
+          for (int64_t i = 0; i < D; ++i) out[i] = c[i] * e[i];
+        }
+        if (mp) {
+          const scalar_t* mu = mp + (b * K + k) * D;
+          for (int64_t i = 0; i < D; ++i) out[i] = out[i] + mu[i];
+        }
+      }
+    });
+  });
+  TORCH_CHECK(!bad, "gradkern.", op, ": component indices must be in [0, K) = [0, ", K, ")");
+  return z;
+}
+
 mx::Inputs inputs(int family, const at::Tensor& locs, const at::Tensor& coord, const at::Tensor& logits,
                   const at::Tensor& lam) {
   return mx::Inputs{family, locs, coord, logits, lam};
@@ -60,7 +236,7 @@ mx::Inputs inputs(int family, const at::Tensor& locs, const at::Tensor& coord, c
 // --- MixtureOfDiagNormalsSharedCovariance ---
 at::Tensor shared_cov_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
                               const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return mx::rsample("mixture_shared_cov_rsample",
+  return cpu_rsample("mixture_shared_cov_rsample",
                      inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), noise,
                      component);
 }
@@ -75,7 +251,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> shared_cov_backward(
 // --- MixtureOfDiagNormals ---
 at::Tensor diag_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
                         const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return mx::rsample("mixture_diag_normals_rsample",
+  return cpu_rsample("mixture_diag_normals_rsample",
                      inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), noise, component);
 }
 std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_backward(const at::Tensor& grad, const at::Tensor& z,
@@ -89,7 +265,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_backward(const at::Tensor& g
 // --- GaussianScaleMixture (zero mean) ---
 at::Tensor gsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& coord_scale,
                        const at::Tensor& component_logits, const at::Tensor& component_scale) {
-  return mx::rsample("mixture_gsm_rsample",
+  return cpu_rsample("mixture_gsm_rsample",
                      inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
                      noise, component);
 }
@@ -107,7 +283,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gsm_backward(const at::Tensor& gr
 at::Tensor dgsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
                         const at::Tensor& coord_scale, const at::Tensor& component_logits,
                         const at::Tensor& component_scale) {
-  return mx::rsample("mixture_discrete_gsm_rsample",
+  return cpu_rsample("mixture_discrete_gsm_rsample",
                      inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
                      noise, component);
 }

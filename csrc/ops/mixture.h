@@ -91,10 +91,9 @@ inline void check_samples(const char* op, const char* name, const at::Tensor& t,
               " must be on the same device as component_logits (", like.device(), "), got ", t.device());
 }
 
-// z = mu_k + lambda_k c_k * noise for the drawn component k of every sample. Written with ATen's
-// gather so that one definition serves both devices; it is O(S B D) and memory-bound either way.
-inline at::Tensor rsample(const char* op, const Inputs& in, const at::Tensor& noise,
-                          const at::Tensor& component) {
+// Argument checks of the *_rsample ops; returns (B, K, D).
+inline std::tuple<int64_t, int64_t, int64_t> check_rsample(const char* op, const Inputs& in,
+                                                           const at::Tensor& noise, const at::Tensor& component) {
   int64_t B, K, D;
   std::tie(B, K, D) = check_params(op, in);
   check_samples(op, "noise", noise, B, D, in.logits);
@@ -105,6 +104,16 @@ inline at::Tensor rsample(const char* op, const Inputs& in, const at::Tensor& no
               component.sizes());
   TORCH_CHECK(component.device() == noise.device(), "gradkern.", op,
               ": component must be on the same device as noise, got ", component.device());
+  return {B, K, D};
+}
+
+// z = mu_k + lambda_k c_k * noise for the drawn component k of every sample. Written with ATen's
+// gather so that one definition serves both devices (the CUDA kernels use it; the CPU has a fused loop,
+// cpu_rsample in csrc/cpu/mixture.cpp, that does not materialise the gathered rows).
+inline at::Tensor rsample(const char* op, const Inputs& in, const at::Tensor& noise,
+                          const at::Tensor& component) {
+  int64_t B, K, D;
+  std::tie(B, K, D) = check_rsample(op, in, noise, component);
   const int64_t S = noise.size(0);
   // Pick parameter rows per sample: (B, K, X) -> (S, B, X).
   auto pick = [&](const at::Tensor& t) {

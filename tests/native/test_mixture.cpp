@@ -330,6 +330,51 @@ void check_high_dimension_float(std::mt19937_64& rng) {
 
 }  // namespace
 
+// 6. The backward is linear in the upstream gradient, g -> -g negates every gradient (catches sign
+//    handling that only holds for g_i > 0, e.g. |g_i| where g_i is meant).
+void check_linearity(int family, int K, int D, std::mt19937_64& rng) {
+  Mix m = random_mix(family, K, D, rng);
+  std::normal_distribution<double> n01;
+  std::vector<double> z(D), g(D), neg(D);
+  for (int i = 0; i < D; ++i) {
+    z[i] = 1.5 * n01(rng);
+    g[i] = n01(rng);
+    neg[i] = -g[i];
+  }
+  const std::vector<double> a = grads(m, z.data(), g.data()), b = grads(m, z.data(), neg.data());
+  double scale = 0;
+  for (double v : a) scale = std::fmax(scale, std::fabs(v));
+  for (size_t t = 0; t < a.size(); ++t) {
+    expect(std::fabs(a[t] + b[t]) <= 1e-12 * std::fmax(scale, 1.0), "backward(-g) = -backward(g)", b[t], -a[t]);
+  }
+}
+
+// 5. split_ndtr_diff_scaled (the CPU kernel's batched evaluation) reassembled with erfc and exp gives
+//    exactly ndtr_diff_scaled wherever it does not defer to it, for both signs, straddling pairs, zeros
+//    and scales near the overflow guard.
+template <typename T>
+void check_split_ndtr() {
+  const T xs[] = {T(-30), T(-12), T(-9.5), T(-3), T(-1), T(-0.25), T(0), T(0.25), T(1), T(3), T(9.5), T(12), T(30)};
+  const T ls[] = {T(-50), T(-1), T(0), T(2), T(70), T(79), T(85)};
+  for (T a : xs) {
+    for (T b : xs) {
+      if (!(a >= b)) continue;
+      for (T l : ls) {
+        T e1 = T(-1), e2 = T(-1);
+        const int kind = split_ndtr_diff_scaled(a, b, l, &e1, &e2);
+        const T want = ndtr_diff_scaled(a, b, l);
+        if (kind == 0) continue;
+        const T E1 = std::erfc(e1), E2 = std::erfc(e2), S = std::exp(l);
+        const T got = kind == 1 ? T(0.5) * (E1 - E2) * S : (T(1) - T(0.5) * (E1 + E2)) * S;
+        expect(got == want, "split_ndtr_diff_scaled", double(got), double(want));
+      }
+    }
+  }
+  T e1, e2;  // NaN and reversed arguments are left to ndtr_diff_scaled
+  expect(split_ndtr_diff_scaled(gradkern::core::quiet_nan<T>(), T(-1), T(0), &e1, &e2) == 0, "split NaN", 0, 0);
+  expect(split_ndtr_diff_scaled(T(-2), T(-1), T(0), &e1, &e2) == 0, "split a < b", 0, 0);
+}
+
 int main() {
   std::mt19937_64 rng(20240611);
   check_special_functions();
@@ -340,6 +385,11 @@ int main() {
   }
   check_responsibilities(rng);
   check_high_dimension_float(rng);
+  for (int family : {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture}) {
+    check_linearity(family, 3, 4, rng);
+  }
+  check_split_ndtr<float>();
+  check_split_ndtr<double>();
   std::printf("test_mixture: %s (%d checks, %d failure%s)\n", failures ? "FAILED" : "ok", checks, failures,
               failures == 1 ? "" : "s");
   return failures ? 1 : 0;
