@@ -228,85 +228,21 @@ at::Tensor cpu_rsample(const char* op, const mx::Inputs& in, const at::Tensor& n
   return z;
 }
 
-mx::Inputs inputs(int family, const at::Tensor& locs, const at::Tensor& coord, const at::Tensor& logits,
-                  const at::Tensor& lam) {
-  return mx::Inputs{family, locs, coord, logits, lam};
-}
-
-// --- MixtureOfDiagNormalsSharedCovariance ---
-at::Tensor shared_cov_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                              const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return cpu_rsample("mixture_shared_cov_rsample",
-                     inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), noise,
-                     component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> shared_cov_backward(
-    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
-    const at::Tensor& component_logits) {
-  auto g = cpu_backward("mixture_shared_cov_backward",
-                        inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-// --- MixtureOfDiagNormals ---
-at::Tensor diag_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                        const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return cpu_rsample("mixture_diag_normals_rsample",
-                     inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), noise, component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_backward(const at::Tensor& grad, const at::Tensor& z,
-                                                             const at::Tensor& locs, const at::Tensor& coord_scale,
-                                                             const at::Tensor& component_logits) {
-  auto g = cpu_backward("mixture_diag_normals_backward",
-                        inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-// --- GaussianScaleMixture (zero mean) ---
-at::Tensor gsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& coord_scale,
-                       const at::Tensor& component_logits, const at::Tensor& component_scale) {
-  return cpu_rsample("mixture_gsm_rsample",
-                     inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
-                     noise, component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gsm_backward(const at::Tensor& grad, const at::Tensor& z,
-                                                            const at::Tensor& coord_scale,
-                                                            const at::Tensor& component_logits,
-                                                            const at::Tensor& component_scale) {
-  auto g = cpu_backward("mixture_gsm_backward",
-                        inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
-                        grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-// --- DiscreteGaussianScaleMixture ---
-at::Tensor dgsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                        const at::Tensor& coord_scale, const at::Tensor& component_logits,
-                        const at::Tensor& component_scale) {
-  return cpu_rsample("mixture_discrete_gsm_rsample",
-                     inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
-                     noise, component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dgsm_backward(
-    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
-    const at::Tensor& component_logits, const at::Tensor& component_scale) {
-  auto g = cpu_backward("mixture_discrete_gsm_backward",
-                        inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
-                        grad, z);
-  return {g[0], g[1], g[2], g[3]};
-}
+struct CpuBackend {
+  static at::Tensor rsample(const char* op, const mx::Inputs& in, const at::Tensor& noise,
+                            const at::Tensor& component) {
+    return cpu_rsample(op, in, noise, component);
+  }
+  static std::vector<at::Tensor> backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
+                                          const at::Tensor& z) {
+    return cpu_backward(op, in, grad, z);
+  }
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
-  m.impl("mixture_shared_cov_rsample", &shared_cov_rsample);
-  m.impl("mixture_shared_cov_backward", &shared_cov_backward);
-  m.impl("mixture_diag_normals_rsample", &diag_rsample);
-  m.impl("mixture_diag_normals_backward", &diag_backward);
-  m.impl("mixture_gsm_rsample", &gsm_rsample);
-  m.impl("mixture_gsm_backward", &gsm_backward);
-  m.impl("mixture_discrete_gsm_rsample", &dgsm_rsample);
-  m.impl("mixture_discrete_gsm_backward", &dgsm_backward);
+  mx::EntryPoints<CpuBackend>::register_kernels(m);
 }
 
 }  // namespace gradkern

@@ -62,88 +62,22 @@ std::vector<at::Tensor> cuda_backward(const char* op, const mx::Inputs& in, cons
   return mx::finish(in, prep, acc);
 }
 
-mx::Inputs inputs(int family, const at::Tensor& locs, const at::Tensor& coord, const at::Tensor& logits,
-                  const at::Tensor& lam) {
-  return mx::Inputs{family, locs, coord, logits, lam};
-}
-
-at::Tensor rsample_guarded(const char* op, const mx::Inputs& in, const at::Tensor& noise,
-                           const at::Tensor& component) {
-  const c10::cuda::OptionalCUDAGuard guard(noise.device());
-  return mx::rsample(op, in, noise, component);
-}
-
-at::Tensor shared_cov_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                              const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return rsample_guarded("mixture_shared_cov_rsample",
-                         inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), noise,
-                         component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> shared_cov_backward(
-    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
-    const at::Tensor& component_logits) {
-  auto g = cuda_backward("mixture_shared_cov_backward",
-                         inputs(cm::kSharedCovariance, locs, coord_scale, component_logits, at::Tensor()), grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-at::Tensor diag_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                        const at::Tensor& coord_scale, const at::Tensor& component_logits) {
-  return rsample_guarded("mixture_diag_normals_rsample",
-                         inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), noise,
-                         component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_backward(const at::Tensor& grad, const at::Tensor& z,
-                                                             const at::Tensor& locs, const at::Tensor& coord_scale,
-                                                             const at::Tensor& component_logits) {
-  auto g = cuda_backward("mixture_diag_normals_backward",
-                         inputs(cm::kDiagNormals, locs, coord_scale, component_logits, at::Tensor()), grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-at::Tensor gsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& coord_scale,
-                       const at::Tensor& component_logits, const at::Tensor& component_scale) {
-  return rsample_guarded("mixture_gsm_rsample",
-                         inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
-                         noise, component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gsm_backward(const at::Tensor& grad, const at::Tensor& z,
-                                                            const at::Tensor& coord_scale,
-                                                            const at::Tensor& component_logits,
-                                                            const at::Tensor& component_scale) {
-  auto g = cuda_backward("mixture_gsm_backward",
-                         inputs(cm::kScaleMixture, at::Tensor(), coord_scale, component_logits, component_scale),
-                         grad, z);
-  return {g[0], g[1], g[2]};
-}
-
-at::Tensor dgsm_rsample(const at::Tensor& noise, const at::Tensor& component, const at::Tensor& locs,
-                        const at::Tensor& coord_scale, const at::Tensor& component_logits,
-                        const at::Tensor& component_scale) {
-  return rsample_guarded("mixture_discrete_gsm_rsample",
-                         inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
-                         noise, component);
-}
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dgsm_backward(
-    const at::Tensor& grad, const at::Tensor& z, const at::Tensor& locs, const at::Tensor& coord_scale,
-    const at::Tensor& component_logits, const at::Tensor& component_scale) {
-  auto g = cuda_backward("mixture_discrete_gsm_backward",
-                         inputs(cm::kDiscreteScaleMixture, locs, coord_scale, component_logits, component_scale),
-                         grad, z);
-  return {g[0], g[1], g[2], g[3]};
-}
+struct CudaBackend {
+  static at::Tensor rsample(const char* op, const mx::Inputs& in, const at::Tensor& noise,
+                            const at::Tensor& component) {
+    const c10::cuda::OptionalCUDAGuard guard(noise.device());
+    return mx::rsample(op, in, noise, component);
+  }
+  static std::vector<at::Tensor> backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
+                                          const at::Tensor& z) {
+    return cuda_backward(op, in, grad, z);
+  }
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
-  m.impl("mixture_shared_cov_rsample", &shared_cov_rsample);
-  m.impl("mixture_shared_cov_backward", &shared_cov_backward);
-  m.impl("mixture_diag_normals_rsample", &diag_rsample);
-  m.impl("mixture_diag_normals_backward", &diag_backward);
-  m.impl("mixture_gsm_rsample", &gsm_rsample);
-  m.impl("mixture_gsm_backward", &gsm_backward);
-  m.impl("mixture_discrete_gsm_rsample", &dgsm_rsample);
-  m.impl("mixture_discrete_gsm_backward", &dgsm_backward);
+  mx::EntryPoints<CudaBackend>::register_kernels(m);
 }
 
 }  // namespace gradkern

@@ -276,6 +276,69 @@ inline void check_backward(const char* op, const Inputs& in, const at::Tensor& g
               grad.sizes(), " and ", z.sizes());
 }
 
+// The op entry points (schema argument order -> Inputs) for both backends. Backend provides
+//   static at::Tensor rsample(const char* op, const Inputs&, const at::Tensor& noise, const at::Tensor& component)
+//   static std::vector<at::Tensor> backward(const char* op, const Inputs&, const at::Tensor& grad, const at::Tensor& z)
+// so the CPU and CUDA files hold only their loops and cannot disagree on argument order.
+template <typename Backend>
+struct EntryPoints {
+  using T = at::Tensor;
+  static std::tuple<T, T, T> three(const std::vector<T>& g) { return {g[0], g[1], g[2]}; }
+
+  static T shared_cov_rsample(const T& noise, const T& component, const T& locs, const T& coord_scale,
+                              const T& logits) {
+    return Backend::rsample("mixture_shared_cov_rsample",
+                            Inputs{core::mixture::kSharedCovariance, locs, coord_scale, logits, T()}, noise, component);
+  }
+  static std::tuple<T, T, T> shared_cov_backward(const T& grad, const T& z, const T& locs, const T& coord_scale,
+                                                 const T& logits) {
+    return three(Backend::backward("mixture_shared_cov_backward",
+                                   Inputs{core::mixture::kSharedCovariance, locs, coord_scale, logits, T()}, grad, z));
+  }
+  static T diag_rsample(const T& noise, const T& component, const T& locs, const T& coord_scale, const T& logits) {
+    return Backend::rsample("mixture_diag_normals_rsample",
+                            Inputs{core::mixture::kDiagNormals, locs, coord_scale, logits, T()}, noise, component);
+  }
+  static std::tuple<T, T, T> diag_backward(const T& grad, const T& z, const T& locs, const T& coord_scale,
+                                           const T& logits) {
+    return three(Backend::backward("mixture_diag_normals_backward",
+                                   Inputs{core::mixture::kDiagNormals, locs, coord_scale, logits, T()}, grad, z));
+  }
+  static T gsm_rsample(const T& noise, const T& component, const T& coord_scale, const T& logits, const T& lam) {
+    return Backend::rsample("mixture_gsm_rsample",
+                            Inputs{core::mixture::kScaleMixture, T(), coord_scale, logits, lam}, noise, component);
+  }
+  static std::tuple<T, T, T> gsm_backward(const T& grad, const T& z, const T& coord_scale, const T& logits,
+                                          const T& lam) {
+    return three(Backend::backward("mixture_gsm_backward",
+                                   Inputs{core::mixture::kScaleMixture, T(), coord_scale, logits, lam}, grad, z));
+  }
+  static T dgsm_rsample(const T& noise, const T& component, const T& locs, const T& coord_scale, const T& logits,
+                        const T& lam) {
+    return Backend::rsample("mixture_discrete_gsm_rsample",
+                            Inputs{core::mixture::kDiscreteScaleMixture, locs, coord_scale, logits, lam}, noise,
+                            component);
+  }
+  static std::tuple<T, T, T, T> dgsm_backward(const T& grad, const T& z, const T& locs, const T& coord_scale,
+                                              const T& logits, const T& lam) {
+    auto g = Backend::backward("mixture_discrete_gsm_backward",
+                               Inputs{core::mixture::kDiscreteScaleMixture, locs, coord_scale, logits, lam}, grad, z);
+    return {g[0], g[1], g[2], g[3]};
+  }
+
+  template <typename Library>
+  static void register_kernels(Library& m) {
+    m.impl("mixture_shared_cov_rsample", &shared_cov_rsample);
+    m.impl("mixture_shared_cov_backward", &shared_cov_backward);
+    m.impl("mixture_diag_normals_rsample", &diag_rsample);
+    m.impl("mixture_diag_normals_backward", &diag_backward);
+    m.impl("mixture_gsm_rsample", &gsm_rsample);
+    m.impl("mixture_gsm_backward", &gsm_backward);
+    m.impl("mixture_discrete_gsm_rsample", &dgsm_rsample);
+    m.impl("mixture_discrete_gsm_backward", &dgsm_backward);
+  }
+};
+
 }  // namespace mixture
 }  // namespace ops
 }  // namespace gradkern
