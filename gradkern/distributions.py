@@ -7,6 +7,7 @@ import torch
 import torch.distributions as td
 
 from .gamma import beta_rsample, dirichlet_rsample, gamma_rsample, student_t_rsample
+from .special import gammainc, gammaincinv
 from .vonmises import vonmises_rsample
 from .distributions_mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
                                      MixtureOfDiagNormalsSharedCovariance)
@@ -20,9 +21,22 @@ def _clamp_positive(value):
     return value.clamp(min=torch.finfo(value.dtype).tiny)
 
 
-class Gamma(td.Gamma):
+class _GammaCdfMixin:
+    # cdf differentiable in the concentration too (torch's uses torch.special.gammainc, which has no
+    # gradient w.r.t. it), and an icdf from gradkern.gammaincinv.
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return gammainc(self.concentration, self.rate * value)
+
+    def icdf(self, value):
+        return gammaincinv(self.concentration, value) / self.rate
+
+
+class Gamma(_GammaCdfMixin, td.Gamma):
     r"""Gamma(concentration, rate) with exact implicit reparameterization gradients
-    (Figurnov et al. 2018) instead of torch's approximate ``_standard_gamma_grad``.
+    (Figurnov et al. 2018) instead of torch's approximate ``_standard_gamma_grad``; ``cdf`` is
+    differentiable in every parameter and ``icdf`` is :func:`gradkern.gammaincinv` scaled by the rate.
     See :class:`torch.distributions.Gamma` for the arguments."""
 
     def rsample(self, sample_shape=torch.Size()):
@@ -31,8 +45,9 @@ class Gamma(td.Gamma):
         return _clamp_positive(value)
 
 
-class Chi2(td.Chi2):
-    r"""Chi2(df) with exact implicit gradients w.r.t. ``df``. See :class:`torch.distributions.Chi2`."""
+class Chi2(_GammaCdfMixin, td.Chi2):
+    r"""Chi2(df) with exact implicit gradients w.r.t. ``df``, a ``cdf`` differentiable in ``df`` and an
+    ``icdf``. See :class:`torch.distributions.Chi2`."""
 
     def rsample(self, sample_shape=torch.Size()):
         shape = self._extended_shape(sample_shape)
