@@ -8,28 +8,25 @@ significant digits (the rule is symmetric: -x_i carries the same weight). Comput
 digits: roots of P_N by Newton from the Chebyshev-like initial guess cos(pi (i - 1/4) / (N + 1/2)),
 weights 2 / ((1 - x^2) P_N'(x)^2).
 """
+import importlib.util
+import os
 import sys
 
 import mpmath as mp
 
+# The rule lives in gradkern/reference/_mp.py (shared with the von Mises reference). Load that file by
+# path: importing the gradkern package would need the compiled extension.
+_spec = importlib.util.spec_from_file_location(
+    "gradkern_reference_mp", os.path.join(os.path.dirname(__file__), "..", "gradkern", "reference", "_mp.py"))
+_ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ref)
+
 
 def gauss_legendre(n, dps=50):
-    mp.mp.dps = dps
-    nodes = []
-    for i in range(1, n // 2 + 1):
-        x = mp.cos(mp.pi * (i - mp.mpf(1) / 4) / (n + mp.mpf(1) / 2))
-        for _ in range(100):
-            p = mp.legendre(n, x)
-            dp = n * (x * p - mp.legendre(n - 1, x)) / (x * x - 1)
-            dx = p / dp
-            x -= dx
-            if abs(dx) < mp.mpf(10) ** (-dps + 5):
-                break
-        dp = n * (x * mp.legendre(n, x) - mp.legendre(n - 1, x)) / (x * x - 1)
-        w = 2 / ((1 - x * x) * dp * dp)
-        nodes.append((x, w))
-    total = 2 * sum(w for _, w in nodes)
-    assert abs(total - 2) < mp.mpf(10) ** -40, total
+    nodes = _ref.gauss_legendre_table(n, dps)
+    with mp.workdps(dps):
+        total = 2 * sum(w for _, w in nodes)
+        assert abs(total - 2) < mp.mpf(10) ** -40, total
     return nodes
 
 

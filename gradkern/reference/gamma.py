@@ -24,16 +24,7 @@ from __future__ import annotations
 
 import math
 
-_mp = None
-
-
-def _mpm():
-    global _mp
-    if _mp is None:
-        import mpmath
-
-        _mp = mpmath
-    return _mp
+from ._mp import mpm as _mpm
 
 
 def _tail_integral(a, x, weight_log):

@@ -24,21 +24,12 @@ at w = W; sub-intervals are split geometrically from alpha up to W so every piec
 For kappa = 1e6 this is as reliable as for kappa = 1 (no series with 1e6 terms is needed). Central
 points (F(-v) > 1/4) integrate H = F(v) - 1/2 and dH/dkappa directly over [0, v] instead.
 
-``gauss_legendre_table`` returns the fixed-node rules used by csrc/core/vonmises.h (it delegates to
-tools/gen_gauss_legendre.py's algorithm; reproduced here so this module is self-contained).
+``gauss_legendre_table`` (from ._mp, shared with tools/gen_gauss_legendre.py) returns the fixed-node
+rules used by csrc/core/vonmises.h.
 """
 from __future__ import annotations
 
-_mp = None
-
-
-def _mpm():
-    global _mp
-    if _mp is None:
-        import mpmath
-
-        _mp = mpmath
-    return _mp
+from ._mp import gauss_legendre_table, mpm as _mpm  # noqa: F401  (re-exported)
 
 
 def _splits(mp, alpha, W):
@@ -236,25 +227,6 @@ def grad_np(kappa, x):
 
 def ppf_np(u, kappa):
     return _np_apply(ppf, u, kappa)
-
-
-def gauss_legendre_table(n, dps=50):
-    """Positive half of the n-point Gauss-Legendre rule on [-1, 1] (n even): [(x_i, w_i)]."""
-    mp = _mpm()
-    with mp.workdps(dps):
-        nodes = []
-        for i in range(1, n // 2 + 1):
-            x = mp.cos(mp.pi * (i - mp.mpf(1) / 4) / (n + mp.mpf(1) / 2))
-            for _ in range(100):
-                p = mp.legendre(n, x)
-                dp = n * (x * p - mp.legendre(n - 1, x)) / (x * x - 1)
-                dx = p / dp
-                x -= dx
-                if abs(dx) < mp.mpf(10) ** (-dps + 5):
-                    break
-            dp = n * (x * mp.legendre(n, x) - mp.legendre(n - 1, x)) / (x * x - 1)
-            nodes.append((x, 2 / ((1 - x * x) * dp * dp)))
-        return nodes
 
 
 # ----------------------------------------------------------------------------------------------
