@@ -118,11 +118,17 @@ def build(torch, lib, family, K, D, dtype=None):
     return p, (lambda: cls(**p))
 
 
-def step(torch, make_dist, p, n):
+def step(torch, make_dist, p, n, upstream=None):
+    """One rsample + backward. With `upstream` (a preallocated tensor of z's shape), backpropagate it
+    directly: the gradient of the linear objective <upstream, z>, so that the objective itself allocates
+    nothing and the step's memory is the estimator's own. Without it, the paper's f(z) = ||z||^2."""
     for v in p.values():
         v.grad = None
     z = make_dist().rsample(torch.Size([n]))
-    (z ** 2).sum().backward()
+    if upstream is None:
+        (z ** 2).sum().backward()
+    else:
+        z.backward(upstream)
 
 
 def time_step(torch, lib, family, K, D, n, repeats):
@@ -156,7 +162,7 @@ def _peak_rss_bytes():
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def memory_probe(lib, family, K, D, n, threads):
+def memory_probe(lib, family, K, D, n, threads, linear=True):
     """Run in a fresh subprocess: peak RSS growth (bytes) of one rsample + backward, from the kernel's
     VmHWM counter reset after a small warm-up step (ru_maxrss would inherit the parent's peak)."""
     code = (
@@ -166,14 +172,26 @@ def memory_probe(lib, family, K, D, n, threads):
         "import mixtures as B\n"
         "p, mk = B.build(torch, %r, %r, %d, %d)\n"
         "B.step(torch, mk, p, 16)\n"  # warm-up: lazy initialisation is not the op's memory
+        # The upstream gradient is allocated (and its pages touched) before the counter is reset.
+        "g = torch.randn(mk()._extended_shape(torch.Size([%d]))) if %r else None\n"
         "B._reset_peak_rss(); before = B._rss_bytes()\n"
-        "B.step(torch, mk, p, %d)\n"
+        "B.step(torch, mk, p, %d, g)\n"
         "print(B._peak_rss_bytes() - before)\n"
-    ) % (C.HERE, C.REPO, threads, threads, lib, family, K, D, n)
+    ) % (C.HERE, C.REPO, threads, threads, lib, family, K, D, n, linear, n)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         return float("nan"), out.stderr.strip().splitlines()[-1] if out.stderr else "failed"
     return max(float(out.stdout.strip().splitlines()[-1]), 0.0), None
+
+
+def peak_memory(lib, family, K, D, n, threads, probes=3):
+    """Median over `probes` fresh processes of memory_probe, with the preallocated upstream gradient
+    (the estimator's own memory) and with the (z ** 2).sum() loss; returns (linear, squared) bytes."""
+    out = []
+    for linear in (True, False):
+        vals = sorted(memory_probe(lib, family, K, D, n, threads, linear)[0] for _ in range(probes))
+        out.append(vals[len(vals) // 2])
+    return tuple(out)
 
 
 def check_agreement(torch, family, K, D, n):
@@ -211,6 +229,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="fewer samples and points (about a minute)")
     ap.add_argument("--no-pyro", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the speed/memory table at K = 10, D = 50 (skips Fig. 1b/1c and the scaling runs)")
     args = ap.parse_args()
     C.limit_threads_env(args.threads)
     import torch
@@ -232,45 +252,47 @@ def main():
     report = {"machine": machine, "threads": threads}
     md = [f"Machine: {machine}; torch threads: {threads}.", ""]
 
-    # Fig. 1b
-    dims, n1b, r1b = fig1b(torch, gk_mix, args, tqdm)
-    report["fig1b"] = {"dims": dims, "n": n1b, "ratio": r1b}
-    md += [f"### Fig. 1b: Var(score function) / Var(pathwise), logit gradient, K = 10, f = |z|^2 ({n1b} samples)",
-           ""]
-    md += C.markdown_table(["family"] + [f"D={d}" for d in dims],
-                           [[LABELS[f]] + [f"{v:.3g}" for v in r1b[f]] for f in FAMILIES]).splitlines()
-    # Fig. 1c
-    sigmas, n1c, K1c, r1c = fig1c(torch, gk_mix, args, tqdm)
-    report["fig1c"] = {"sigma": sigmas, "n": n1c, "K": K1c, "ratio": r1c}
-    md += ["", f"### Fig. 1c: D = 2, K = {K1c} means on the unit circle, covariance sigma^2 I ({n1c} samples)", ""]
-    md += C.markdown_table(
-        ["sigma", "Var(SF)/Var(shared-cov eq. 15)", "Var(SF)/Var(diag eqs. 49-51)", "Var(shared)/Var(diag)"],
-        [[f"{s:g}", f"{a:.3g}", f"{b:.3g}", f"{c:.6f}"]
-         for s, a, b, c in zip(sigmas, r1c["shared_cov"], r1c["diag_normals"], r1c["diag_vs_shared"])]).splitlines()
+    if not args.speed_only:
+        # Fig. 1b
+        dims, n1b, r1b = fig1b(torch, gk_mix, args, tqdm)
+        report["fig1b"] = {"dims": dims, "n": n1b, "ratio": r1b}
+        md += [f"### Fig. 1b: Var(score function) / Var(pathwise), logit gradient, K = 10, f = |z|^2 ({n1b} samples)",
+               ""]
+        md += C.markdown_table(["family"] + [f"D={d}" for d in dims],
+                               [[LABELS[f]] + [f"{v:.3g}" for v in r1b[f]] for f in FAMILIES]).splitlines()
+        # Fig. 1c
+        sigmas, n1c, K1c, r1c = fig1c(torch, gk_mix, args, tqdm)
+        report["fig1c"] = {"sigma": sigmas, "n": n1c, "K": K1c, "ratio": r1c}
+        md += ["", f"### Fig. 1c: D = 2, K = {K1c} means on the unit circle, covariance sigma^2 I ({n1c} samples)", ""]
+        md += C.markdown_table(
+            ["sigma", "Var(SF)/Var(shared-cov eq. 15)", "Var(SF)/Var(diag eqs. 49-51)", "Var(shared)/Var(diag)"],
+            [[f"{s:g}", f"{a:.3g}", f"{b:.3g}", f"{c:.6f}"]
+             for s, a, b, c in zip(sigmas, r1c["shared_cov"], r1c["diag_normals"], r1c["diag_vs_shared"])]).splitlines()
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        for f in FAMILIES:
-            ax.plot(dims, r1b[f], marker="o", label=LABELS[f])
-        ax.set(xscale="log", yscale="log", xlabel="dimension D", ylabel="Var(score fn) / Var(pathwise)",
-               title="Logit gradient variance reduction, K = 10")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(C.OUT_DIR, "mixtures_fig1b.png"), dpi=120)
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        ax.plot(sigmas, r1c["shared_cov"], marker="o", label="shared covariance (eq. 15)")
-        ax.plot(sigmas, r1c["diag_normals"], marker="x", linestyle="--", label="diagonal (eqs. 49-51)")
-        ax.set(xscale="log", yscale="log", xlabel="sigma", ylabel="Var(score fn) / Var(pathwise)",
-               title=f"D = 2, K = {K1c} on the unit circle")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(C.OUT_DIR, "mixtures_fig1c.png"), dpi=120)
-        plt.close("all")
-    except ImportError:
-        md += ["", "(matplotlib not installed: no PNGs)"]
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots(figsize=(5, 3.6))
+            for f in FAMILIES:
+                ax.plot(dims, r1b[f], marker="o", label=LABELS[f])
+            ax.set(xscale="log", yscale="log", xlabel="dimension D", ylabel="Var(score fn) / Var(pathwise)",
+                   title="Logit gradient variance reduction, K = 10")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(os.path.join(C.OUT_DIR, "mixtures_fig1b.png"), dpi=120)
+            fig, ax = plt.subplots(figsize=(5, 3.6))
+            ax.plot(sigmas, r1c["shared_cov"], marker="o", label="shared covariance (eq. 15)")
+            ax.plot(sigmas, r1c["diag_normals"], marker="x", linestyle="--", label="diagonal (eqs. 49-51)")
+            ax.set(xscale="log", yscale="log", xlabel="sigma", ylabel="Var(score fn) / Var(pathwise)",
+                   title=f"D = 2, K = {K1c} on the unit circle")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(os.path.join(C.OUT_DIR, "mixtures_fig1c.png"), dpi=120)
+            plt.close("all")
+        except ImportError:
+            md += ["", "(matplotlib not installed: no PNGs)"]
+
 
     # Speed and memory at K = 10, D = 50, 4096 samples, float32.
     K, D, n = 10, 50, 4096
@@ -278,46 +300,54 @@ def main():
     rows, speed = [], {}
     for family in tqdm(FAMILIES, desc="speed/memory"):
         t_ours = time_step(torch, "gradkern", family, K, D, n, repeats)
-        m_ours, _ = memory_probe("gradkern", family, K, D, n, threads)
-        entry = {"gradkern_s": t_ours, "gradkern_peak_bytes": m_ours}
-        row = [LABELS[family], f"{t_ours * 1e3:.1f}", f"{m_ours / 2**20:.1f}"]
+        m_ours, m_ours_sq = peak_memory("gradkern", family, K, D, n, threads)
+        entry = {"gradkern_s": t_ours, "gradkern_peak_bytes": m_ours, "gradkern_peak_bytes_sq_loss": m_ours_sq}
+        row = [LABELS[family], f"{t_ours * 1e3:.1f}", f"{m_ours / 2**20:.2f} ({m_ours_sq / 2**20:.1f})"]
         if have_pyro and family in PYRO_NAMES:
             agree = check_agreement(torch, family, K, D, 256)
             t_pyro = time_step(torch, "pyro", family, K, D, n, repeats)
-            m_pyro, err = memory_probe("pyro", family, K, D, n, threads)
-            entry.update(pyro_s=t_pyro, pyro_peak_bytes=m_pyro, eq12_max_rel_diff=agree)
-            row += [f"{t_pyro * 1e3:.1f}", f"{m_pyro / 2**20:.1f}", f"{t_pyro / t_ours:.1f}x",
-                    f"{m_pyro / max(m_ours, 2**20):.0f}x", f"{agree:.1e}"]
+            m_pyro, m_pyro_sq = peak_memory("pyro", family, K, D, n, threads)
+            entry.update(pyro_s=t_pyro, pyro_peak_bytes=m_pyro, pyro_peak_bytes_sq_loss=m_pyro_sq,
+                         eq12_max_rel_diff=agree)
+            row += [f"{t_pyro * 1e3:.1f}", f"{m_pyro / 2**20:.1f} ({m_pyro_sq / 2**20:.1f})",
+                    f"{t_pyro / t_ours:.1f}x", f"{m_pyro / m_ours:.0f}x ({m_pyro_sq / m_ours_sq:.1f}x)",
+                    f"{agree:.1e}"]
         else:
             row += ["-"] * 5
         speed[family] = entry
         rows.append(row)
     report["speed"] = {"K": K, "D": D, "n": n, "dtype": "float32", "results": speed}
     md += ["", f"### rsample + backward, K = {K}, D = {D}, {n} samples, float32, CPU ({threads} thread(s)); "
-           "median of {0} runs; peak = RSS growth in a fresh process".format(repeats), ""]
+           "time: median of {0} runs with f = |z|^2; peak = RSS growth of one step in a fresh process, median "
+           "of 3, backpropagating a preallocated upstream gradient (in parentheses: through the loss "
+           "(z ** 2).sum(), whose own backward temporaries are the same in both libraries)".format(repeats), ""]
     md += C.markdown_table(["family", "gradkern ms", "gradkern peak MiB", "Pyro ms", "Pyro peak MiB", "speed-up",
-                            "memory ratio (ours floored at 1 MiB)", "eq. 12 grads max rel diff"], rows).splitlines()
+                            "memory ratio", "eq. 12 grads max rel diff"], rows).splitlines()
 
+    if args.speed_only:
+        Ks, Ds = [], []
+    else:
+        Ks, Ds = [2, 5, 10, 20, 40], [10, 50, 200, 1000]
     # Scaling in K and D (ours; Pyro where it exists and fits).
-    Ks = [2, 5, 10, 20, 40]
-    Ds = [10, 50, 200, 1000]
     scale_rows = []
     jobs = [("K", k, 50) for k in Ks] + [("D", 10, d) for d in Ds if d != 50]
-    for family in tqdm(FAMILIES, desc="scaling"):
+    for family in tqdm(FAMILIES if jobs else [], desc="scaling"):
         for axis, k, d in jobs:
             t = time_step(torch, "gradkern", family, k, d, n, 1 if args.quick else 3)
             tp = float("nan")
             if have_pyro and family in PYRO_NAMES and k * k * d <= 20 * 20 * 50 and d <= 200:
                 tp = time_step(torch, "pyro", family, k, d, n, 1 if args.quick else 3)
             scale_rows.append([LABELS[family], k, d, f"{t * 1e3:.1f}", "-" if tp != tp else f"{tp * 1e3:.1f}"])
-    report["scaling"] = scale_rows
-    md += ["", f"### Scaling: rsample + backward of {n} samples, float32, ms", ""]
-    md += C.markdown_table(["family", "K", "D", "gradkern ms", "Pyro ms"], scale_rows).splitlines()
+    if scale_rows:
+        report["scaling"] = scale_rows
+        md += ["", f"### Scaling: rsample + backward of {n} samples, float32, ms", ""]
+        md += C.markdown_table(["family", "K", "D", "gradkern ms", "Pyro ms"], scale_rows).splitlines()
 
     text = "\n".join(md) + "\n"
-    with open(os.path.join(C.OUT_DIR, "mixtures.md"), "w") as f:
+    stem = "mixtures_speed" if args.speed_only else "mixtures"
+    with open(os.path.join(C.OUT_DIR, stem + ".md"), "w") as f:
         f.write(text)
-    C.write_json(os.path.join(C.OUT_DIR, "mixtures.json"), report)
+    C.write_json(os.path.join(C.OUT_DIR, stem + ".json"), report)
     print(text)
 
 
