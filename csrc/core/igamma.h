@@ -11,6 +11,9 @@
 //                                       fixed p is standard_gamma_grad(a, x)).
 //
 // Branches (dx/da path; boundaries chosen by measurement, see tests/native/test_igamma.cpp):
+//   bulk        a >= 10 and x near a (|v| <= 0.16..0.5, v = (x - a)/(x + a), by tier of a): the
+//               Temme expansion below re-expanded as one polynomial in v and 1/a (igamma_bulk.h).
+//               Covers nearly all Gamma(a) samples for a >= 10; the branches below handle the rest.
 //   huge x      x > max(a, 1) * 1e9 (double) / 1e5 (float): leading terms of the CF, dx/da =
 //               (log x - psi(a))(1 + (a-1)/x) + 1/x (the Wallis recurrences would overflow).
 //   T  (Temme)  a >= 20 (double) / 10 (float) and |eta| <= 1: Temme's uniform expansion
@@ -38,6 +41,7 @@
 #pragma once
 
 #include "common.h"
+#include "igamma_bulk.h"
 #include "special.h"
 
 namespace gradkern {
@@ -291,6 +295,9 @@ template <typename T> GK_HD T huge_x_dxda(T a, T x, T L) {
 }
 
 template <typename T> GK_HD T dlogx_da(T a, T x, T L, bool have_L) {
+  T v;
+  const int tier = bulk::classify(a, x, v);
+  if (tier >= 0) return bulk::eval_tier(tier, v, T(1) / a) / x;  // igamma_bulk.h
   if (huge_x(a, x)) {
     if (!have_L) L = gk_log(x);
     return huge_x_dxda(a, x, L) / x;
@@ -390,6 +397,10 @@ template <typename T> GK_HD T standard_gamma_grad(T a, T x) {
   if (detail::bad_args(a, x)) return quiet_nan<T>();
   if (x == T(0)) return T(0);
   if (!(x < infinity<T>())) return infinity<T>();
+  // Bulk (a >= 10, x near a): a polynomial in v = (x - a)/(x + a) and 1/a, igamma_bulk.h.
+  T v;
+  const int tier = bulk::classify(a, x, v);
+  if (tier >= 0) return bulk::eval_tier(tier, v, T(1) / a);
   if (detail::huge_x(a, x)) return detail::huge_x_dxda(a, x, gk_log(x));  // avoid (.../x) * x
   return x * detail::dlogx_da(a, x, T(0), false);
 }
