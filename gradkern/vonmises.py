@@ -119,5 +119,7 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     check_same("vonmises_rsample", [("loc", loc), ("concentration", concentration)])
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
-    # Wrap loc + x into [-pi, pi); the wrap is piecewise a shift, so d/dloc = 1.
-    return torch.remainder(x + loc + math.pi, 2 * math.pi) - math.pi
+    # Wrap loc + x into [-pi, pi); the wrap is piecewise a shift, so d/dloc = 1. loc + pi is formed on
+    # loc's own (usually small) shape, and the last two steps run in place on the fresh sum (add,
+    # remainder by a number and sub save nothing for backward): one full-size allocation, three passes.
+    return (x + (loc + math.pi)).remainder_(2 * math.pi).sub_(math.pi)

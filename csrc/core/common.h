@@ -11,9 +11,18 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define GK_HD __host__ __device__ __forceinline__
+#define GK_HD_FORCE __host__ __device__ __forceinline__
 #define GK_DEVICE_CODE 1
 #else
 #define GK_HD inline
+// Forced inlining on the host too, for small functions that CPU loops must inline to vectorize (GCC's
+// inliner otherwise leaves some out of line in large translation units, and an out-of-line copy is
+// compiled for the baseline instruction set: see csrc/cpu/vonmises_block.h).
+#if defined(__GNUC__)
+#define GK_HD_FORCE inline __attribute__((always_inline))
+#else
+#define GK_HD_FORCE inline
+#endif
 #endif
 
 namespace gradkern {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "common.h"
 
@@ -39,27 +40,34 @@ struct Philox {
     }
   }
 
-  static GK_HD void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  static GK_HD_FORCE void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
     const uint64_t p = static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
     hi = static_cast<uint32_t>(p >> 32);
     lo = static_cast<uint32_t>(p);
+  }
+
+  // One round on the counter words, with the round's key (k0, k1). Exposed separately so that a CPU
+  // loop can run one round over many counters at a time (it vectorizes; see csrc/cpu/samplers.cpp).
+  static GK_HD_FORCE void philox_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mulhilo(0xD2511F53u, c0, hi0, lo0);
+    mulhilo(0xCD9E8D57u, c2, hi1, lo1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+  }
+  static GK_HD_FORCE void bump_key(uint32_t& k0, uint32_t& k1) {
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
   }
 
   // One Philox4x32-10 evaluation of (counter, key).
   static GK_HD void philox4x32_10(const uint32_t in[4], uint32_t k0, uint32_t k1, uint32_t res[4]) {
     uint32_t c0 = in[0], c1 = in[1], c2 = in[2], c3 = in[3];
     for (int r = 0; r < 10; ++r) {
-      uint32_t hi0, lo0, hi1, lo1;
-      mulhilo(0xD2511F53u, c0, hi0, lo0);
-      mulhilo(0xCD9E8D57u, c2, hi1, lo1);
-      const uint32_t n0 = hi1 ^ c1 ^ k0;
-      const uint32_t n2 = hi0 ^ c3 ^ k1;
-      c0 = n0;
-      c1 = lo1;
-      c2 = n2;
-      c3 = lo0;
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
+      philox_round(c0, c1, c2, c3, k0, k1);
+      bump_key(k0, k1);
     }
     res[0] = c0;
     res[1] = c1;
@@ -87,13 +95,25 @@ struct Philox {
 
   // Uniform in the open interval (0, 1): 23 random bits on the grid k 2^-23, shifted by half a step
   // (2^-24); extremes 2^-24 and 1 - 2^-24 are exactly representable, so neither 0 nor 1 occurs.
-  GK_HD float uniform_float() {
-    return static_cast<float>(next_uint32() >> 9) * 1.1920928955078125e-07f + 5.9604644775390625e-08f;
+  // (int32 conversion: the value is < 2^23, and signed conversion vectorizes where unsigned does not.)
+  static GK_HD_FORCE float to_uniform_float(uint32_t w) {
+    return static_cast<float>(static_cast<int32_t>(w >> 9)) * 1.1920928955078125e-07f + 5.9604644775390625e-08f;
   }
-  // Same with 52 bits: extremes 2^-53 and 1 - 2^-53 (both representable).
+  // Same with 52 bits (hi word first): extremes 2^-53 and 1 - 2^-53 (both representable). The 52 bits
+  // are placed in the mantissa of a double in [1, 2) and 1 is subtracted (exact), which equals
+  // m 2^-52 exactly and, unlike an int64 -> double conversion, vectorizes without AVX-512.
+  static GK_HD_FORCE double to_uniform_double(uint32_t hi, uint32_t lo) {
+    const uint64_t m = ((static_cast<uint64_t>(hi) << 32) | lo) >> 12;
+    const uint64_t bits = 0x3FF0000000000000ull | m;
+    double d;
+    memcpy(&d, &bits, sizeof(d));
+    return (d - 1.0) + 1.110223024625156540424e-16;
+  }
+  GK_HD float uniform_float() { return to_uniform_float(next_uint32()); }
   GK_HD double uniform_double() {
-    return static_cast<double>(next_uint64() >> 12) * 2.220446049250313080847e-16 +
-           1.110223024625156540424e-16;
+    const uint32_t hi = next_uint32();
+    const uint32_t lo = next_uint32();
+    return to_uniform_double(hi, lo);
   }
   template <typename T> GK_HD T uniform();
 };

@@ -8,6 +8,7 @@
 
 #include <mutex>
 
+#include "cpu/vonmises_block.h"
 #include "ops/samplers.h"
 #include "ops/tensor_checks.h"
 
@@ -22,6 +23,44 @@ uint64_t draw_seed(std::optional<at::Generator> generator) {
   return gen->random64();
 }
 
+// Instruction-set clones of the blocked von Mises loop (cpu/vonmises_block.h, force-inlined into each):
+// the baseline x86-64 build has SSE2 only. Each clone is a separate internal function with its own
+// target attribute; which one runs is decided once per process from the CPU (cpuid). The clones
+// compute the same formulas, but where FMA is available GCC contracts a * b + c into one rounding, so
+// samples may differ in the last bits between CPUs with different instruction sets (never between
+// runs, thread counts or chunkings on one machine).
+template <typename T, typename S>
+void vm_range_baseline(const S* k, S* o, int64_t b, int64_t e, uint64_t seed) {
+  cpu::vm_sample_range<T, S>(k, o, b, e, seed);
+}
+#if defined(__GNUC__) && defined(__x86_64__)
+#define GK_VM_X86_CLONES 1
+template <typename T, typename S>
+__attribute__((target("avx2,fma"))) void vm_range_avx2(const S* k, S* o, int64_t b, int64_t e, uint64_t seed) {
+  cpu::vm_sample_range<T, S>(k, o, b, e, seed);
+}
+template <typename T, typename S>
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma"))) void vm_range_avx512(
+    const S* k, S* o, int64_t b, int64_t e, uint64_t seed) {
+  cpu::vm_sample_range<T, S>(k, o, b, e, seed);
+}
+#endif
+
+template <typename T, typename S>
+using VmRangeFn = void (*)(const S*, S*, int64_t, int64_t, uint64_t);
+
+template <typename T, typename S> VmRangeFn<T, S> pick_vm_range() {
+#ifdef GK_VM_X86_CLONES
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("fma"))
+    return &vm_range_avx512<T, S>;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &vm_range_avx2<T, S>;
+#endif
+  return &vm_range_baseline<T, S>;
+}
+
 at::Tensor vonmises_sample(const at::Tensor& concentration, std::optional<at::Generator> generator) {
   ops::check_floating("vonmises_sample", "concentration", concentration);
   // Contiguous so that element i of the output is element i of the stream layout, whatever the strides.
@@ -34,13 +73,10 @@ at::Tensor vonmises_sample(const at::Tensor& concentration, std::optional<at::Ge
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* k = kappa.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    // A rejection sampler costs ~100 ns per element: grain 2048 keeps the per-task overhead small.
-    at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        o[i] = static_cast<scalar_t>(
-            ops::vonmises_sample_element<acc_t>(static_cast<acc_t>(k[i]), seed, static_cast<uint64_t>(i), 0));
-      }
-    });
+    static const VmRangeFn<acc_t, scalar_t> range = pick_vm_range<acc_t, scalar_t>();
+    // ~10-20 ns per element: grain 16384 keeps the per-task overhead small. Element i's result depends
+    // only on (seed, i), so the chunking does not matter (see cpu/vonmises_block.h).
+    at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) { range(k, o, begin, end, seed); });
   });
   return out;
 }
