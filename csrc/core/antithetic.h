@@ -171,9 +171,11 @@ GK_HD void antithetic_standardized_rows(const T* __restrict__ noise, T* __restri
     const T* zi = z + i * stride;
     for (int b = 0; b < nb; ++b) zz[b] += zi[b] * zi[b];
   }
+  // r = delta_a sqrt(k - 1) over |z|: both constructions scale the unit direction z / |z| by it. The
+  // reflection loop calls libm (scalar); the division is kept out of it so that it vectorizes.
+  for (int b = 0; b < nb; ++b) r[b] = antithetic_reflected_root<T>(s[b], k, reflection, tab, lgamma_a);
   for (int b = 0; b < nb; ++b) {
-    // r = delta_a sqrt(k - 1) over |z|: both constructions scale the unit direction z / |z| by it.
-    r[b] = antithetic_reflected_root<T>(s[b], k, reflection, tab, lgamma_a) / gk_sqrt(zz[b]);
+    r[b] /= gk_sqrt(zz[b]);
     acc[b] = T(0);
   }
   T* x = out + k * stride;
