@@ -14,9 +14,10 @@ exp(x), and a small fixed MLP R -> 16 (tanh) -> 1 (seed 0). Relative standard er
 about sqrt(2 / rows) (1.4% at 10^4 rows).
 
 Cost: seconds per sample of normal_rsample (forward, and forward + backward of the sum) against plain
-reparameterized sampling mu + sigma * torch.randn(2k, B) at the same 2k * B samples, float32, single
-thread by default, samplers interleaved and the minimum over rounds kept (shared machines); the ratio is
-the issue's acceptance number (target: within 3x).
+reparameterized sampling mu + sigma * torch.randn(2k, B) at the same 2k * B samples, float32 (--dtypes
+float32 float64 for both), single thread by default (--threads), samplers interleaved and the minimum
+over rounds kept (shared machines); the ratio is the issue's acceptance number (target: within 3x).
+--no-variance prints the cost table alone.
 """
 from __future__ import annotations
 

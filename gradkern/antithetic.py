@@ -27,8 +27,12 @@ Public functions:
 * :func:`chi2_reflect` -- the quantile reflection :math:`S \mapsto F^{-1}(1 - F(S))` (or its
   Hawkins-Wixley approximation), differentiable in ``S``.
 
-The code is plain device-agnostic torch (CPU and CUDA, float32 and float64); the chi-square reflection
-uses gradkern's incomplete gamma ops.
+The building blocks are plain device-agnostic torch (CPU and CUDA, float32 and float64); the chi-square
+reflection uses gradkern's incomplete gamma ops. :func:`normal_rsample` turns its noise into samples with
+one fused native op, ``gradkern::antithetic_normal_standardized`` (csrc/core/antithetic.h, CPU and CUDA
+kernels): one pass per row computes the mean, the spread, the reflected spread from the same table as
+:func:`chi2_reflect` and the construction. ``_standardized_reference`` is the same computation in eager
+torch ops, kept as the reference the tests compare the op with.
 """
 import math
 import operator
@@ -414,6 +418,13 @@ def normal_rsample(loc, scale, k, method="marsaglia", reflection="exact", genera
     output is :math:`\mu + \sigma\,[\epsilon; \epsilon_a]`; by the equivariance of the constructions this
     equals applying them to :math:`(\eta_a, \delta_a)` directly, and the pathwise gradients are
     :math:`\partial x/\partial\mu = 1`, :math:`\partial x/\partial\sigma = \epsilon` or :math:`\epsilon_a`.
+
+    Cost: one ``torch.randn`` of ``(2k - 1, *batch)`` (with ``generator``), one fused native pass that
+    forms :math:`[\epsilon; \epsilon_a]` row by row (the exact reflection read from a table built once per
+    ``(k, device)``, Newton-polished in float64), and one ``addcmul``; measured at 1.2-2.5x (forward) and
+    1.0-3.0x (forward + backward) the cost of
+    ``loc + scale * torch.randn(2k, ...)`` per sample on one CPU thread (README). The result depends only
+    on the generator's state, not on the number of threads.
 
     Args:
         loc (Tensor or float): mean :math:`\mu`, shape ``B1``.
