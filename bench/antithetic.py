@@ -14,9 +14,10 @@ exp(x), and a small fixed MLP R -> 16 (tanh) -> 1 (seed 0). Relative standard er
 about sqrt(2 / rows) (1.4% at 10^4 rows).
 
 Cost: seconds per sample of normal_rsample (forward, and forward + backward of the sum) against plain
-reparameterized sampling mu + sigma * torch.randn(2k, B) at the same 2k * B samples, float32, single
-thread by default, samplers interleaved and the minimum over rounds kept (shared machines); the ratio is
-the issue's acceptance number (target: within 3x).
+reparameterized sampling mu + sigma * torch.randn(2k, B) at the same 2k * B samples, float32 (--dtypes
+float32 float64 for both), single thread by default (--threads), samplers interleaved and the minimum
+over rounds kept (shared machines); the ratio is the issue's acceptance number (target: within 3x).
+--no-variance prints the cost table alone.
 """
 from __future__ import annotations
 
@@ -79,16 +80,16 @@ def variance_table(torch, A, ks, rows, seed):
     return results
 
 
-def timing(torch, A, ks, n_samples, repeats):
-    """Seconds per sample, forward and forward + backward, for every sampler at each k. The samplers
-    of one k are timed interleaved, round-robin, `repeats` times, and the minimum is kept: on a shared
-    machine the minimum is the least contaminated by other load, and interleaving exposes the baseline
-    and the candidates to the same background."""
+def timing(torch, A, ks, n_samples, repeats, dtypes=("float32",)):
+    """Seconds per sample, forward and forward + backward, for every sampler at each (dtype, k). The
+    samplers of one (dtype, k) are timed interleaved, round-robin, `repeats` times, and the minimum is
+    kept: on a shared machine the minimum is the least contaminated by other load, and interleaving
+    exposes the baseline and the candidates to the same background."""
     from tqdm import tqdm
 
     rows_out = []
-    dtype = torch.float32
-    for k in tqdm(ks, desc="timing", file=sys.stderr):
+    for dtype_name, k in tqdm([(d, k) for d in dtypes for k in ks], desc="timing", file=sys.stderr):
+        dtype = getattr(torch, dtype_name)
         batch = max(1, n_samples // (2 * k))
         n = 2 * k * batch
         loc = torch.zeros(batch, dtype=dtype, requires_grad=True)
@@ -111,7 +112,7 @@ def timing(torch, A, ks, n_samples, repeats):
                     best[key][1] = min(best[key][1], (t2 - t1) / n)
         b = best[("randn", None)]
         for (method, reflection), (t_f, t_fb) in best.items():
-            rows_out.append(dict(k=k, method=method, reflection=reflection, dtype="float32", fwd=t_f,
+            rows_out.append(dict(k=k, method=method, reflection=reflection, dtype=dtype_name, fwd=t_f,
                                  fwd_bwd=t_fb, ratio_fwd=t_f / b[0], ratio_fwd_bwd=t_fb / b[1]))
     return rows_out
 
@@ -171,7 +172,10 @@ def main():
     ap.add_argument("--time-ks", type=int, nargs="+", default=[2, 4, 8, 16, 64])
     ap.add_argument("--time-samples", type=int, default=1 << 20, help="samples per timed call")
     ap.add_argument("--repeats", type=int, default=7, help="timing rounds (minimum kept)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "float64"],
+                    help="dtypes of the cost table")
+    ap.add_argument("--no-variance", action="store_true", help="cost table only")
     ap.add_argument("--seed", type=int, default=2019)
     ap.add_argument("--quick", action="store_true", help="fewer rows and a shorter timing budget")
     ap.add_argument("--out", default=C.OUT_DIR)
@@ -189,32 +193,35 @@ def main():
     from gradkern import antithetic as A
 
     t0 = time.perf_counter()
-    results = variance_table(torch, A, args.ks, args.rows, args.seed)
-    times = timing(torch, A, args.time_ks, args.time_samples, args.repeats)
+    results = [] if args.no_variance else variance_table(torch, A, args.ks, args.rows, args.seed)
+    times = timing(torch, A, args.time_ks, args.time_samples, args.repeats, args.dtypes)
     elapsed = time.perf_counter() - t0
 
     machine = C.machine_description()
-    lines = [f"Machine: {machine}; torch threads: {threads}. {note}. Run time {elapsed:.0f} s.", "",
-             f"Variance ratio antithetic (k + k) / i.i.d. (2k), mu={MU}, sigma={SIGMA}, {args.rows} replicates "
-             f"per cell (relative s.e. of each variance ~{100 * (2 / args.rows) ** 0.5:.1f}%); float64.", ""]
-    headers = ["k", "f", "construction", "reflection", "Var ratio E[f]", "Var ratio d/dmu", "Var ratio d/dsigma"]
-    rows = [[r["k"], r["f"], r["method"], r["reflection"], *[fmt_ratio(v) for v in r["ratio"]]] for r in results]
-    lines += [C.markdown_table(headers, rows, align=["r", "l", "l", "l", "r", "r", "r"]), ""]
-    lines += [f"Cost per sample (float32, about {args.time_samples} samples = 2k * B per call, minimum of "
+    lines = [f"Machine: {machine}; torch threads: {threads}. {note}. Run time {elapsed:.0f} s.", ""]
+    if results:
+        lines += [f"Variance ratio antithetic (k + k) / i.i.d. (2k), mu={MU}, sigma={SIGMA}, {args.rows} "
+                  f"replicates per cell (relative s.e. of each variance ~{100 * (2 / args.rows) ** 0.5:.1f}%); "
+                  "float64.", ""]
+        headers = ["k", "f", "construction", "reflection", "Var ratio E[f]", "Var ratio d/dmu", "Var ratio d/dsigma"]
+        rows = [[r["k"], r["f"], r["method"], r["reflection"], *[fmt_ratio(v) for v in r["ratio"]]] for r in results]
+        lines += [C.markdown_table(headers, rows, align=["r", "l", "l", "l", "r", "r", "r"]), ""]
+    lines += [f"Cost per sample ({', '.join(args.dtypes)}, about {args.time_samples} samples = 2k * B per call, minimum of "
               f"{args.repeats} interleaved rounds), ratio to plain "
               "`loc + scale * torch.randn(2k, B)`:", ""]
-    headers = ["k", "sampler", "fwd ns/sample", "fwd ratio", "fwd+bwd ns/sample", "fwd+bwd ratio"]
-    rows = [[r["k"], "torch.randn" if r["method"] == "randn" else f"{r['method']}, {r['reflection']}",
+    headers = ["dtype", "k", "sampler", "fwd ns/sample", "fwd ratio", "fwd+bwd ns/sample", "fwd+bwd ratio"]
+    rows = [[r["dtype"], r["k"], "torch.randn" if r["method"] == "randn" else f"{r['method']}, {r['reflection']}",
              f"{r['fwd'] * 1e9:.1f}", f"{r['ratio_fwd']:.2f}", f"{r['fwd_bwd'] * 1e9:.1f}",
              f"{r['ratio_fwd_bwd']:.2f}"] for r in times]
-    lines += [C.markdown_table(headers, rows, align=["r", "l", "r", "r", "r", "r"])]
+    lines += [C.markdown_table(headers, rows, align=["l", "r", "l", "r", "r", "r", "r"])]
     text = "\n".join(lines)
     print(text)
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "antithetic.md"), "w") as f:
         f.write(text + "\n")
-    plot(results, args.ks, os.path.join(args.out, "antithetic.png"))
+    if results:
+        plot(results, args.ks, os.path.join(args.out, "antithetic.png"))
     C.write_json(os.path.join(args.out, "antithetic.json"),
                  dict(machine=machine, threads=threads, rows=args.rows, variance=results, timing=times))
     print(f"\nwrote {os.path.join(args.out, 'antithetic.md')}, antithetic.png, antithetic.json", file=sys.stderr)

@@ -77,4 +77,15 @@ TORCH_LIBRARY(gradkern, m) {
   // P(X < h, Y < k) for a standard bivariate normal with correlation r.
   m.def("bivariate_normal_cdf(Tensor h, Tensor k, Tensor r) -> Tensor");
   // --- end ARMS copulas ---
+
+  // --- Antithetic Gaussian sampling (csrc/core/antithetic.h) -------------------------------------
+  // noise (2k - 1, *batch) of i.i.d. N(0, 1): rows 0..k-1 the i.i.d. half, rows k.. the antithetic
+  // direction. Returns (2k, *batch): the i.i.d. half unchanged, then the antithetic half in standardized
+  // form (sample mean -mean(eps), sample std sqrt(S_a / (k-1)), S_a the reflected chi2_{k-1} spread).
+  // method 0 Marsaglia, 1 Cheng; reflection 0 exact (table: gradkern/antithetic.py's cubic Hermite table
+  // of log S -> log S_a on [u_lo, u_hi], float64 (n, 4) on the device of noise), 1 Hawkins-Wixley (table
+  // unused). The caller forms loc + scale * out, which carries the pathwise gradients.
+  m.def("antithetic_normal_standardized(Tensor noise, Tensor table, float u_lo, float u_hi, int method, "
+        "int reflection) -> Tensor");
+  // --- end antithetic ---
 }

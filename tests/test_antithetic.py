@@ -105,6 +105,116 @@ def test_generator_reproducible_and_broadcast(device):
     assert A.normal_rsample(torch.zeros(0, 3), torch.ones(3), 4).shape == (8, 0, 3)  # empty batch
 
 
+# --- the fused native op (gradkern::antithetic_normal_standardized) ------------------------------------
+def _noise_with_tails(k, dtype, device, n=3000, seed=0):
+    # Random rows plus rows whose spread S lies off the reflection table on either side (S = 0, S tiny,
+    # S far in the upper tail), which take the direct path inside the kernel.
+    noise = torch.randn(2 * k - 1, n, dtype=torch.float64, generator=_gen("cpu", seed))
+    # Exactly representable values, so that both paths form the same S (near S = 0 the rounding of the
+    # mean would otherwise dominate the Hawkins-Wixley fourth root).
+    noise[:k, 0] = 0.5                                     # S = 0 exactly
+    noise[:k, 1] = 0.5 + 2.0 ** -20 * torch.arange(k)      # S ~ 1e-12 k^3: below the 1e-7 quantile
+    noise[:k, 2] = 6.0 * torch.linspace(-1, 1, k, dtype=torch.float64)  # S ~ 36 k: above the table
+    noise[:k, 3] = 1e-3 * torch.linspace(-1, 1, k, dtype=torch.float64)  # S ~ 1e-6: far upper x_a
+    return noise.to(dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("reflection", ["exact", "hawkins-wixley"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 9, 16, 64])
+def test_native_matches_reference(k, method, reflection, dtype, device):
+    # Same noise through the fused op and the eager reference path: equal to rounding (the native float64
+    # rows take the same table + Newton polish, closed forms of P, Q for k = 2, 3, 4).
+    noise = _noise_with_tails(k, dtype, device, seed=k)
+    native = A._standardized_native(noise, method, reflection)
+    ref = A._standardized_reference(noise, method, reflection)
+    assert native.shape == (2 * k, noise.shape[1]) and native.dtype == dtype
+    assert torch.equal(native[:k], noise[:k])  # the i.i.d. half is the noise itself
+    if dtype == torch.float64:
+        torch.testing.assert_close(native, ref, rtol=1e-12, atol=1e-12)
+    else:  # Cheng's cumulative sum accumulates rounding over k terms in both paths
+        torch.testing.assert_close(native, ref, rtol=2e-6 * (1 + k / 8), atol=2e-6 * (1 + k / 8))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 7])
+def test_native_reflection_float64_accuracy(k):
+    # The native float64 reflection (table + one Newton step, or the direct path off the table) solves
+    # P(a, x_a) = Q(a, x) to a few ulp: check the identity with gradkern's own P and Q.
+    noise = _noise_with_tails(k, torch.float64, "cpu", n=4000, seed=50 + k)
+    x = A._standardized_native(noise, "marsaglia", "exact")
+    a = torch.tensor((k - 1) / 2, dtype=torch.float64)
+    s = ((noise[:k] - noise[:k].mean(0)) ** 2).sum(0)
+    s_a = (k - 1) * x[k:].var(0)
+    lhs, rhs = gradkern.gammainc(a, s_a / 2), gradkern.gammaincc(a, s / 2)
+    ok = (rhs > 1e-300) & (s_a > 0)
+    # dP = q(x_a) dx_a: relative error of S_a (rounding of the sample variance, ~1e-15) times x_a q / P
+    torch.testing.assert_close(lhs[ok], rhs[ok], rtol=1e-11, atol=1e-300)
+
+
+def test_native_seeded_reproducible_across_threads():
+    # The op is a deterministic function of the noise, drawn by torch.randn from the caller's generator:
+    # the same seed gives the same bits whatever the number of threads (rows split across tasks).
+    loc, scale = torch.zeros(50_000), torch.ones(50_000)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, max(2, threads)):
+            torch.set_num_threads(n)
+            outs.append([A.normal_rsample(loc.to(dt), scale.to(dt), k, m, generator=_gen("cpu", 5))
+                         for dt in FLOAT_DTYPES for k in (2, 8) for m in METHODS])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reflection", ["exact", "hawkins-wixley"])
+def test_native_opcheck(reflection, device):
+    for dtype in FLOAT_DTYPES:
+        for k, method in ((2, "marsaglia"), (5, "cheng")):
+            noise = _noise_with_tails(k, dtype, device, n=12).reshape(2 * k - 1, 3, 4)
+            if reflection == "exact":
+                u_lo, u_hi, _, table = A._reflection_table(0.5 * (k - 1), noise.device)
+            else:
+                u_lo, u_hi, table = 0.0, 1.0, torch.empty((0, 4), dtype=torch.float64, device=device)
+            args = (noise, table, u_lo, u_hi, A.METHODS.index(method), A.REFLECTIONS.index(reflection))
+            torch.library.opcheck(torch.ops.gradkern.antithetic_normal_standardized, args)
+            # Non-contiguous noise is accepted (made contiguous) and gives the same values.
+            nc = noise.transpose(1, 2).contiguous().transpose(1, 2)
+            assert torch.equal(torch.ops.gradkern.antithetic_normal_standardized(nc, *args[1:]),
+                               torch.ops.gradkern.antithetic_normal_standardized(*args))
+
+
+def test_native_op_errors():
+    op = torch.ops.gradkern.antithetic_normal_standardized
+    table = torch.zeros(4, 4, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="2k - 1"):
+        op(torch.zeros(4, 3), table, 0.0, 1.0, 0, 0)
+    with pytest.raises(RuntimeError, match="method"):
+        op(torch.zeros(3, 3), table, 0.0, 1.0, 2, 0)
+    with pytest.raises(RuntimeError, match="table"):
+        op(torch.zeros(3, 3), table.float(), 0.0, 1.0, 0, 0)
+    with pytest.raises(RuntimeError, match="float32 or float64"):
+        op(torch.zeros(3, 3, dtype=torch.float16), table, 0.0, 1.0, 0, 0)
+
+
+def test_torch_compile_normal_rsample():
+    def fn(loc, scale):
+        x = A.normal_rsample(loc, scale, 4, "cheng", validate_args=False)
+        return (x * x).mean(0)
+
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    loc = torch.zeros(16, dtype=torch.float64, requires_grad=True)
+    scale = torch.ones(16, dtype=torch.float64, requires_grad=True)
+    out = compiled(loc, scale)
+    out.sum().backward()
+    assert out.shape == (16,) and torch.isfinite(out).all()
+    assert torch.isfinite(loc.grad).all() and torch.isfinite(scale.grad).all()
+
+
 # --- marginals -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("k", [2, 3, 4, 8])
