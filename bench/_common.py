@@ -46,8 +46,14 @@ def set_torch_threads(threads):
 
 # --- gradkern import ---------------------------------------------------------------------------------
 def import_gradkern():
-    """Return (gradkern module or None, note). Uses the installed package if there is one, else the
-    in-place build in the repository root."""
+    """Return (gradkern module or None, note). Prefers the checkout this script belongs to when its
+    extension has been built in place (python setup.py build_ext --inplace), so that a developer's run
+    never times a stale installed copy; otherwise the installed package (pip install .)."""
+    import glob
+
+    if glob.glob(os.path.join(REPO, "gradkern", "_C*")) and sys.path[:1] != [REPO]:
+        sys.path.insert(0, REPO)
+        sys.modules.pop("gradkern", None)
     try:
         import gradkern  # noqa: F401
     except ImportError:
