@@ -39,6 +39,8 @@ TORCH_LIBRARY(gradkern, m) {
   m.def("vonmises_grad(Tensor concentration, Tensor x) -> Tensor");
   // Samples of vonMises(0, kappa) in [-pi, pi), one per element of concentration.
   m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor");
+  // (x + loc) wrapped into [-pi, pi) in one pass (the location shift of vonmises_rsample).
+  m.def("vonmises_shift_wrap(Tensor x, Tensor loc) -> Tensor");
 
   // --- Gaussian mixtures (csrc/core/mixture.h) ---------------------------------------------------
   // Shapes: noise, z, grad (S, B, D); component (S, B) int64; locs (B, K, D); coord_scale (B, D), or

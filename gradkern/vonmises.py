@@ -21,7 +21,7 @@ def _log_density(x, kappa):
 
 
 # --- fake kernels -------------------------------------------------------------------------------------
-for _name in ("vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad"):
+for _name in ("vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad", "vonmises_shift_wrap"):
     torch.library.register_fake(f"gradkern::{_name}")(broadcast_fake)
 
 
@@ -57,6 +57,18 @@ def _sample_backward(ctx, grad):
 
 torch.library.register_autograd("gradkern::vonmises_cdf", _cdf_backward, setup_context=_cdf_setup)
 torch.library.register_autograd("gradkern::vonmises_sample", _sample_backward, setup_context=_sample_setup)
+
+
+def _shift_setup(ctx, inputs, output):
+    ctx.shapes = (inputs[0].shape, inputs[1].shape)
+
+
+def _shift_backward(ctx, grad):
+    # The wrap is piecewise a shift: d/dx = d/dloc = 1, reduced over broadcast dimensions.
+    return sum_to_shape(grad, ctx.shapes[0]), sum_to_shape(grad, ctx.shapes[1])
+
+
+torch.library.register_autograd("gradkern::vonmises_shift_wrap", _shift_backward, setup_context=_shift_setup)
 for _name in ("vonmises_cdf_grad_concentration", "vonmises_grad"):
     torch.library.register_autograd(f"gradkern::{_name}", not_differentiable(_name),
                                     setup_context=lambda ctx, inputs, output: None)
@@ -119,7 +131,5 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     check_same("vonmises_rsample", [("loc", loc), ("concentration", concentration)])
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
-    # Wrap loc + x into [-pi, pi); the wrap is piecewise a shift, so d/dloc = 1. loc + pi is formed on
-    # loc's own (usually small) shape, and the last two steps run in place on the fresh sum (add,
-    # remainder by a number and sub save nothing for backward): one full-size allocation, three passes.
-    return (x + (loc + math.pi)).remainder_(2 * math.pi).sub_(math.pi)
+    # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).
+    return _ops.vonmises_shift_wrap(x, loc)

@@ -44,6 +44,37 @@ def test_loc_gradient():
     assert (loc2.grad == 1).all()
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shift_wrap(dtype, device):
+    """vonmises_shift_wrap(x, loc) = (x + loc) wrapped into [-pi, pi): against a float64 remainder
+    formula, the range including the boundary cases, NaN/inf, and gradients 1 (summed over broadcast)."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(4000, generator=g, dtype=torch.float64) * 2 - 1) * math.pi
+    loc = (torch.rand(4000, generator=g, dtype=torch.float64) * 2 - 1) * 40
+    edge_x = torch.tensor([math.pi, -math.pi, 0.0, 1.0, 3.0, float("nan"), 0.0], dtype=torch.float64)
+    edge_l = torch.tensor([0.0, 0.0, 2 * math.pi, -1.0, 1e6, 0.0, float("inf")], dtype=torch.float64)
+    x, loc = torch.cat([x, edge_x]).to(dtype), torch.cat([loc, edge_l]).to(dtype)
+    y = OPS.vonmises_shift_wrap(x.to(device), loc.to(device)).cpu()
+    want = torch.remainder(x.double() + loc.double() + math.pi, 2 * math.pi) - math.pi
+    finite = want.isfinite()
+    assert torch.equal(finite, y.isfinite())
+    assert ((y[finite] >= -math.pi) & (y[finite] < math.pi)).all()
+    # Equal up to rounding of the sum, modulo 2 pi (a value rounded across -pi comes out near +pi).
+    d = (y[finite].double() - want[finite]).abs()
+    d = torch.minimum(d, (d - 2 * math.pi).abs())
+    tol = 1e-5 if dtype == torch.float32 else 1e-13
+    assert (d <= tol * (1 + (x.double() + loc.double()).abs()[finite])).all()
+    # Samples already in [-pi, pi) with loc = 0 are returned unchanged.
+    z = x[:4000]
+    assert torch.equal(OPS.vonmises_shift_wrap(z.to(device), torch.zeros((), dtype=dtype, device=device)).cpu(), z)
+    # Gradients: 1 for x, the broadcast sum for loc.
+    xs = x[:10].to(device).requires_grad_()
+    ls = torch.tensor(0.3, dtype=dtype, device=device, requires_grad=True)
+    OPS.vonmises_shift_wrap(xs, ls).sum().backward()
+    assert (xs.grad == 1).all() and ls.grad.item() == 10
+
+
 def test_backward_is_the_kernel_gradient():
     g = torch.Generator().manual_seed(23)
     k = (torch.rand(1000, dtype=torch.float64, generator=g) * 20 + 1e-3).requires_grad_()
@@ -122,6 +153,8 @@ def test_opcheck(device):
     torch.library.opcheck(OPS.vonmises_cdf, (x, k))
     torch.library.opcheck(OPS.vonmises_cdf_grad_concentration, (x.detach(), k.detach()))
     torch.library.opcheck(OPS.vonmises_grad, (k.detach(), x.detach()))
+    torch.library.opcheck(OPS.vonmises_shift_wrap, (x, torch.tensor(0.4, dtype=torch.float64, device=device,
+                                                                      requires_grad=True)))
     # Random op: two calls must differ, so skip the check that compares values across calls.
     torch.library.opcheck(OPS.vonmises_sample, (k, torch.Generator(device=device).manual_seed(0)),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

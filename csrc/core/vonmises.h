@@ -519,6 +519,21 @@ template <typename T> GK_HD T vonmises_cdf_dkappa(T x, T kappa) {
 }
 
 // Implicit reparameterization gradient dx/dkappa = -(dF/dkappa) / q(x), density factor fused.
+// (x + loc) wrapped into [-pi, pi): the location shift of vonmises_rsample, one pass. The wrap is
+// piecewise a shift, so d/dx = d/dloc = 1 (registered in gradkern/vonmises.py). Samples of
+// vonMises(0, kappa) lie in [-pi, pi) already, so with loc = 0 the result is x itself. The rounded
+// floor() step can land exactly on pi (or just below -pi): the two final checks put it back in range.
+// NaN or inf in either argument gives NaN.
+template <typename T> GK_HD T vonmises_shift_wrap(T x, T loc) {
+  T y = x + loc;
+  if (y >= -consts<T>::pi && y < consts<T>::pi) return y;
+  if (!(gk_fabs(y) < infinity<T>())) return quiet_nan<T>();
+  y -= consts<T>::two_pi * gk_floor((y + consts<T>::pi) / consts<T>::two_pi);
+  if (y >= consts<T>::pi) y -= consts<T>::two_pi;
+  if (y < -consts<T>::pi) y += consts<T>::two_pi;
+  return y;
+}
+
 template <typename T> GK_HD T vonmises_grad(T kappa, T x) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();

@@ -24,6 +24,7 @@ GK_BINARY_FUNCTOR(Gammaincinv, core::gammaincinv(a, b))
 GK_BINARY_FUNCTOR(VonmisesCdf, core::vonmises_cdf(a, b))
 GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_dkappa(a, b))
 GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
+GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
 
 #undef GK_BINARY_FUNCTOR
 
@@ -39,7 +40,8 @@ GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
   X(gammaincinv, Gammaincinv, "a", "p")                                                 \
   X(vonmises_cdf, VonmisesCdf, "x", "concentration")                                    \
   X(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration") \
-  X(vonmises_grad, VonmisesGrad, "concentration", "x")
+  X(vonmises_grad, VonmisesGrad, "concentration", "x")                                  \
+  X(vonmises_shift_wrap, VonmisesShiftWrap, "x", "loc")
 
 }  // namespace ops
 }  // namespace gradkern
