@@ -179,8 +179,9 @@ inline Prepared prepare(const Inputs& in) {
   if (per_component_scale(in.family)) p.log_ref = log_ref.contiguous();
   if (in.common_reference) {
     // The reference field's common mean mu' = sum_k pi_k mu_k, the mixture mean: any common mean
-    // gives a solution (see core/mixture.h); this one keeps the reference inside the mixture's mass
-    // and measured a lower variance than the unweighted mean of the mu_k (README, Gaussian mixtures).
+    // gives a solution (see core/mixture.h). In the Fig. 1b/1c setups (K = 10, 20000 samples) its
+    // logit-gradient variance was within a few percent of the unweighted mean's and the coordinate-wise
+    // median's of the mu_k, and up to 15% below mu' = 0's (README, Gaussian mixtures).
     p.ref_loc = (p.log_pi.exp().unsqueeze(-1) * p.locs).sum(1).contiguous();
   } else if (has_locs(in.family)) {
     p.locs_ref = (p.locs * p.inv_ref.unsqueeze(1)).contiguous();  // only the pairwise U terms read it
