@@ -431,8 +431,8 @@ GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, 
     const T r2 = pre_zt + gk_max(zbar_tot - pre_zb - zb * zb, T(0));
     // -log(prod_{k<i} s_jk prod_{k>i} s'_k) = -(sum_k log s'_k) - sum_{k<i} (log s_jk - log s'_k) + log s'_i
     const T l_rest = T(-0.5) * r2 - pre_l + log_ref[i] + l_const;
-    // Terms with zt == zb (this component has the reference's scale and mean here) or g_i = 0 vanish; below
-    // the l_rest bound the term underflows (the Phi difference is <= 1).
+    // Terms with zt == zb (this component has the reference's scale and mean here) or g_i = 0
+    // vanish; below the l_rest bound the term underflows (the Phi difference is <= 1).
     if (zt != zb && g[i] != T(0) && l_rest > num<T>::log_min - T(40)) {
       // The flux's sign is that of zb - zt (random per sample): taken with copysign, not a branch.
       visit(i, copysign_of(T(1), zb - zt) * g[i], gk_max(zt, zb), gk_min(zt, zb), l_rest);

@@ -177,7 +177,7 @@ inline Prepared prepare(const Inputs& in) {
   p.inv_ref = p.ref.reciprocal().contiguous();
   p.log_ref_sum = log_ref.sum(-1).contiguous();
   if (per_component_scale(in.family)) p.log_ref = log_ref.contiguous();
-  if (in.common_reference) {
+  if (in.common_reference && per_component_scale(in.family)) {  // only MixtureOfDiagNormals has the choice
     // The reference field's common mean mu' = sum_k pi_k mu_k, the mixture mean: any common mean
     // gives a solution (see core/mixture.h). In the Fig. 1b/1c setups (K = 10, 20000 samples) its
     // logit-gradient variance was within a few percent of the unweighted mean's and the coordinate-wise
