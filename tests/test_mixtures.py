@@ -237,6 +237,14 @@ def test_diag_velocity_fields_share_component_gradients():
     assert (ref[2] - pair[2]).abs().max() > 1e-3
     for x in (ref[2], pair[2]):
         torch.testing.assert_close(x.sum(), torch.zeros((), dtype=torch.float64), rtol=0, atol=1e-12)
+    # The class passes its field through rsample, and expand keeps it.
+    q = {k: v.clone().requires_grad_() for k, v in p.items()}
+    for vel in ("reference", "pairwise"):
+        d = MixtureOfDiagNormals(**q, velocity=vel).expand((1,))
+        zz = d.rsample((9,), generator=torch.Generator().manual_seed(22))
+        grad_l, = torch.autograd.grad((zz * g).sum(), q["component_logits"])
+        direct = OPS.mixture_diag_normals_backward(g, zz.detach(), *args[2:], vel)
+        torch.testing.assert_close(grad_l, direct[2][0])
     # K = 1: nothing to transport.
     one = OPS.mixture_diag_normals_backward(g, z, p["locs"][None, :1], p["coord_scale"][None, :1],
                                             p["component_logits"][None, :1])
