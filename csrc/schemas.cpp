@@ -52,10 +52,12 @@ TORCH_LIBRARY(gradkern, m) {
         "Tensor component_logits) -> Tensor");
   m.def("mixture_shared_cov_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
         "Tensor component_logits) -> (Tensor, Tensor, Tensor)");
+  // velocity: the logit field of MixtureOfDiagNormals, "reference" (one common reference N(mu', s'),
+  // eqs. 49-51, O(K D) per sample) or "pairwise" (per-component references and eq. 15, O(K^2 D)).
   m.def("mixture_diag_normals_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
-        "Tensor component_logits) -> Tensor");
+        "Tensor component_logits, str velocity=\"reference\") -> Tensor");
   m.def("mixture_diag_normals_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
-        "Tensor component_logits) -> (Tensor, Tensor, Tensor)");
+        "Tensor component_logits, str velocity=\"reference\") -> (Tensor, Tensor, Tensor)");
   m.def("mixture_gsm_rsample(Tensor noise, Tensor component, Tensor coord_scale, Tensor component_logits, "
         "Tensor component_scale) -> Tensor");
   m.def("mixture_gsm_backward(Tensor grad, Tensor z, Tensor coord_scale, Tensor component_logits, "

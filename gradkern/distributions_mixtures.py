@@ -124,10 +124,13 @@ class _GaussianMixture(td.Distribution):
             torch.tensor(2 * torch.pi, dtype=value.dtype, device=value.device))
         return torch.logsumexp(log_pi + log_qj, -1)
 
+    _velocity = None  # the logit field where the family offers a choice (MixtureOfDiagNormals)
+
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Samples of shape ``sample_shape + batch_shape + (D,)``, differentiable w.r.t. every
         parameter through the transport-equation velocity fields (see the class docstring)."""
-        return mixture_rsample(self._family, self._params, self.batch_shape, self._D, sample_shape, generator)
+        return mixture_rsample(self._family, self._params, self.batch_shape, self._D, sample_shape, generator,
+                               velocity=self._velocity)
 
     def sample(self, sample_shape=torch.Size(), generator=None):
         with torch.no_grad():
@@ -140,6 +143,7 @@ class _GaussianMixture(td.Distribution):
             value = getattr(self, name)
             setattr(new, name, value.expand(batch_shape + value.shape[len(self.batch_shape):]))
         new._K, new._D = self._K, self._D
+        new._velocity = self._velocity
         super(_GaussianMixture, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -178,21 +182,36 @@ class MixtureOfDiagNormals(_GaussianMixture):
         locs (Tensor): component means, shape ``(*batch, K, D)``.
         coord_scale (Tensor): component standard deviations, shape ``(*batch, K, D)``, positive.
         component_logits (Tensor): mixture logits, shape ``(*batch, K)``.
+        velocity (str): the velocity field for ``component_logits``, ``"reference"`` (default) or
+            ``"pairwise"``; both are unbiased and differ in cost and variance (see below).
 
-    Gradients of :meth:`rsample`: ``locs``, ``coord_scale`` through eq. 12; ``component_logits``
-    through eqs. 49-51 (coordinate-wise telescoping from the reference ``N(mu_j, s')``,
-    ``s'_i = min_j coord_scale_ji`` as in eq. 52) plus eq. 15 with scale ``s'`` between the reference
-    Normals, which differ in their means. Cost O(K D) for the telescoping and component terms and
-    O(K^2 D) for the pairwise term (the one Pyro also uses); with equal covariances this reduces exactly
-    to :class:`MixtureOfDiagNormalsSharedCovariance` (the remark on Fig. 1c in the paper).
+    Gradients of :meth:`rsample`: ``locs``, ``coord_scale`` through eq. 12 (O(K D) per sample);
+    ``component_logits`` through eq. 51, ``v^{l_j} = pi_j (W^j - sum_k pi_k W^k)``, where ``W^j``
+    moves mass between ``q_j`` and a reference density by the coordinate-wise telescoping of
+    eqs. 49-50, with reference scale ``s'_i = min_j coord_scale_ji`` (eq. 52):
+
+    * ``velocity="reference"``: one reference ``N(mu', s')`` common to all components,
+      ``mu' = sum_k pi_k mu_k`` (the mixture mean). The reference cancels in eq. 51, so this is the
+      whole field: cost O(K D) per sample.
+    * ``velocity="pairwise"``: per-component references ``N(mu_j, s')``, joined by eq. 15 (pairwise
+      transport along ``mu_j - mu_k`` at scale ``s'``). Cost O(K^2 D) per sample (the construction Pyro
+      also uses); with equal covariances it reduces exactly to
+      :class:`MixtureOfDiagNormalsSharedCovariance` (the remark on Fig. 1c in the paper).
+
+    The reference field moves mass along the coordinate axes (a staircase from ``mu_j`` to ``mu'``)
+    rather than along the straight lines ``mu_j - mu_k``; its variance is compared with the pairwise
+    field's in the README (Gaussian mixtures, Fig. 1b/1c).
     """
 
     arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
                        "component_logits": constraints.real}
     _family = "diag_normals"
 
-    def __init__(self, locs, coord_scale, component_logits, validate_args=None):
+    def __init__(self, locs, coord_scale, component_logits, validate_args=None, velocity="reference"):
         cls = type(self).__name__
+        if velocity not in ("reference", "pairwise"):
+            raise ValueError(f"{cls}: velocity must be 'reference' or 'pairwise', got {velocity!r}")
+        self._velocity = velocity
         _check_tensor(cls, "locs", locs, 2)
         _check_tensor(cls, "coord_scale", coord_scale, 2)
         _check_tensor(cls, "component_logits", component_logits, 1)

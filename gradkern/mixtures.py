@@ -11,6 +11,12 @@ gradient is not the derivative of that expression (which would only reach compon
 transport-equation velocity field of Jankowiak & Karaletsos (2019): every sample contributes to every
 component's parameters (eq. 12) and to the mixture logits (eqs. 14-15, 40-55). The ``noise`` and
 ``component`` inputs are treated as constants (no gradient).
+
+The ``mixture_diag_normals_*`` ops take a trailing ``velocity`` string (see :data:`VELOCITIES`) that
+selects the logit velocity field: ``"reference"`` (the default; eqs. 49-51 with one reference
+``N(mu', s')`` common to all components, ``mu' = sum_k pi_k mu_k``, ``s'_i = min_j s_ji`` as eq. 52;
+O(K D) per sample) or ``"pairwise"`` (per-component references ``N(mu_j, s')`` joined by the eq. 15
+transports; O(K^2 D), and identical to the shared-covariance field when all scales are equal).
 """
 import math
 
@@ -18,7 +24,7 @@ import torch
 
 from ._utils import not_differentiable
 
-__all__ = ["FAMILIES", "mixture_rsample"]
+__all__ = ["FAMILIES", "VELOCITIES", "mixture_rsample"]
 
 _ops = torch.ops.gradkern
 
@@ -30,6 +36,10 @@ FAMILIES = {
     "discrete_gsm": ("mixture_discrete_gsm", ("locs", "coord_scale", "component_logits", "component_scale")),
 }
 
+# The logit velocity fields a family's ops accept through their `velocity` argument (default first);
+# families not listed have one field and no such argument.
+VELOCITIES = {"diag_normals": ("reference", "pairwise")}
+
 
 # --- fake kernels ---------------------------------------------------------------------------------
 def _rsample_fake(noise, component, *params):
@@ -37,19 +47,23 @@ def _rsample_fake(noise, component, *params):
 
 
 def _backward_fake(grad, z, *params):
-    return tuple(p.new_empty(p.shape) for p in params)
+    return tuple(p.new_empty(p.shape) for p in params if isinstance(p, torch.Tensor))  # not `velocity`
 
 
 # --- autograd ---------------------------------------------------------------------------------------
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(output, *inputs[2:])
+    # Tensors are saved; trailing non-tensor arguments (`velocity`) are passed on to the backward op.
+    params = [x for x in inputs[2:] if isinstance(x, torch.Tensor)]
+    ctx.extra = tuple(inputs[2 + len(params):])
+    ctx.save_for_backward(output, *params)
 
 
 def _make_backward(backward_op):
     def backward(ctx, grad):
         z, *params = ctx.saved_tensors
-        grads = backward_op(grad.contiguous(), z, *params)
-        return (None, None) + tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
+        grads = backward_op(grad.contiguous(), z, *params, *ctx.extra)
+        return ((None, None) + tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
+                + (None,) * len(ctx.extra))
     return backward
 
 
@@ -64,7 +78,8 @@ for _family, (_stem, _names) in FAMILIES.items():
 
 
 # --- sampling ---------------------------------------------------------------------------------------
-def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.Size(), generator=None):
+def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.Size(), generator=None,
+                    velocity=None):
     r"""Reparameterised samples of a Gaussian mixture with transport-equation gradients.
 
     Args:
@@ -77,6 +92,8 @@ def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.S
         sample_shape (torch.Size): leading sample dimensions.
         generator (torch.Generator, optional): source of randomness for both the component draw and
             the Normal noise.
+        velocity (str, optional): the logit velocity field, for the families in :data:`VELOCITIES`
+            (``None``: the op's default, the first listed).
 
     Returns:
         Tensor of shape ``sample_shape + batch_shape + (D,)``.
@@ -98,5 +115,11 @@ def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.S
             probs = torch.softmax(flat[names.index("component_logits")].detach(), -1)
             component = torch.multinomial(probs, S, replacement=True, generator=generator).t().contiguous()
         noise = torch.randn((S, B, D), dtype=logits.dtype, device=logits.device, generator=generator)
-    z = getattr(_ops, f"{stem}_rsample")(noise, component, *flat)
+    extra = ()
+    if velocity is not None:
+        if velocity not in VELOCITIES.get(family, ()):
+            raise ValueError(f"mixture_rsample: velocity must be one of {VELOCITIES.get(family, ())} for "
+                             f"family {family!r}, got {velocity!r}")
+        extra = (velocity,)
+    z = getattr(_ops, f"{stem}_rsample")(noise, component, *flat, *extra)
     return z.reshape(sample_shape + batch_shape + (D,))

@@ -16,6 +16,9 @@ from conftest import DEVICES
 
 OPS = torch.ops.gradkern
 FAMILY_NAMES = list(M.FAMILIES)
+# (family, velocity): every logit velocity field, velocity None for the families with one field.
+CASES = [(f, v) for f in FAMILY_NAMES for v in M.VELOCITIES.get(f, (None,))]
+CASE_IDS = [f if v is None else f"{f}-{v}" for f, v in CASES]
 CLASSES = {"shared_cov": MixtureOfDiagNormalsSharedCovariance, "diag_normals": MixtureOfDiagNormals,
            "gsm": GaussianScaleMixture, "discrete_gsm": DiscreteGaussianScaleMixture}
 
@@ -40,6 +43,15 @@ def make_params(family, K, D, seed=0, dtype=torch.float64, device="cpu", batch=(
     if family in ("gsm", "discrete_gsm"):
         p["component_scale"] = 0.5 + torch.rand(batch + (K,), generator=g, dtype=dtype)
     return {k: v.to(device) for k, v in p.items()}
+
+
+def extra(vel):
+    """The trailing op arguments for a velocity field (none for the op's default)."""
+    return () if vel is None else (vel,)
+
+
+def make_dist(family, p, vel=None, **kw):
+    return CLASSES[family](**p, **kw, **({} if vel is None else {"velocity": vel}))
 
 
 def components(family, p):
@@ -70,11 +82,12 @@ def f_of(z, test_fn, w=None):
     return (z ** 2).sum(-1) if test_fn == "square" else torch.cos(w * z).sum(-1)
 
 
-def backward_op(family):
-    return getattr(OPS, M.FAMILIES[family][0] + "_backward")
+def backward_op(family, vel=None):
+    op = getattr(OPS, M.FAMILIES[family][0] + "_backward")
+    return lambda *args: op(*args, *extra(vel))
 
 
-def velocity(family, p, Z):
+def velocity(family, p, Z, vel=None):
     """v^theta(z) for every parameter element at the points Z (N, D): one op call with a batch of N * D
     identical mixtures, upstream gradient e_i for batch entry (n, i). Returns {name: (N, D, *shape)}."""
     stem, names = M.FAMILIES[family]
@@ -82,12 +95,12 @@ def velocity(family, p, Z):
     flat = [p[n].expand((N * D,) + p[n].shape).contiguous() for n in names]
     z = Z.repeat_interleave(D, 0).unsqueeze(0).contiguous()
     g = torch.eye(D, dtype=Z.dtype).repeat(N, 1).unsqueeze(0).contiguous()
-    grads = backward_op(family)(g, z, *flat)
+    grads = backward_op(family, vel)(g, z, *flat)
     return {n: gr.reshape((N, D) + p[n].shape) for n, gr in zip(names, grads)}
 
 
 # --- unbiasedness ------------------------------------------------------------------------------------
-def _check_unbiased(family, K, D, test_fn, device, n=256, reps=48, n_se=4.5):
+def _check_unbiased(family, K, D, test_fn, device, vel=None, n=256, reps=48, n_se=4.5):
     p0 = make_params(family, K, D, seed=K * 10 + D, device=device)
     w = torch.linspace(0.5, 1.5, D, dtype=torch.float64, device=device)
     # Exact gradient of the closed-form expectation.
@@ -96,7 +109,7 @@ def _check_unbiased(family, K, D, test_fn, device, n=256, reps=48, n_se=4.5):
     # `reps` independent estimates, each the mean over n samples: give every replicate its own copy of
     # the parameters (a batch dimension) so autograd returns one gradient per replicate.
     p_rep = {k: v.expand((reps,) + v.shape).clone().requires_grad_() for k, v in p0.items()}
-    d = CLASSES[family](**p_rep)
+    d = make_dist(family, p_rep, vel)
     gen = torch.Generator(device=device).manual_seed(1234 + K + 7 * D)
     z = d.rsample((n,), generator=gen)
     f_of(z, test_fn, w).sum().div(n).backward()
@@ -106,22 +119,44 @@ def _check_unbiased(family, K, D, test_fn, device, n=256, reps=48, n_se=4.5):
         err = (mean - ex).abs()
         tol = n_se * se + 1e-9 * (1 + ex.abs())
         assert bool((err <= tol).all()), (
-            f"{family} K={K} D={D} f={test_fn}: d/d{name} MC mean {mean.flatten()[:6].tolist()} vs exact "
+            f"{family} ({vel}) K={K} D={D} f={test_fn}: d/d{name} MC mean {mean.flatten()[:6].tolist()} vs exact "
             f"{ex.flatten()[:6].tolist()}, worst {(err / se.clamp_min(1e-300)).max().item():.2f} s.e.")
 
 
 @pytest.mark.parametrize("test_fn", ["square", "cos"])
 @pytest.mark.parametrize("D", [1, 2, 7])
 @pytest.mark.parametrize("K", [1, 2, 5])
-@pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_unbiased(family, K, D, test_fn):
-    _check_unbiased(family, K, D, test_fn, "cpu")
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_unbiased(family, vel, K, D, test_fn):
+    _check_unbiased(family, K, D, test_fn, "cpu", vel)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_unbiased_device(family, device):
-    _check_unbiased(family, 3, 4, "cos", device)
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_unbiased_device(family, vel, device):
+    _check_unbiased(family, 3, 4, "cos", device, vel)
+
+
+@pytest.mark.parametrize("K,D", [(2, 2), (5, 7)])
+def test_unbiased_diag_reference_unequal_scales(K, D):
+    # The reference field's staircase fluxes straddle 0 when mu' lies between z and mu_j, and its
+    # reference scale min_j s_ji differs from every component's in most coordinates: widely spread
+    # scales and well separated means exercise both (|z|^2 and cos, logits as well as eq. 12 terms).
+    for test_fn in ("square", "cos"):
+        g = torch.Generator().manual_seed(40 + K + D)
+        p0 = {"locs": 2.0 * torch.randn(K, D, generator=g, dtype=torch.float64),
+              "coord_scale": 0.2 + 2.0 * torch.rand(K, D, generator=g, dtype=torch.float64),
+              "component_logits": torch.randn(K, generator=g, dtype=torch.float64)}
+        w = torch.linspace(0.5, 1.5, D, dtype=torch.float64)
+        pe = {k: v.clone().requires_grad_() for k, v in p0.items()}
+        exact = torch.autograd.grad(exact_expectation("diag_normals", pe, test_fn, w), list(pe.values()))
+        reps, n = 48, 512
+        pr = {k: v.expand((reps,) + v.shape).clone().requires_grad_() for k, v in p0.items()}
+        z = MixtureOfDiagNormals(**pr, velocity="reference").rsample((n,), generator=torch.Generator().manual_seed(41))
+        f_of(z, test_fn, w).sum().div(n).backward()
+        for (name, v), ex in zip(pr.items(), exact):
+            mean, se = v.grad.mean(0), v.grad.std(0) / math.sqrt(reps)
+            assert bool(((mean - ex).abs() <= 4.5 * se + 1e-9 * (1 + ex.abs())).all()), (name, mean, ex, se)
 
 
 def test_logit_gradient_nonzero():
@@ -136,20 +171,20 @@ def test_logit_gradient_nonzero():
 
 # --- transport equation ------------------------------------------------------------------------------
 @pytest.mark.parametrize("K,D", [(2, 1), (3, 3)])
-@pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_transport_equation(family, K, D):
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_transport_equation(family, vel, K, D):
     # dq/dtheta + div(q v^theta) = 0 (paper eq. 3) at random points, central differences in float64.
     h = 1e-4
     p = make_params(family, K, D, seed=3)
     Z = 1.3 * torch.randn(5, D, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    V = velocity(family, p, Z)
+    V = velocity(family, p, Z, vel)
     q0 = log_q(family, p, Z).exp()
     shifted = []  # (q, velocities) at Z +- h e_i
     for i in range(D):
         for s in (h, -h):
             Zs = Z.clone()
             Zs[:, i] += s
-            shifted.append((log_q(family, p, Zs).exp(), velocity(family, p, Zs)))
+            shifted.append((log_q(family, p, Zs).exp(), velocity(family, p, Zs, vel)))
     for name, v in V.items():
         for e in range(p[name].numel()):
             pp = {k: t.clone() for k, t in p.items()}
@@ -167,14 +202,15 @@ def test_transport_equation(family, K, D):
 
 
 def test_family_reductions():
-    # Equal covariances: the diagonal-covariance field (eqs. 49-51 + eq. 15 at s') reduces exactly to the
-    # shared-covariance one (the paper's remark on Fig. 1c); equal lambdas: the discrete GSM too.
+    # Equal covariances: the pairwise diagonal-covariance field (eqs. 49-51 + eq. 15 at s') reduces exactly
+    # to the shared-covariance one (the paper's remark on Fig. 1c); equal lambdas: the discrete GSM too.
     p = make_params("shared_cov", 4, 3, seed=5)
     z = torch.randn(6, 1, 3, dtype=torch.float64)
     g = torch.randn(6, 1, 3, dtype=torch.float64)
     ref = backward_op("shared_cov")(g, z, p["locs"][None], p["coord_scale"][None], p["component_logits"][None])
-    diag = backward_op("diag_normals")(g, z, p["locs"][None], p["coord_scale"].expand(4, 3)[None].contiguous(),
-                                       p["component_logits"][None])
+    diag = backward_op("diag_normals", "pairwise")(g, z, p["locs"][None],
+                                                   p["coord_scale"].expand(4, 3)[None].contiguous(),
+                                                   p["component_logits"][None])
     torch.testing.assert_close(diag[2], ref[2], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(diag[0], ref[0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(diag[1].sum(1), ref[1], rtol=1e-12, atol=1e-14)
@@ -182,6 +218,37 @@ def test_family_reductions():
     dgsm = backward_op("discrete_gsm")(g, z, p["locs"][None], (p["coord_scale"] / 0.7)[None],
                                        p["component_logits"][None], lam)
     torch.testing.assert_close(dgsm[2], ref[2], rtol=1e-12, atol=1e-14)
+
+
+def test_diag_velocity_fields_share_component_gradients():
+    # The two logit fields of MixtureOfDiagNormals differ only in the logits: eq. 12 is common, bit for
+    # bit. Their logit gradients differ (different fields), both sum to zero over j (eq. 51), and the
+    # default is "reference".
+    p = make_params("diag_normals", 4, 5, seed=21)
+    z = torch.randn(9, 1, 5, dtype=torch.float64)
+    g = torch.randn(9, 1, 5, dtype=torch.float64)
+    args = (g, z, p["locs"][None], p["coord_scale"][None], p["component_logits"][None])
+    ref, pair, default = OPS.mixture_diag_normals_backward(*args, "reference"), \
+        OPS.mixture_diag_normals_backward(*args, "pairwise"), OPS.mixture_diag_normals_backward(*args)
+    for a, b in zip(ref, default):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(ref[0], pair[0], rtol=0, atol=0)
+    torch.testing.assert_close(ref[1], pair[1], rtol=0, atol=0)
+    assert (ref[2] - pair[2]).abs().max() > 1e-3
+    for x in (ref[2], pair[2]):
+        torch.testing.assert_close(x.sum(), torch.zeros((), dtype=torch.float64), rtol=0, atol=1e-12)
+    # The class passes its field through rsample, and expand keeps it.
+    q = {k: v.clone().requires_grad_() for k, v in p.items()}
+    for vel in ("reference", "pairwise"):
+        d = MixtureOfDiagNormals(**q, velocity=vel).expand((1,))
+        zz = d.rsample((9,), generator=torch.Generator().manual_seed(22))
+        grad_l, = torch.autograd.grad((zz * g).sum(), q["component_logits"])
+        direct = OPS.mixture_diag_normals_backward(g, zz.detach(), *args[2:], vel)
+        torch.testing.assert_close(grad_l, direct[2][0])
+    # K = 1: nothing to transport.
+    one = OPS.mixture_diag_normals_backward(g, z, p["locs"][None, :1], p["coord_scale"][None, :1],
+                                            p["component_logits"][None, :1])
+    assert bool((one[2] == 0).all())
 
 
 # --- Pyro --------------------------------------------------------------------------------------------
@@ -205,10 +272,10 @@ def _pyro_grads(family, p, z, g):
     return {"locs": r[0], "coord_scale": r[1], "component_logits": r[2]}
 
 
-def _ours(family, p, z, g):
+def _ours(family, p, z, g, vel=None):
     _, names = M.FAMILIES[family]
-    grads = backward_op(family)(g.unsqueeze(1).contiguous(), z.unsqueeze(1).contiguous(),
-                                *[p[n].unsqueeze(0) for n in names])
+    grads = backward_op(family, vel)(g.unsqueeze(1).contiguous(), z.unsqueeze(1).contiguous(),
+                                     *[p[n].unsqueeze(0) for n in names])
     return {n: x[0] for n, x in zip(names, grads)}
 
 
@@ -227,7 +294,9 @@ def test_agrees_with_pyro(family, collinear):
             p["coord_scale"] = torch.ones(K, D, dtype=torch.float64)
     z = CLASSES[family](**p).sample((64,), generator=torch.Generator().manual_seed(7))
     g = torch.randn(64, D, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-    ours, theirs = _ours(family, p, z, g), _pyro_grads(family, p, z, g)
+    # Pyro's diagonal-covariance field is the pairwise construction.
+    vel = "pairwise" if family == "diag_normals" else None
+    ours, theirs = _ours(family, p, z, g, vel), _pyro_grads(family, p, z, g)
     for name in ours:
         if name == "component_logits" and family != "gsm" and not collinear:
             # Pyro's eq. 15 uses the perpendicular distance of z itself, not of z - mu_j, so its logit
@@ -238,19 +307,19 @@ def test_agrees_with_pyro(family, collinear):
 
 
 # --- high dimension ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_high_dimension_float32_finite(family):
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_high_dimension_float32_finite(family, vel):
     # D = 500, small scales, float32: densities like 1e-600 exist only in log space. Ours stays finite;
     # Pyro's MixtureOfDiagNormals / GaussianScaleMixture exponentiate them (documented contrast below).
     K, D = 5, 500
     p = make_params(family, K, D, seed=9, dtype=torch.float32, scale=0.05)
     p = {k: v.requires_grad_() for k, v in p.items()}
-    z = CLASSES[family](**p).rsample((64,), generator=torch.Generator().manual_seed(10))
+    z = make_dist(family, p, vel).rsample((64,), generator=torch.Generator().manual_seed(10))
     torch.cos(z).sum().backward()
     for name, v in p.items():
-        assert bool(torch.isfinite(v.grad).all()), f"{family}: non-finite gradient for {name}"
+        assert bool(torch.isfinite(v.grad).all()), f"{family} ({vel}): non-finite gradient for {name}"
     assert p["component_logits"].grad.abs().sum() > 0
-    if HAVE_PYRO and family in ("diag_normals", "gsm"):
+    if HAVE_PYRO and family in ("diag_normals", "gsm") and vel != "reference":
         pd = {k: v.detach() for k, v in p.items()}
         zz = z.detach()
         theirs = _pyro_grads(family, pd, zz, -torch.sin(zz))
@@ -271,14 +340,14 @@ def _op_inputs(family, device, requires_grad):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_opcheck(family, device):
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_opcheck(family, vel, device):
     stem, _ = M.FAMILIES[family]
     noise, component, params = _op_inputs(family, device, True)
-    torch.library.opcheck(getattr(OPS, stem + "_rsample"), (noise, component, *params))
+    torch.library.opcheck(getattr(OPS, stem + "_rsample"), (noise, component, *params, *extra(vel)))
     z = getattr(OPS, stem + "_rsample")(noise, component, *[q.detach() for q in params])
     torch.library.opcheck(getattr(OPS, stem + "_backward"),
-                          (torch.randn_like(z), z, *[q.detach() for q in params]))
+                          (torch.randn_like(z), z, *[q.detach() for q in params], *extra(vel)))
 
 
 def test_torch_compile_fullgraph():
@@ -300,6 +369,31 @@ def test_torch_compile_fullgraph():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("vel", ["reference", "pairwise"])
+def test_torch_compile_fullgraph_diag_velocity(vel):
+    # The string argument of the diagonal family's ops survives tracing and reaches the backward op.
+    p = make_params("diag_normals", 3, 4, seed=12, batch=(2,))
+    names = M.FAMILIES["diag_normals"][1]
+    noise = torch.randn(8, 2, 4, dtype=torch.float64)
+    component = torch.randint(0, 3, (8, 2))
+
+    def f(*params):
+        z = OPS.mixture_diag_normals_rsample(noise, component, *params, vel)
+        return torch.cos(z).sum()
+
+    eager_p = [p[n].clone().requires_grad_() for n in names]
+    comp_p = [p[n].clone().requires_grad_() for n in names]
+    g_eager = torch.autograd.grad(f(*eager_p), eager_p)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    g_comp = torch.autograd.grad(compiled(*comp_p), comp_p)
+    for a, b in zip(g_comp, g_eager):
+        torch.testing.assert_close(a, b)
+    # And it is the requested field: the eager logits gradient equals the backward op's with `vel`.
+    z = OPS.mixture_diag_normals_rsample(noise, component, *[q.detach() for q in eager_p])
+    direct = OPS.mixture_diag_normals_backward(-torch.sin(z), z, *[q.detach() for q in eager_p], vel)
+    torch.testing.assert_close(g_eager[2], direct[2])
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_rsample_forward_is_component_sample(family):
     noise, component, params = _op_inputs(family, "cpu", False)
@@ -314,13 +408,13 @@ def test_rsample_forward_is_component_sample(family):
 def test_backward_cpu_matches_cuda_when_available():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    for family in FAMILY_NAMES:
+    for family, vel in CASES:
         noise, component, params = _op_inputs(family, "cpu", False)
         stem, _ = M.FAMILIES[family]
         z = getattr(OPS, stem + "_rsample")(noise, component, *params)
         g = torch.randn_like(z)
-        cpu = getattr(OPS, stem + "_backward")(g, z, *params)
-        cuda = getattr(OPS, stem + "_backward")(g.cuda(), z.cuda(), *[q.cuda() for q in params])
+        cpu = getattr(OPS, stem + "_backward")(g, z, *params, *extra(vel))
+        cuda = getattr(OPS, stem + "_backward")(g.cuda(), z.cuda(), *[q.cuda() for q in params], *extra(vel))
         for a, b in zip(cpu, cuda):
             torch.testing.assert_close(b.cpu(), a)
 
@@ -387,6 +481,13 @@ def test_bad_input():
     with pytest.raises(RuntimeError, match="component must be an int64"):
         OPS.mixture_shared_cov_rsample(torch.zeros(1, 1, 2, dtype=torch.float64), torch.zeros(1, 1),
                                        p["locs"][None], p["coord_scale"][None], p["component_logits"][None])
+    q = make_params("diag_normals", 3, 2)
+    with pytest.raises(ValueError, match="velocity must be"):
+        MixtureOfDiagNormals(**q, velocity="straight")
+    with pytest.raises(RuntimeError, match="velocity must be"):
+        OPS.mixture_diag_normals_backward(torch.zeros(1, 1, 2, dtype=torch.float64),
+                                          torch.zeros(1, 1, 2, dtype=torch.float64), q["locs"][None],
+                                          q["coord_scale"][None], q["component_logits"][None], "straight")
     with pytest.raises(RuntimeError, match="not differentiable"):
         x = torch.zeros(1, 1, 2, dtype=torch.float64, requires_grad=True)
         out = OPS.mixture_shared_cov_backward(x, x.detach(), p["locs"][None], p["coord_scale"][None],

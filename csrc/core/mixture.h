@@ -28,6 +28,16 @@
 //   * W^j, scale mixtures: radial transport of eqs. 40-43 between N(mu_j, lambda_0 c) and
 //     N(mu_j, lambda_j c), lambda_0 = min_j lambda_j; for the zero-mean family the references coincide
 //     (U = 0) and v^{l_j} is exactly eq. 40; for the discrete family this is eq. 54 (with eq. 55).
+// That is the "pairwise" field of MixtureOfDiagNormals (Params::ref_loc == nullptr): O(K^2 D) per sample
+// for the U terms. Its "reference" field (ref_loc set; the default of the Python class) is O(K D): ONE
+// reference rho = N(mu', s') common to all components (s' of eq. 52, mu' = ref_loc, the mixture mean
+// sum_k pi_k mu_k chosen by the caller) and W^j the eqs. 49-50 telescoping from rho to q_j, whose 1D
+// fluxes Phi((z_i - mu'_i)/s'_i) - Phi((z_i - mu_ji)/s_ji) are differences of Normal CDFs with different
+// means as well as scales. Because rho is common, it cancels in eq. 51:
+//     div(q pi_j (W^j - sum_k pi_k W^k)) = -pi_j ((q_j - rho) - sum_k pi_k (q_k - rho)) = -pi_j (q_j - q)
+// (sum_k pi_k = 1), which is -dq/dl_j, so v^{l_j} = pi_j (W^j - sum_k pi_k W^k) with no U terms at all.
+// rho may be any density; mu' depends on the parameters but needs no gradient, as the transport
+// equation holds pointwise for every fixed rho.
 // With a shared reference scale, W^j is regular everywhere: the r^{1-D} point sources of eq. 40 cancel
 // between lambda_j and lambda_0, and we evaluate that cancellation analytically (Q_j - Q_0 = P_0 - P_j)
 // instead of subtracting two singular numbers.
@@ -79,7 +89,8 @@ struct Params {
   const T* ref;        // D: s'
   const T* inv_ref;    // D: 1 / s'
   const T* log_ref;    // D: log s'_i (kDiagNormals only, else nullptr)
-  const T* locs_ref;   // K x D: mu_j / s' (families with means), else nullptr
+  const T* locs_ref;   // K x D: mu_j / s' (families with means and the pairwise U terms), else nullptr
+  const T* ref_loc;    // D: mu', the common reference mean (kDiagNormals, "reference" field), else nullptr
   T log_ref_sum;       // sum_i log s'_i
   T lam0;              // reference component scale lambda_0 (scale mixtures), else 1
 };
@@ -371,11 +382,14 @@ GK_HD T log_density(const Params<T>& p, const T* z) {
   return m + gk_log(s);
 }
 
-// g . W^j for diagonal covariances (eqs. 49-50): telescoping from rho_j = N(mu_j, s') to q_j one
-// coordinate at a time. The density flux along e_i is
+// g . W^j for diagonal covariances (eqs. 49-50): telescoping from the reference rho = N(m, s') to q_j
+// one coordinate at a time, m = mu_j (pairwise field, rho_j) or m = mu' (reference field, common rho).
+// With h_i = prod_{k<=i} q_jk(z_k) prod_{k>i} rho_k(z_k) (h_0 = rho, h_D = q_j; q_jk, rho_k the 1D
+// factors), q_j - rho = sum_i (h_i - h_{i-1}) and h_i - h_{i-1} = d/dz_i of
+// (Q_ji - R_i)(z_i) prod_{k<i} q_jk prod_{k>i} rho_k (Q, R the 1D CDFs), so the density flux along e_i
 //   F_i = [Phi(zbar_ji) - Phi(ztilde_ji)] N_{D-1}(r_ji) / (prod_{k<i} s_jk prod_{k>i} s'_k),
-// ztilde = (z - mu_j)/s_j, zbar = (z - mu_j)/s', r_ji^2 = sum_{k<i} ztilde^2 + sum_{k>i} zbar^2,
-// and div F = -(q_j - rho_j) because consecutive terms telescope. Velocity = F / q.
+// ztilde = (z - mu_j)/s_j, zbar = (z - m)/s', r_ji^2 = sum_{k<i} ztilde^2 + sum_{k>i} zbar^2,
+// has div F = -(q_j - rho): consecutive terms telescope. Velocity = F / q.
 //
 // telescoping_visit walks the coordinates and calls visit(i, signed_g, hi, lo, l_rest) for every term
 // that can be non-zero, the term being signed_g * (Phi(hi) - Phi(lo)) * exp(l_rest);
@@ -387,6 +401,7 @@ GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, 
   const T* inv = p.inv_scale + j * D;
   const T* ls = p.log_scale + j * D;
   const T* mu = p.locs + j * D;  // kDiagNormals always has means
+  const T* m = p.ref_loc ? p.ref_loc : mu;  // the reference's mean (see above)
   T zbar_tot = T(0);
   int i0 = 0;
 #ifdef GK_MIXTURE_SIMD
@@ -395,14 +410,14 @@ GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, 
     constexpr int N = Simd<T>::n;
     V av = {};
     for (; i0 + N <= D; i0 += N) {  // cap: D / N iterations
-      const V zb = (simd_load(z + i0) - simd_load(mu + i0)) * simd_load(p.inv_ref + i0);  // zbar
+      const V zb = (simd_load(z + i0) - simd_load(m + i0)) * simd_load(p.inv_ref + i0);  // zbar
       av += zb * zb;
     }
     zbar_tot = simd_total<T>(av);
   }
 #endif
   for (; i0 < D; ++i0) {
-    const T zb = (z[i0] - mu[i0]) * p.inv_ref[i0];
+    const T zb = (z[i0] - m[i0]) * p.inv_ref[i0];
     zbar_tot += zb * zb;
   }
   // Everything but the CDF difference and the Gaussian factor, in log space.
@@ -411,14 +426,13 @@ GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, 
   const T* log_ref = p.log_ref;
   T pre_zt = T(0), pre_zb = T(0), pre_l = T(0);  // prefix sums over k < i
   for (int i = 0; i < D; ++i) {
-    const T d = z[i] - mu[i];
-    const T zt = d * inv[i], zb = d * inv_ref[i];
+    const T zt = (z[i] - mu[i]) * inv[i], zb = (z[i] - m[i]) * inv_ref[i];
     // The suffix sums come from totals minus prefixes; clamp the rounding below zero.
     const T r2 = pre_zt + gk_max(zbar_tot - pre_zb - zb * zb, T(0));
     // -log(prod_{k<i} s_jk prod_{k>i} s'_k) = -(sum_k log s'_k) - sum_{k<i} (log s_jk - log s'_k) + log s'_i
     const T l_rest = T(-0.5) * r2 - pre_l + log_ref[i] + l_const;
-    // Terms with zt == zb (this component has the reference scale here) or g_i = 0 vanish; below
-    // the l_rest bound the term underflows (the Phi difference is <= 1).
+    // Terms with zt == zb (this component has the reference's scale and mean here) or g_i = 0
+    // vanish; below the l_rest bound the term underflows (the Phi difference is <= 1).
     if (zt != zb && g[i] != T(0) && l_rest > num<T>::log_min - T(40)) {
       // The flux's sign is that of zb - zt (random per sample): taken with copysign, not a branch.
       visit(i, copysign_of(T(1), zb - zt) * g[i], gk_max(zt, zb), gk_min(zt, zb), l_rest);
@@ -456,7 +470,8 @@ GK_HD int split_ndtr_diff_scaled(T a, T b, T l_scale, T* e1, T* e2) {
   const bool small_scale = l_scale < num<T>::log_max + T(-9.2103403719761836);
   const T aa = gk_fabs(a), ab = gk_fabs(b);
   const T lo = gk_min(aa, ab), hi = gk_max(aa, ab);
-  // a and b nonzero with the same sign (always so for the telescoping terms): the mirrored
+  // a and b nonzero with the same sign (always so for the pairwise field's telescoping terms, whose
+  // zt, zb share z - mu_j; the reference field's, with z - mu', may straddle 0: kind 2): the mirrored
   // lower-tail pair of ndtr_diff_scaled is (-hi, -lo), so E1 = erfc(lo/sqrt2), E2 = erfc(hi/sqrt2),
   // and the upper argument -lo must lie above the asymptotic-series threshold. Non-short-circuit
   // tests: the signs are random per sample and would defeat branch prediction.
@@ -724,7 +739,7 @@ GK_HD void scale_mixture_sample(const Params<T>& p, const T* z, const T* g, cons
 
 // Adds sample z's contributions (upstream gradient g) to `out`. `add(ptr, value)` is += on the CPU
 // and an atomic add on the GPU. Cost: O(K D) for the component parameters and W terms, O(K^2 D) for
-// the U terms (families with free means and K >= 2).
+// the U terms (families with free means and K >= 2, except kDiagNormals with the common reference).
 // `deferred_log_q`, when given, receives log q(z), and the terms that need Normal CDF differences, the
 // telescoping g . W^j (kDiagNormals) and the pairwise g . U^{jk} (families with means), are left to the
 // caller (the CPU kernel batches their erfc/exp calls across samples).
@@ -798,6 +813,7 @@ GK_HD void backward_sample(const Params<T>& p, const T* z, const T* g, const Gra
     }
   }
   if (p.family == kScaleMixture || K < 2) return;  // zero means: all references coincide
+  if (p.ref_loc) return;  // one common reference (the reference field): no U terms
   if (deferred_log_q) return;  // the caller evaluates the U terms (see pairwise_args)
   for (int j = 0; j < K; ++j) {
     const T pj = gk_exp(p.log_pi[j]);

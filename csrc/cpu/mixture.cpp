@@ -25,13 +25,13 @@ struct PlainAdd {
 
 // Families with means: the terms that need a difference of Normal CDFs, the telescoping g . W^j of
 // eqs. 49-50 (MixtureOfDiagNormals, one per component and coordinate) and the pairwise g . U^{jk} of
-// eq. 15 (one per pair of components), cost two erfc and one exp each, which dominate the backward when
+// eq. 15 (one per pair of components; none for MixtureOfDiagNormals' common-reference field), cost two erfc and one exp each, which dominate the backward when
 // evaluated one at a time through libm. Here a chunk of samples first runs the per-sample core with
 // those terms deferred; their erfc and exp arguments are collected (cm::telescoping_visit,
 // cm::pairwise_args, cm::split_ndtr_diff_scaled: the same arguments and branches as
 // cm::ndtr_diff_scaled) into flat buffers, evaluated by ATen's vectorised erfc_/exp_ kernels, and
 // combined in the same order as the per-sample core. Terms on the log-space branch (deep tails, huge
-// scales) are evaluated directly. Scratch: O(chunk (K D + K^2)) per thread, independent of the number
+// scales) are evaluated directly. Scratch: O(chunk (K D + K^2)) per thread (K D without pairs), independent of the number
 // of samples.
 template <typename T>
 struct TermBuffers {
@@ -72,7 +72,9 @@ template <typename T>
 void deferred_backward_range(const mx::Batch<T>& bv, const mx::GradBuffers<T>& gv, const T* zp, const T* gp,
                              int64_t part, int64_t lo, int64_t hi, int64_t B, int64_t K, int64_t D) {
   const bool tel = bv.family == cm::kDiagNormals;
-  const int64_t KD = tel ? K * D : 0, NP = K * (K - 1) / 2, per = KD + NP;
+  // The pairwise U^{jk} terms exist unless MixtureOfDiagNormals uses its common-reference field.
+  const bool pairwise = bv.ref_loc == nullptr;
+  const int64_t KD = tel ? K * D : 0, NP = pairwise ? K * (K - 1) / 2 : 0, per = KD + NP;
   const int64_t C = std::max<int64_t>(1, std::min<int64_t>(hi - lo, 16384 / per + 1));  // samples per chunk
   std::vector<T> e1(C * per), e2(C * per), ls(C * per), coef(C * per), log_q(C), direct(C * (K + NP));
   std::vector<uint8_t> kind(C * per);
@@ -100,7 +102,7 @@ void deferred_backward_range(const mx::Batch<T>& bv, const mx::GradBuffers<T>& g
         dir[j] = col.direct;
       }
       int64_t q = 0;
-      for (int64_t j = 0; j < K; ++j) {
+      for (int64_t j = 0; pairwise && j < K; ++j) {
         for (int64_t k = j + 1; k < K; ++k, ++q) {
           T gu, a, bb, l_rest;
           dir[K + q] = cm::pairwise_args(p, int(j), int(k), z, g, log_q[t], &gu, &a, &bb, &l_rest)
@@ -124,7 +126,7 @@ void deferred_backward_range(const mx::Batch<T>& bv, const mx::GradBuffers<T>& g
         out.acc_w[j] += acc + dir[j];
       }
       int64_t q = 0;
-      for (int64_t j = 0; j < K; ++j) {
+      for (int64_t j = 0; pairwise && j < K; ++j) {
         const T pj = std::exp(p.log_pi[j]);
         for (int64_t k = j + 1; k < K; ++k, ++q) {
           // As the per-sample core: U^{kj} = -U^{jk}, weighted by pi_j pi_k.

@@ -108,8 +108,9 @@ template <typename T>
 struct Owned {
   int family, K, D;
   std::vector<T> locs, coord, lam, logits;
-  std::vector<T> log_pi, inv_scale, log_norm, log_scale, ref, inv_ref, log_ref, locs_ref;
+  std::vector<T> log_pi, inv_scale, log_norm, log_scale, ref, inv_ref, log_ref, locs_ref, ref_loc;
   T log_ref_sum = 0, lam0 = 1;
+  bool common_reference = false;  // kDiagNormals: the O(K D) field, one reference N(mu', s')
   T scale(int j, int i) const {
     return (family == kDiagNormals ? coord[j * D + i] : coord[i]) * (lam.empty() ? T(1) : lam[j]);
   }
@@ -149,6 +150,9 @@ struct Owned {
     }
     locs_ref.assign(locs.size(), 0);
     for (size_t t = 0; t < locs.size(); ++t) locs_ref[t] = locs[t] * inv_ref[t % D];
+    ref_loc.assign(D, 0);  // mu' = sum_j pi_j mu_j, as the ops choose it
+    for (int j = 0; j < K && common_reference; ++j)
+      for (int i = 0; i < D; ++i) ref_loc[i] += std::exp(log_pi[j]) * locs[j * D + i];
   }
   Params<T> params() const {
     Params<T> p;
@@ -166,6 +170,7 @@ struct Owned {
     p.inv_ref = inv_ref.data();
     p.log_ref = family == kDiagNormals ? log_ref.data() : nullptr;
     p.locs_ref = locs.empty() ? nullptr : locs_ref.data();
+    p.ref_loc = common_reference ? ref_loc.data() : nullptr;
     p.log_ref_sum = log_ref_sum;
     p.lam0 = lam0;
     return p;
@@ -187,11 +192,12 @@ struct Owned {
 };
 using Mix = Owned<double>;
 
-Mix random_mix(int family, int K, int D, std::mt19937_64& rng) {
+Mix random_mix(int family, int K, int D, std::mt19937_64& rng, bool common_reference = false) {
   std::normal_distribution<double> n01;
   std::uniform_real_distribution<double> u(0.5, 1.5);
   Mix m;
   m.family = family;
+  m.common_reference = common_reference;
   m.K = K;
   m.D = D;
   if (family != kScaleMixture) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
@@ -234,8 +240,8 @@ std::vector<double*> param_slots(Mix& m) {
   return s;
 }
 
-void check_transport(int family, int K, int D, std::mt19937_64& rng) {
-  Mix m = random_mix(family, K, D, rng);
+void check_transport(int family, int K, int D, std::mt19937_64& rng, bool common_reference = false) {
+  Mix m = random_mix(family, K, D, rng, common_reference);
   std::normal_distribution<double> n01;
   const double h = 1e-4;
   for (int point = 0; point < 3; ++point) {
@@ -274,8 +280,8 @@ void check_transport(int family, int K, int D, std::mt19937_64& rng) {
       ++checks;
       if (!(std::fabs(dq + div) <= 1e-5 * scale)) {
         ++failures;
-        std::printf("FAIL transport family=%d K=%d D=%d param %zu: dq/dtheta=%.10g -div(qv)=%.10g\n", family, K, D,
-                    t, dq, -div);
+        std::printf("FAIL transport family=%d%s K=%d D=%d param %zu: dq/dtheta=%.10g -div(qv)=%.10g\n", family,
+                    common_reference ? " (common reference)" : "", K, D, t, dq, -div);
       }
     }
   }
@@ -302,9 +308,12 @@ void check_high_dimension_float(std::mt19937_64& rng) {
   const int K = 5, D = 500;
   std::normal_distribution<float> n01;
   std::uniform_real_distribution<float> u(0.025f, 0.075f);
-  for (int family : {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture}) {
+  const int variants[] = {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture, -1};
+  for (int variant : variants) {
+    const int family = variant < 0 ? kDiagNormals : variant;  // -1: kDiagNormals, common reference
     Owned<float> m;
     m.family = family;
+    m.common_reference = variant < 0;
     m.K = K;
     m.D = D;
     if (family != kScaleMixture) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
@@ -332,8 +341,8 @@ void check_high_dimension_float(std::mt19937_64& rng) {
 
 // 6. The backward is linear in the upstream gradient, g -> -g negates every gradient (catches sign
 //    handling that only holds for g_i > 0, e.g. |g_i| where g_i is meant).
-void check_linearity(int family, int K, int D, std::mt19937_64& rng) {
-  Mix m = random_mix(family, K, D, rng);
+void check_linearity(int family, int K, int D, std::mt19937_64& rng, bool common_reference = false) {
+  Mix m = random_mix(family, K, D, rng, common_reference);
   std::normal_distribution<double> n01;
   std::vector<double> z(D), g(D), neg(D);
   for (int i = 0; i < D; ++i) {
@@ -383,11 +392,17 @@ int main() {
     check_transport(family, 3, 1, rng);
     check_transport(family, 3, 3, rng);
   }
+  // MixtureOfDiagNormals' O(K D) field: one reference N(mu', s') for all components.
+  check_transport(kDiagNormals, 1, 2, rng, true);
+  check_transport(kDiagNormals, 3, 1, rng, true);
+  check_transport(kDiagNormals, 3, 3, rng, true);
+  check_transport(kDiagNormals, 5, 4, rng, true);
   check_responsibilities(rng);
   check_high_dimension_float(rng);
   for (int family : {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture}) {
     check_linearity(family, 3, 4, rng);
   }
+  check_linearity(kDiagNormals, 3, 4, rng, true);
   check_split_ndtr<float>();
   check_split_ndtr<double>();
   std::printf("test_mixture: %s (%d checks, %d failure%s)\n", failures ? "FAILED" : "ok", checks, failures,
