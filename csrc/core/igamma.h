@@ -149,6 +149,13 @@ template <typename T> GK_HD T series_grad(T a, T x, T L, bool have_L) {
   return G;
 }
 
+// True where standard_gamma_grad takes the series branch for an element outside the bulk path: valid
+// a below the Temme range and 0 < x < a + 1 (choose_branch). The CPU kernel evaluates such elements
+// together (csrc/cpu/elementwise.cpp) and must agree with this choice.
+template <typename T> GK_HD bool series_lane(T a, T x) {
+  return a > T(0) && a < igamma_tune<T>::temme_min_a && x > T(0) && x < a + igamma_tune<T>::series_shift;
+}
+
 // Value-only series sum S(a, x).
 template <typename T> GK_HD T series_value(T a, T x) {
   T tn = T(1), S = T(1);

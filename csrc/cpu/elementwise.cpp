@@ -81,6 +81,61 @@ constexpr int kBlock = 16;
       bulk_block_tier_##SUFFIX<T, I + 1>(tier, v, w, out);                                               \
     }                                                                                                    \
   }                                                                                                      \
+  /* The series branch (eq. 13; core::detail::series_grad) on the lanes marked in `on`: the scalar */     \
+  /* loop's operations in the same order, lane by lane, each lane frozen once its own test has */        \
+  /* stopped it (so each result is the scalar one); the inner lane loops vectorize. c = log x - */        \
+  /* psi(a + 1) per lane (computed by the caller as the scalar path does). Writes dx/da = -(x/a) G. */    \
+  template <typename T>                                                                                  \
+  ATTR void series_block_##SUFFIX(const T* a_, const T* x_, const T* c_, const bool* on, T* out) {      \
+    constexpr int L = kBlock;                                                                            \
+    T a[L], x[L], xo[L], c[L], ac[L], tn[L], r[L], G[L], u[L];                                           \
+    int act[L];                                                                                          \
+    const T he = core::num<T>::eps * T(0.5);                                                             \
+    int any = 0;                                                                                         \
+    _Pragma("omp simd reduction(|:any)")                                                                 \
+    for (int l = 0; l < L; ++l) {                                                                        \
+      /* Unused lanes get harmless values (no NaN/inf/subnormal in the masked arithmetic). */             \
+      a[l] = on[l] ? a_[l] : T(1);                                                                       \
+      x[l] = on[l] ? x_[l] : T(0.5);                                                                     \
+      c[l] = on[l] ? c_[l] : T(0);                                                                       \
+      ac[l] = c[l] < T(0) ? -c[l] : c[l];                                                                \
+      const T ap1 = a[l] + T(1);                                                                         \
+      /* The scalar early return (G = c when the first term is below eps/2 |c|). */                       \
+      act[l] = on[l] && !(x[l] * (ac[l] * ap1 + T(1)) <= he * ac[l] * ap1 * ap1);                         \
+      /* A lane done before the loop keeps G = c; its x (possibly subnormal, which is ~100x slower */     \
+      /* in the arithmetic) is swapped for a harmless value in the masked loop. */                        \
+      xo[l] = x[l];                                                                                      \
+      x[l] = act[l] ? x[l] : T(0.5);                                                                     \
+      tn[l] = T(1); r[l] = T(0); G[l] = c[l]; u[l] = ap1;                                                \
+      any |= act[l];                                                                                     \
+    }                                                                                                    \
+    for (int n = 1; any && n < core::num<T>::max_iter; n += 2) {                                         \
+      any = 0;                                                                                           \
+      _Pragma("omp simd reduction(|:any)")                                                               \
+      for (int l = 0; l < L; ++l) {                                                                      \
+        const T uu = u[l], v = uu + T(1);                                                                \
+        const T D = T(1) / (uu * v);                                                                     \
+        const T i1 = v * D, i2 = uu * D;                                                                 \
+        T t = tn[l] * (x[l] * i1);                                                                       \
+        const T r1 = r[l] + i1;                                                                          \
+        T g = G[l] + t * (c[l] - r1);                                                                    \
+        t = t * (x[l] * i2);                                                                             \
+        const T r2 = r1 + i2;                                                                            \
+        const T dG = t * (c[l] - r2);                                                                    \
+        g = g + dG;                                                                                      \
+        const bool on_l = act[l] != 0;                                                                   \
+        tn[l] = on_l ? t : tn[l];                                                                        \
+        r[l] = on_l ? r2 : r[l];                                                                         \
+        G[l] = on_l ? g : G[l];                                                                          \
+        u[l] = uu + T(2);                                                                                \
+        const T at = tn[l] < T(0) ? -tn[l] : tn[l], aG = G[l] < T(0) ? -G[l] : G[l];                     \
+        act[l] = on_l && !(at * (ac[l] + r[l]) <= he * aG);                                              \
+        any |= act[l];                                                                                   \
+      }                                                                                                  \
+    }                                                                                                    \
+    for (int l = 0; l < L; ++l)                                                                          \
+      if (on[l]) out[l] = xo[l] * (-G[l] / a[l]);                                                        \
+  }                                                                                                      \
   /* standard_gamma_grad, a block of kBlock elements at a time: each tier present among the lanes is */   \
   /* evaluated once on the whole block (vectorized) and its lanes picked out; lanes outside the bulk */   \
   /* go element by element through the scalar core. The lane test is the core's own (bulk::classify: */  \
@@ -111,8 +166,21 @@ constexpr int kBlock = 16;
         for (int l = 0; l < kBlock; ++l)                                                                 \
           if (tier[l] == t) r[l] = rt[l];                                                                \
       }                                                                                                  \
+      /* Lanes on the series branch (valid, a below the Temme range, 0 < x < a + 1: what the scalar */  \
+      /* core picks for a non-bulk lane) go through the lane-parallel series together. */                \
+      bool ser[kBlock];                                                                                  \
+      T c[kBlock];                                                                                       \
+      int nser = 0;                                                                                      \
+      for (int l = 0; l < kBlock; ++l) {                                                                 \
+        ser[l] = tier[l] < 0 && core::detail::series_lane(a[l], x[l]);                                   \
+        if (ser[l]) {                                                                                    \
+          c[l] = core::log_minus_digamma(x[l], a[l] + T(1));                                             \
+          ++nser;                                                                                        \
+        }                                                                                                \
+      }                                                                                                  \
+      if (nser > 1) series_block_##SUFFIX<T>(a, x, c, ser, r);                                            \
       for (int l = 0; l < kBlock; ++l)                                                                   \
-        if (tier[l] < 0) r[l] = core::standard_gamma_grad(a[l], x[l]);                                   \
+        if (tier[l] < 0 && !(ser[l] && nser > 1)) r[l] = core::standard_gamma_grad(a[l], x[l]);         \
       for (int l = 0; l < kBlock; ++l) *reinterpret_cast<T*>(o + (i + l) * strides[0]) = r[l];          \
     }                                                                                                    \
     for (; i < n; ++i) {                                                                                 \
