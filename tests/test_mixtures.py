@@ -350,15 +350,16 @@ def test_opcheck(family, vel, device):
                           (torch.randn_like(z), z, *[q.detach() for q in params], *extra(vel)))
 
 
-def test_torch_compile_fullgraph():
-    p = make_params("discrete_gsm", 3, 4, seed=12, batch=(2,))
-    names = M.FAMILIES["discrete_gsm"][1]
+def _compiled_vs_eager(family, rsample, vel=()):
+    """Gradients of sum(cos z) for z = rsample(noise, component, *params, *vel), eager and through
+    torch.compile(fullgraph=True); asserts they agree and returns the eager ones and the inputs."""
+    p = make_params(family, 3, 4, seed=12, batch=(2,))
+    names = M.FAMILIES[family][1]
     noise = torch.randn(8, 2, 4, dtype=torch.float64)
     component = torch.randint(0, 3, (8, 2))
 
     def f(*params):
-        z = OPS.mixture_discrete_gsm_rsample(noise, component, *params)
-        return torch.cos(z).sum()
+        return torch.cos(rsample(noise, component, *params, *vel)).sum()
 
     eager_p = [p[n].clone().requires_grad_() for n in names]
     comp_p = [p[n].clone().requires_grad_() for n in names]
@@ -367,30 +368,21 @@ def test_torch_compile_fullgraph():
     g_comp = torch.autograd.grad(compiled(*comp_p), comp_p)
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b)
+    return g_eager, noise, component, [q.detach() for q in eager_p]
+
+
+def test_torch_compile_fullgraph():
+    _compiled_vs_eager("discrete_gsm", OPS.mixture_discrete_gsm_rsample)
 
 
 @pytest.mark.parametrize("vel", ["reference", "pairwise"])
 def test_torch_compile_fullgraph_diag_velocity(vel):
     # The string argument of the diagonal family's ops survives tracing and reaches the backward op.
-    p = make_params("diag_normals", 3, 4, seed=12, batch=(2,))
-    names = M.FAMILIES["diag_normals"][1]
-    noise = torch.randn(8, 2, 4, dtype=torch.float64)
-    component = torch.randint(0, 3, (8, 2))
-
-    def f(*params):
-        z = OPS.mixture_diag_normals_rsample(noise, component, *params, vel)
-        return torch.cos(z).sum()
-
-    eager_p = [p[n].clone().requires_grad_() for n in names]
-    comp_p = [p[n].clone().requires_grad_() for n in names]
-    g_eager = torch.autograd.grad(f(*eager_p), eager_p)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    g_comp = torch.autograd.grad(compiled(*comp_p), comp_p)
-    for a, b in zip(g_comp, g_eager):
-        torch.testing.assert_close(a, b)
+    g_eager, noise, component, params = _compiled_vs_eager("diag_normals", OPS.mixture_diag_normals_rsample,
+                                                           (vel,))
     # And it is the requested field: the eager logits gradient equals the backward op's with `vel`.
-    z = OPS.mixture_diag_normals_rsample(noise, component, *[q.detach() for q in eager_p])
-    direct = OPS.mixture_diag_normals_backward(-torch.sin(z), z, *[q.detach() for q in eager_p], vel)
+    z = OPS.mixture_diag_normals_rsample(noise, component, *params)
+    direct = OPS.mixture_diag_normals_backward(-torch.sin(z), z, *params, vel)
     torch.testing.assert_close(g_eager[2], direct[2])
 
 
