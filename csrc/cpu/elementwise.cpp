@@ -2,12 +2,14 @@
 // TensorIterator brings broadcasting, strides (non-contiguous inputs), empty tensors and
 // multi-threading (at::parallel_for over all intra-op threads). Half and bfloat16 are computed in float.
 //
-// Float and double run our own 1-D loops, compiled twice: for the baseline x86-64 ISA and, selected at
-// run time when the CPU has them, with AVX2 + FMA (`target` attribute on the loop functions only, so no
-// inline function of torch or of the core is ever emitted in two ISAs under one symbol: everything the
-// AVX2 loops call is inlined into them by `flatten`). FMA shortens every Horner chain of the core, and
-// the Gamma bulk path (csrc/core/igamma_bulk.h) is evaluated block-wise so that the compiler vectorizes
-// it across elements.
+// Float and double run our own 1-D loops, compiled three times: for the baseline x86-64 ISA and,
+// selected at run time when the CPU has them, with AVX2 + FMA and (standard_gamma_grad only) AVX-512
+// (`target` attribute on the loop functions only, so no inline function of torch or of the core is ever
+// emitted in two ISAs under one symbol: everything these loops call is inlined into them by `flatten`).
+// FMA shortens every Horner chain of the core. standard_gamma_grad goes by blocks of kBlock elements:
+// the Gamma bulk path (csrc/core/igamma_bulk.h) on GNU vectors, one evaluation per tier present, and the
+// series-branch lanes through a lane-parallel copy of the scalar series loop; each lane's result is the
+// scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/native/cpu/Loops.h>
