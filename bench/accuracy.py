@@ -89,30 +89,30 @@ def _vm_grad_fn(ref):
     raise RuntimeError("gradkern/reference/vonmises.py has no grad(kappa, x)")
 
 
+def _nan_on_error(fn):
+    """fn() as a float (the ground truth at one point), NaN where mpmath fails (the point is then left
+    out)."""
+    try:
+        return float(fn())
+    except Exception:
+        return float("nan")
+
+
 def _gt_gamma_item(item):
     a, x, dps = item
     if not (x > 0) or not math.isfinite(x):
         return 0.0 if x == 0 else float("nan")
-    try:
-        return float(_ref("gamma").standard_gamma_grad(a, x, dps=dps))
-    except Exception:
-        return float("nan")
+    return _nan_on_error(lambda: _ref("gamma").standard_gamma_grad(a, x, dps=dps))
 
 
 def _gt_gamma_log_item(item):
     a, logx, dps = item
-    try:
-        return float(_ref("gamma").log_standard_gamma_grad(a, logx, dps=dps))
-    except Exception:
-        return float("nan")
+    return _nan_on_error(lambda: _ref("gamma").log_standard_gamma_grad(a, logx, dps=dps))
 
 
 def _gt_vm_item(item):
     k, x, dps = item
-    try:
-        return float(_vm_grad_fn(_ref("vonmises"))(k, x, dps=dps))
-    except Exception:
-        return float("nan")
+    return _nan_on_error(lambda: _vm_grad_fn(_ref("vonmises"))(k, x, dps=dps))
 
 
 def _ref_source_hash(name):
@@ -255,37 +255,31 @@ def torch_methods(gk, dtype, device):
     def inv_vm_density(k, x):
         return torch.exp(-k * (torch.cos(x) - 1)) * (2 * math.pi) * torch.special.i0e(k)
 
+    def central_fd(cdf, inv_density, d):
+        """Table 5's finite difference: dz/dp = -(dF/dp) / q(z), dF/dp by a central difference with
+        relative step d; cdf(p, z) is the CDF at parameter p."""
+        def make(p, x):
+            p, z = T(p), T(x)
+            pp, pm, den = p * (1 + d), p * (1 - d), 2 * p * d
+
+            def f():
+                return -(cdf(pp, z) - cdf(pm, z)) / den * inv_density(p, z)
+            return f
+        return make
+
     ms = []
     if gk is not None:
         ms.append(Method("gradkern (forward-mode)", "gamma",
                          lambda p, x: (lambda a=T(p), z=T(x): ops.standard_gamma_grad(a, z)), to_np))
-        d = FD_STEP["gamma"][dtype]
-
-        def fd_gamma(p, x, d=d):
-            a, z = T(p), T(x)
-            ap, am, den = a * (1 + d), a * (1 - d), 2 * a * d
-
-            def f():
-                dP = (ops.gammainc(ap, z) - ops.gammainc(am, z)) / den
-                return -dP * inv_gamma_density(a, z)
-            return f
-        ms.append(Method(ROW_FD, "gamma", fd_gamma, to_np))
+        ms.append(Method(ROW_FD, "gamma", central_fd(lambda a, z: ops.gammainc(a, z), inv_gamma_density,
+                                                      FD_STEP["gamma"][dtype]), to_np))
     ms.append(Method("torch._standard_gamma_grad (Jankowiak-Obermeyer)", "gamma",
                      lambda p, x: (lambda a=T(p), z=T(x): torch._standard_gamma_grad(a, z)), to_np))
     if gk is not None:
         ms.append(Method("gradkern (forward-mode)", "vonmises",
                          lambda p, x: (lambda k=T(p), z=T(x): ops.vonmises_grad(k, z)), to_np))
-        d = FD_STEP["vonmises"][dtype]
-
-        def fd_vm(p, x, d=d):
-            k, z = T(p), T(x)
-            kp, km, den = k * (1 + d), k * (1 - d), 2 * k * d
-
-            def f():
-                dF = (ops.vonmises_cdf(z, kp) - ops.vonmises_cdf(z, km)) / den
-                return -dF * inv_vm_density(k, z)
-            return f
-        ms.append(Method(ROW_FD, "vonmises", fd_vm, to_np))
+        ms.append(Method(ROW_FD, "vonmises", central_fd(lambda k, z: ops.vonmises_cdf(z, k), inv_vm_density,
+                                                         FD_STEP["vonmises"][dtype]), to_np))
     # CDF-only reference timings.
     if gk is not None:
         ms.append(Method("CDF only: gradkern.gammainc", "gamma",

@@ -31,7 +31,7 @@ def _check_tensor(cls, name, value, min_dim):
 
 
 class _GaussianMixture(td.Distribution):
-    """Shared implementation; subclasses set ``_family`` and ``_param_shapes``."""
+    """Shared implementation; subclasses set ``_family`` and ``_min_dims`` (checked in ``_init``)."""
 
     has_rsample = True
     support = constraints.real_vector
@@ -39,13 +39,10 @@ class _GaussianMixture(td.Distribution):
 
     def _init(self, params, validate_args):
         cls = type(self).__name__
+        for name, value in params.items():  # the constructor's arguments, in its order
+            _check_tensor(cls, name, value, self._min_dims[name])
         K = params["component_logits"].shape[-1]
-        if "locs" in params:
-            D = params["locs"].shape[-1]
-        elif self._family == "diag_normals":
-            D = params["coord_scale"].shape[-1]
-        else:
-            D = params["coord_scale"].shape[-1]
+        D = params["locs" if "locs" in params else "coord_scale"].shape[-1]
         if K < 1 or D < 1:
             raise ValueError(f"{cls}: need K >= 1 components and D >= 1 dimensions, got K={K}, D={D}")
         batch_shapes = []
@@ -165,12 +162,9 @@ class MixtureOfDiagNormalsSharedCovariance(_GaussianMixture):
     arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
                        "component_logits": constraints.real}
     _family = "shared_cov"
+    _min_dims = {"locs": 2, "coord_scale": 1, "component_logits": 1}  # dimensions each argument needs at least
 
     def __init__(self, locs, coord_scale, component_logits, validate_args=None):
-        cls = type(self).__name__
-        _check_tensor(cls, "locs", locs, 2)
-        _check_tensor(cls, "coord_scale", coord_scale, 1)
-        _check_tensor(cls, "component_logits", component_logits, 1)
         self._init({"locs": locs, "coord_scale": coord_scale, "component_logits": component_logits},
                    validate_args)
 
@@ -206,15 +200,13 @@ class MixtureOfDiagNormals(_GaussianMixture):
     arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
                        "component_logits": constraints.real}
     _family = "diag_normals"
+    _min_dims = {"locs": 2, "coord_scale": 2, "component_logits": 1}  # dimensions each argument needs at least
 
     def __init__(self, locs, coord_scale, component_logits, validate_args=None, velocity="reference"):
         cls = type(self).__name__
         if velocity not in ("reference", "pairwise"):
             raise ValueError(f"{cls}: velocity must be 'reference' or 'pairwise', got {velocity!r}")
         self._velocity = velocity
-        _check_tensor(cls, "locs", locs, 2)
-        _check_tensor(cls, "coord_scale", coord_scale, 2)
-        _check_tensor(cls, "component_logits", component_logits, 1)
         self._init({"locs": locs, "coord_scale": coord_scale, "component_logits": component_logits},
                    validate_args)
 
@@ -236,12 +228,9 @@ class GaussianScaleMixture(_GaussianMixture):
     arg_constraints = {"coord_scale": constraints.positive, "component_logits": constraints.real,
                        "component_scale": constraints.positive}
     _family = "gsm"
+    _min_dims = {"coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
     def __init__(self, coord_scale, component_logits, component_scale, validate_args=None):
-        cls = type(self).__name__
-        _check_tensor(cls, "coord_scale", coord_scale, 1)
-        _check_tensor(cls, "component_logits", component_logits, 1)
-        _check_tensor(cls, "component_scale", component_scale, 1)
         self._init({"coord_scale": coord_scale, "component_logits": component_logits,
                     "component_scale": component_scale}, validate_args)
 
@@ -266,12 +255,8 @@ class DiscreteGaussianScaleMixture(_GaussianMixture):
     arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
                        "component_logits": constraints.real, "component_scale": constraints.positive}
     _family = "discrete_gsm"
+    _min_dims = {"locs": 2, "coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
     def __init__(self, locs, coord_scale, component_logits, component_scale, validate_args=None):
-        cls = type(self).__name__
-        _check_tensor(cls, "locs", locs, 2)
-        _check_tensor(cls, "coord_scale", coord_scale, 1)
-        _check_tensor(cls, "component_logits", component_logits, 1)
-        _check_tensor(cls, "component_scale", component_scale, 1)
         self._init({"locs": locs, "coord_scale": coord_scale, "component_logits": component_logits,
                     "component_scale": component_scale}, validate_args)

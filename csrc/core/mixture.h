@@ -330,12 +330,10 @@ inline T simd_total(typename Simd<T>::type v) {
 }
 #endif
 
-// log q_j(z), the j-th component's log density.
+// sum_i ((z_i - mu_i) inv_i)^2 (mu may be null: zero mean). SIMD lanes then the scalar tail, so the
+// order of the sums is fixed for a given build.
 template <typename T>
-GK_HD T log_component(const Params<T>& p, int j, const T* z) {
-  const int D = p.D;
-  const T* inv = p.inv_scale + j * D;
-  const T* mu = p.locs ? p.locs + j * D : nullptr;
+GK_HD T scaled_sq_norm(const T* z, const T* mu, const T* inv, int D) {
   T acc = T(0);
   int i = 0;
 #ifdef GK_MIXTURE_SIMD
@@ -355,7 +353,15 @@ GK_HD T log_component(const Params<T>& p, int j, const T* z) {
     const T e = (mu ? z[i] - mu[i] : z[i]) * inv[i];
     acc += e * e;
   }
-  return T(-0.5) * acc + p.log_norm[j];
+  return acc;
+}
+
+// log q_j(z), the j-th component's log density.
+template <typename T>
+GK_HD T log_component(const Params<T>& p, int j, const T* z) {
+  const int D = p.D;
+  const T* mu = p.locs ? p.locs + j * D : nullptr;
+  return T(-0.5) * scaled_sq_norm(z, mu, p.inv_scale + j * D, D) + p.log_norm[j];
 }
 
 // Streaming logsumexp: (m, s) represents log(s) + m.
@@ -402,24 +408,7 @@ GK_HD void telescoping_visit(const Params<T>& p, int j, const T* z, const T* g, 
   const T* ls = p.log_scale + j * D;
   const T* mu = p.locs + j * D;  // kDiagNormals always has means
   const T* m = p.ref_loc ? p.ref_loc : mu;  // the reference's mean (see above)
-  T zbar_tot = T(0);
-  int i0 = 0;
-#ifdef GK_MIXTURE_SIMD
-  {
-    typedef typename Simd<T>::type V;
-    constexpr int N = Simd<T>::n;
-    V av = {};
-    for (; i0 + N <= D; i0 += N) {  // cap: D / N iterations
-      const V zb = (simd_load(z + i0) - simd_load(m + i0)) * simd_load(p.inv_ref + i0);  // zbar
-      av += zb * zb;
-    }
-    zbar_tot = simd_total<T>(av);
-  }
-#endif
-  for (; i0 < D; ++i0) {
-    const T zb = (z[i0] - m[i0]) * p.inv_ref[i0];
-    zbar_tot += zb * zb;
-  }
+  const T zbar_tot = scaled_sq_norm(z, m, p.inv_ref, D);  // sum of zbar^2
   // Everything but the CDF difference and the Gaussian factor, in log space.
   const T l_const = -T(D - 1) * consts<T>::log_sqrt_2pi - p.log_ref_sum - log_q;
   const T* inv_ref = p.inv_ref;  // locals: the visitor's stores cannot make the compiler reload them

@@ -16,9 +16,8 @@
 #include <mutex>
 #include <vector>
 
-#include "core/copula.h"
 #include "core/philox.h"
-#include "ops/tensor_checks.h"
+#include "ops/copula.h"
 
 namespace gradkern {
 namespace {
@@ -41,15 +40,11 @@ __global__ void copula_kernel(T* out, int64_t n, int64_t m, at::PhiloxCudaState 
 template <bool Gaussian>
 at::Tensor cuda_copula(const char* op, const at::Tensor& like, int64_t n,
                        const std::optional<at::Generator>& generator) {
-  TORCH_CHECK(n >= 2, "gradkern.", op, ": n (the number of antithetic samples) must be >= 2, got ", n);
-  TORCH_CHECK(like.defined(), "gradkern.", op, ": like is undefined");
-  TORCH_CHECK(like.is_cuda(), "gradkern.", op, ": expected a CUDA tensor, got ", like.device());
-  TORCH_CHECK(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble, "gradkern.", op,
-              ": like must be a float32 or float64 tensor (it sets the output dtype), got ", like.scalar_type());
-  const c10::cuda::CUDAGuard guard(like.device());
-  std::vector<int64_t> shape{n};
-  shape.insert(shape.end(), like.sizes().begin(), like.sizes().end());
-  at::Tensor out = at::empty(shape, like.options().memory_format(at::MemoryFormat::Contiguous));
+  TORCH_CHECK(!like.defined() || like.is_cuda(), "gradkern.", op, ": expected a CUDA tensor, got ",
+              like.device());
+  const c10::cuda::OptionalCUDAGuard guard(like.defined() ? std::optional<c10::Device>(like.device())
+                                                          : std::nullopt);
+  at::Tensor out = ops::copula_output(op, like, n);
   const int64_t m = like.numel();
   if (m == 0) return out;
   const int threads = 256;
@@ -80,83 +75,34 @@ at::Tensor gaussian_copula(const at::Tensor& like, int64_t n, std::optional<at::
   return cuda_copula<true>("gaussian_copula", like, n, generator);
 }
 
-// Elementwise functors (no --extended-lambda needed).
-template <typename scalar_t>
-struct DirichletRhoFn {
-  int64_t n;
-  core::DirichletMode mode;
-  __device__ scalar_t operator()(scalar_t p) const {
-    using acc_t = at::opmath_type<scalar_t>;
-    return static_cast<scalar_t>(core::dirichlet_copula_rho<acc_t>(static_cast<acc_t>(p), n, mode));
-  }
-};
-
-template <typename scalar_t>
-struct GaussianRhoFn {
-  int64_t n;
-  __device__ scalar_t operator()(scalar_t p) const {
-    // Evaluated in double for every dtype, as on the CPU.
-    return static_cast<scalar_t>(core::gaussian_copula_rho<double>(static_cast<double>(p), n));
-  }
-};
-
-template <typename scalar_t>
-struct BvnFn {
-  __device__ scalar_t operator()(scalar_t h, scalar_t k, scalar_t r) const {
-    using acc_t = at::opmath_type<scalar_t>;
-    return static_cast<scalar_t>(core::bvn_cdf<acc_t>(static_cast<acc_t>(h), static_cast<acc_t>(k),
-                                                      static_cast<acc_t>(r)));
-  }
-};
-
-at::TensorIterator unary_iter(const char* op, const at::Tensor& p, int64_t n) {
-  TORCH_CHECK(n >= 2, "gradkern.", op, ": n (the number of antithetic samples) must be >= 2, got ", n);
-  ops::check_floating(op, "p", p);
-  at::Tensor out;  // undefined: allocated by TensorIterator
-  return at::TensorIteratorConfig().add_output(out).add_const_input(p).build();
-}
-
+// Elementwise ops: the shared functors of ops/copula.h (no --extended-lambda needed).
 at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, int64_t mode) {
-  TORCH_CHECK(mode >= 0 && mode <= 2, "gradkern.dirichlet_copula_rho: mode must be 0 (oriented), 1 (direct) "
-              "or 2 (reflected), got ", mode);
-  auto iter = unary_iter("dirichlet_copula_rho", p, n);
+  const auto m = ops::dirichlet_mode(mode);
+  auto iter = ops::copula_rho_iter("dirichlet_copula_rho", p, n);
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "dirichlet_copula_rho", [&] {
-    at::native::gpu_kernel(iter, DirichletRhoFn<scalar_t>{n, static_cast<core::DirichletMode>(mode)});
+    at::native::gpu_kernel(iter, ops::DirichletRhoFn<scalar_t, at::opmath_type<scalar_t>>{n, m});
   });
   return iter.output();
 }
 
 at::Tensor gaussian_copula_rho(const at::Tensor& p, int64_t n) {
-  auto iter = unary_iter("gaussian_copula_rho", p, n);
+  auto iter = ops::copula_rho_iter("gaussian_copula_rho", p, n);
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gaussian_copula_rho", [&] {
-    at::native::gpu_kernel(iter, GaussianRhoFn<scalar_t>{n});
+    at::native::gpu_kernel(iter, ops::GaussianRhoFn<scalar_t>{n});
   });
   return iter.output();
 }
 
 at::Tensor bivariate_normal_cdf(const at::Tensor& h, const at::Tensor& k, const at::Tensor& r) {
-  const char* op = "bivariate_normal_cdf";
-  ops::check_floating(op, "h", h);
-  ops::check_floating(op, "k", k);
-  ops::check_floating(op, "r", r);
-  TORCH_CHECK(h.scalar_type() == k.scalar_type() && h.scalar_type() == r.scalar_type(), "gradkern.", op,
-              ": h, k and r must have the same dtype, got ", h.scalar_type(), ", ", k.scalar_type(), " and ",
-              r.scalar_type());
-  at::Tensor out;
-  auto iter = at::TensorIteratorConfig()
-                  .add_output(out)
-                  .add_const_input(h)
-                  .add_const_input(k)
-                  .add_const_input(r)
-                  .build();
+  auto iter = ops::bvn_iter(h, k, r);
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "bivariate_normal_cdf", [&] {
-    at::native::gpu_kernel(iter, BvnFn<scalar_t>{});
+    at::native::gpu_kernel(iter, ops::BvnFn<scalar_t, at::opmath_type<scalar_t>>{});
   });
   return iter.output();
 }
@@ -164,11 +110,9 @@ at::Tensor bivariate_normal_cdf(const at::Tensor& h, const at::Tensor& k, const 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
-  m.impl("dirichlet_copula", &dirichlet_copula);
-  m.impl("gaussian_copula", &gaussian_copula);
-  m.impl("dirichlet_copula_rho", &dirichlet_copula_rho);
-  m.impl("gaussian_copula_rho", &gaussian_copula_rho);
-  m.impl("bivariate_normal_cdf", &bivariate_normal_cdf);
+#define GK_REGISTER(NAME) m.impl(#NAME, &NAME);
+  GK_COPULA_OPS(GK_REGISTER)
+#undef GK_REGISTER
 }
 
 }  // namespace gradkern
