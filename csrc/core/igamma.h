@@ -301,6 +301,14 @@ template <typename T> GK_HD T huge_x_dxda(T a, T x, T L) {
   return (L - digamma(a)) * (T(1) + (a - T(1)) / x) + T(1) / x;
 }
 
+// True where standard_gamma_grad takes the continued fraction for an element outside the bulk path:
+// valid a below the Temme range, a + 1 <= x < inf and not huge_x. Used by the CPU kernel
+// like series_lane.
+template <typename T> GK_HD bool cfrac_lane(T a, T x) {
+  return a > T(0) && a < igamma_tune<T>::temme_min_a && x >= a + igamma_tune<T>::series_shift &&
+         x < infinity<T>() && !huge_x(a, x);
+}
+
 template <typename T> GK_HD T dlogx_da(T a, T x, T L, bool have_L) {
   T v;
   const int tier = bulk::classify(a, x, v);

@@ -1,0 +1,299 @@
+// Blocked CPU driver of standard_gamma_grad (host only; included by csrc/cpu/elementwise.cpp). All the
+// numerics are the core's (csrc/core/igamma.h, csrc/core/igamma_bulk.h); this file only arranges the
+// work so that it vectorizes.
+//
+// The elements go by chunks of kGammaChunk. Each element of a chunk is classified as the scalar core
+// would (bulk tier of a, series branch, or anything else) and its index appended to that class's list;
+// each list is then evaluated in full blocks of kGammaBlock lanes: the bulk polynomial of one tier on
+// GNU vectors, the series branch by a lane-parallel copy of the scalar loop, the rest element by element
+// through the scalar core. Compacting by class matters when the parameters vary from element to element
+// (e.g. a batch of different alphas): evaluated in place, a block holding three tiers and a few series
+// lanes would pay for three full polynomial evaluations and a full series block, each mostly for lanes
+// whose result is thrown away. Each result is the scalar core's, bit for bit, whatever the neighbours
+// (tests/test_gamma_accuracy.py checks it).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/igamma.h"
+
+// Forced inlining, so that each instruction-set clone in elementwise.cpp gets its own copy of the loops
+// (an out-of-line copy would be compiled for the baseline instruction set only).
+#if defined(__GNUC__)
+#define GK_GB_INLINE inline __attribute__((always_inline))
+#else
+#define GK_GB_INLINE inline
+#endif
+
+namespace gradkern {
+namespace cpu {
+
+constexpr int kGammaBlock = 16;   // lanes per block: 2 AVX-512 / 4 AVX2 vectors of double
+constexpr int kGammaChunk = 512;  // elements classified together (index lists fit in int16_t)
+
+// One block of the bulk polynomial, every lane in tier Tier, evaluated on GNU vectors of kGammaBlock
+// lanes (lowered to the widest registers the caller's instruction set has).
+template <typename T, int Tier>
+GK_GB_INLINE void bulk_block(const T* v, const T* w, T* out) {
+  typedef T vec_t __attribute__((vector_size(kGammaBlock * sizeof(T))));
+  vec_t vv, ww;
+  std::memcpy(&vv, v, sizeof(vv));
+  std::memcpy(&ww, w, sizeof(ww));
+  const vec_t r = core::bulk::eval<T, Tier, vec_t>(vv, ww);
+  std::memcpy(out, &r, sizeof(r));
+}
+
+template <typename T, int I = 0>
+GK_GB_INLINE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
+  if constexpr (I + 1 == core::bulk::tiers<T>::count) {
+    bulk_block<T, I>(v, w, out);
+  } else if (tier == I) {
+    bulk_block<T, I>(v, w, out);
+  } else {
+    bulk_block_tier<T, I + 1>(tier, v, w, out);
+  }
+}
+
+// The series branch (eq. 13; core::detail::series_grad) on the first `nb` lanes: the scalar loop's
+// operations in the same order, lane by lane, each lane frozen once its own test has stopped it (so each
+// result is the scalar one); the inner lane loops vectorize. c = log x - psi(a + 1) per lane (computed
+// by the caller as the scalar path does). Writes dx/da = -(x/a) G.
+template <typename T>
+GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
+  constexpr int L = kGammaBlock;
+  T a[L], x[L], xo[L], c[L], ac[L], tn[L], r[L], G[L], u[L];
+  int act[L];
+  const T he = core::num<T>::eps * T(0.5);
+  int any = 0;
+#pragma omp simd reduction(| : any)
+  for (int l = 0; l < L; ++l) {
+    const bool on = l < nb;
+    // Unused lanes get harmless values (no NaN/inf/subnormal in the masked arithmetic).
+    a[l] = on ? a_[l] : T(1);
+    x[l] = on ? x_[l] : T(0.5);
+    c[l] = on ? c_[l] : T(0);
+    ac[l] = c[l] < T(0) ? -c[l] : c[l];
+    const T ap1 = a[l] + T(1);
+    // The scalar early return (G = c when the first term is below eps/2 |c|).
+    act[l] = on && !(x[l] * (ac[l] * ap1 + T(1)) <= he * ac[l] * ap1 * ap1);
+    // A lane done before the loop keeps G = c; its x (possibly subnormal, which is ~100x slower in the
+    // arithmetic) is swapped for a harmless value in the masked loop.
+    xo[l] = x[l];
+    x[l] = act[l] ? x[l] : T(0.5);
+    tn[l] = T(1);
+    r[l] = T(0);
+    G[l] = c[l];
+    u[l] = ap1;
+    any |= act[l];
+  }
+  for (int n = 1; any && n < core::num<T>::max_iter; n += 2) {
+    any = 0;
+#pragma omp simd reduction(| : any)
+    for (int l = 0; l < L; ++l) {
+      const T uu = u[l], v = uu + T(1);
+      const T D = T(1) / (uu * v);
+      const T i1 = v * D, i2 = uu * D;
+      T t = tn[l] * (x[l] * i1);
+      const T r1 = r[l] + i1;
+      T g = G[l] + t * (c[l] - r1);
+      t = t * (x[l] * i2);
+      const T r2 = r1 + i2;
+      const T dG = t * (c[l] - r2);
+      g = g + dG;
+      const bool on_l = act[l] != 0;
+      tn[l] = on_l ? t : tn[l];
+      r[l] = on_l ? r2 : r[l];
+      G[l] = on_l ? g : G[l];
+      u[l] = uu + T(2);
+      const T at = tn[l] < T(0) ? -tn[l] : tn[l], aG = G[l] < T(0) ? -G[l] : G[l];
+      act[l] = on_l && !(at * (ac[l] + r[l]) <= he * aG);
+      any |= act[l];
+    }
+  }
+  for (int l = 0; l < nb; ++l) out[l] = xo[l] * (-G[l] / a[l]);
+}
+
+// The continued fraction (eq. 12; core::detail::cfrac_grad) on the first `nb` lanes, lane-parallel in
+// the same way as series_block: the scalar loop's operations in the same order, each lane frozen once its
+// own convergence test has stopped it, the rescaling applied per lane where the scalar loop would. c =
+// log x - psi(a) per lane. Writes dx/da = x G. The scalar loop is latency-bound (each Wallis step waits
+// for the previous one, 25-60 steps for a ~ 1); across lanes the steps are independent.
+template <typename T>
+GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
+  constexpr int L = kGammaBlock;
+  constexpr T big = sizeof(T) == 4 ? T(1e16) : T(1e120);
+  const T he = core::num<T>::eps * T(0.5);
+  T a[L], c[L], b[L], A2[L], B2[L], dA2[L], dB2[L], A1[L], B1[L], dA1[L], dB1[L], G[L];
+  int act[L];
+  for (int l = 0; l < L; ++l) {
+    const bool on = l < nb;
+    // Unused lanes: a = 1, x = 3 (a converging, finite fraction).
+    a[l] = on ? a_[l] : T(1);
+    c[l] = on ? c_[l] : T(0);
+    b[l] = (on ? x_[l] : T(3)) + T(1) - a[l];
+    A2[l] = T(0); B2[l] = T(1); dA2[l] = T(0); dB2[l] = T(0);
+    A1[l] = T(1); B1[l] = b[l]; dA1[l] = T(0); dB1[l] = T(-1);
+    G[l] = (c[l] - dB1[l] / b[l]) / b[l];
+    act[l] = on;
+  }
+  T dan = T(0);  // n - 1, the same in every lane
+  int any = nb > 0;
+  for (int n = 2; any && n < core::num<T>::max_iter; ++n) {
+    dan += T(1);
+    any = 0;
+#pragma omp simd reduction(| : any)
+    for (int l = 0; l < L; ++l) {
+      const T an = -dan * (dan - a[l]);
+      const T bb = b[l] + T(2);
+      const T A = bb * A1[l] + an * A2[l], B = bb * B1[l] + an * B2[l];
+      const T dA = -A1[l] + bb * dA1[l] + dan * A2[l] + an * dA2[l];
+      const T dB = -B1[l] + bb * dB1[l] + dan * B2[l] + an * dB2[l];
+      const T s = T(1) / B;
+      const T f = A * s;
+      const T Gn = (c[l] * A + dA - f * dB) * s;
+      const T diff = Gn - G[l];
+      const T adiff = diff < T(0) ? -diff : diff, aGn = Gn < T(0) ? -Gn : Gn;
+      const bool done = adiff <= he * aGn;
+      const bool on = act[l] != 0;
+      // The scalar loop: shift, test, then rescale by s where |B| > big (only if not done).
+      const bool resc = !done && (B < T(0) ? -B : B) > big;
+      const T k = resc ? s : T(1);
+      G[l] = on ? Gn : G[l];
+      b[l] = on ? bb : b[l];
+      A2[l] = on ? A1[l] * k : A2[l];
+      B2[l] = on ? B1[l] * k : B2[l];
+      dA2[l] = on ? dA1[l] * k : dA2[l];
+      dB2[l] = on ? dB1[l] * k : dB2[l];
+      A1[l] = on ? (resc ? f : A) : A1[l];
+      B1[l] = on ? (resc ? T(1) : B) : B1[l];
+      dA1[l] = on ? dA * k : dA1[l];
+      dB1[l] = on ? dB * k : dB1[l];
+      act[l] = on && !done;
+      any |= act[l];
+    }
+  }
+  for (int l = 0; l < nb; ++l) out[l] = x_[l] * G[l];
+}
+
+// The class of one element as the scalar core picks it (core::standard_gamma_grad): bulk tier t >= 0
+// (bulk::classify, which also gives v), else the series branch (detail::series_lane), else anything
+// else (special values, continued fraction, Temme, huge x).
+template <typename T> struct gamma_class {
+  static constexpr int series = core::bulk::tiers<T>::count;
+  static constexpr int cfrac = series + 1;
+  static constexpr int other = series + 2;
+  static constexpr int count = series + 3;
+  static GK_GB_INLINE int of(T a, T x, T& v) {
+    const int t = core::bulk::classify(a, x, v);
+    return t >= 0 ? t : core::detail::series_lane(a, x) ? series : core::detail::cfrac_lane(a, x) ? cfrac : other;
+  }
+};
+
+// Evaluates kGammaBlock lanes of one class k (lanes past nb hold finite padding; their results are
+// dropped by the caller). c is only filled here, for the series branch.
+template <typename T>
+GK_GB_INLINE void gamma_class_block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+  using C = gamma_class<T>;
+  if (k < C::series) {
+    bulk_block_tier<T>(k, v, w, out);
+  } else if (k == C::series) {
+    T c[kGammaBlock];
+    for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l] + T(1));
+    series_block<T>(nb, a, x, c, out);
+  } else if (k == C::cfrac) {
+    T c[kGammaBlock];
+    for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l]);
+    cfrac_block<T>(nb, a, x, c, out);
+  } else {
+    for (int l = 0; l < nb; ++l) out[l] = core::standard_gamma_grad(a[l], x[l]);
+  }
+}
+
+// standard_gamma_grad on m <= kGammaChunk contiguous elements (a, x) -> r. Aligned blocks whose lanes
+// are all of one class (parameters that vary slowly or not at all) are evaluated in place; the lanes of
+// mixed blocks are appended to per-class index lists, which are then evaluated in full blocks.
+template <typename T>
+GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
+  using C = gamma_class<T>;
+  constexpr int L = kGammaBlock;
+  int16_t idx[C::count][kGammaChunk];
+  int cnt[C::count] = {};
+  int cls[kGammaChunk];
+  T v[kGammaChunk], w[kGammaChunk];
+  // gamma_class<T>::of written out without branches, so that this loop vectorizes: the same tier, v and
+  // tests as core::bulk::classify and core::detail::series_lane.
+  using tiers = core::bulk::tiers<T>;
+#pragma omp simd
+  for (int j = 0; j < m; ++j) {
+    const T aj = a[j], xj = x[j];
+    const int t = tiers::of(aj);
+    const T vj = (xj - aj) / (xj + aj);
+    const T avj = vj < T(0) ? -vj : vj;
+    const bool bulk = t >= 0 && aj < T(1e30) && avj <= tiers::v_max(t);
+    v[j] = bulk ? vj : T(0);  // lanes outside the bulk: any finite value
+    cls[j] = bulk ? t : core::detail::series_lane(aj, xj) ? C::series
+                      : core::detail::cfrac_lane(aj, xj) ? C::cfrac : C::other;
+    w[j] = T(1) / aj;
+  }
+  int j0 = 0;
+  for (; j0 + L <= m; j0 += L) {
+    bool uniform = true;
+    for (int l = 1; l < L; ++l) uniform &= cls[j0 + l] == cls[j0];
+    if (uniform) {
+      gamma_class_block<T>(cls[j0], L, a + j0, x + j0, v + j0, w + j0, r + j0);
+    } else {
+      for (int l = 0; l < L; ++l) {
+        const int k = cls[j0 + l];
+        idx[k][cnt[k]++] = static_cast<int16_t>(j0 + l);
+      }
+    }
+  }
+  for (int j = j0; j < m; ++j) {
+    const int k = cls[j];
+    idx[k][cnt[k]++] = static_cast<int16_t>(j);
+  }
+  T ab[L] = {}, xb[L] = {}, vb[L], wb[L], rb[L];
+  for (int k = 0; k < C::count; ++k) {
+    const int16_t* id = idx[k];
+    for (int b = 0; b < cnt[k]; b += L) {
+      const int nb = cnt[k] - b < L ? cnt[k] - b : L;
+      // Lanes past nb repeat the last element (finite values; their results are dropped).
+      if (k < C::series) {
+        for (int l = 0; l < L; ++l) {
+          const int j = id[b + (l < nb ? l : nb - 1)];
+          vb[l] = v[j];
+          wb[l] = w[j];
+        }
+      } else {
+        for (int l = 0; l < nb; ++l) {
+          const int j = id[b + l];
+          ab[l] = a[j];
+          xb[l] = x[j];
+        }
+      }
+      gamma_class_block<T>(k, nb, ab, xb, vb, wb, rb);
+      for (int l = 0; l < nb; ++l) r[id[b + l]] = rb[l];
+    }
+  }
+}
+
+// standard_gamma_grad over a strided 1-D range (TensorIterator's inner loop: data = {out, alpha, x},
+// byte strides).
+template <typename T>
+GK_GB_INLINE void gamma_grad_strided(char** data, const int64_t* strides, int64_t n) {
+  char *o = data[0], *pa = data[1], *px = data[2];
+  T a[kGammaChunk], x[kGammaChunk], r[kGammaChunk];
+  for (int64_t i = 0; i < n; i += kGammaChunk) {
+    const int m = static_cast<int>(n - i < kGammaChunk ? n - i : kGammaChunk);
+    for (int j = 0; j < m; ++j) {
+      a[j] = *reinterpret_cast<const T*>(pa + (i + j) * strides[1]);
+      x[j] = *reinterpret_cast<const T*>(px + (i + j) * strides[2]);
+    }
+    gamma_grad_chunk<T>(m, a, x, r);
+    for (int j = 0; j < m; ++j) *reinterpret_cast<T*>(o + (i + j) * strides[0]) = r[j];
+  }
+}
+
+}  // namespace cpu
+}  // namespace gradkern
