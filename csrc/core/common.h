@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define GK_HD __host__ __device__ __forceinline__
@@ -47,6 +48,41 @@ template <> struct num<double> {
   static constexpr double log_min = -708.3964185322641;
   static constexpr int max_iter = 500;                      // paper, appendix B: 500 for float64
 };
+
+// IEEE-754 layout, for the bit-level steps of the branch-free elementary functions (log_pos in
+// special.h, the von Mises sampler's exp): bits of 1.0 and of sqrt(1/2) (rounded down), and ln 2 split
+// so that k ln2_hi is exact for every exponent k of the type.
+template <typename T> struct ieee;
+template <> struct ieee<double> {
+  typedef uint64_t U;
+  static constexpr int mant = 52;
+  static constexpr U bias = 1023;
+  static constexpr U mant_mask = 0x000FFFFFFFFFFFFFull;
+  static constexpr U one_bits = 0x3FF0000000000000ull;
+  static constexpr U sqrt_half_bits = 0x3FE6A09E667F3BCDull;
+  static constexpr double ln2_hi = 0.693147180369123816490;  // 21 trailing zero bits: k ln2_hi exact
+  static constexpr double ln2_lo = 1.90821492927058770002e-10;
+};
+template <> struct ieee<float> {
+  typedef uint32_t U;
+  static constexpr int mant = 23;
+  static constexpr U bias = 127;
+  static constexpr U mant_mask = 0x007FFFFFu;
+  static constexpr U one_bits = 0x3F800000u;
+  static constexpr U sqrt_half_bits = 0x3F3504F3u;
+  static constexpr float ln2_hi = 0.693145751953125f;  // 9 trailing zero bits
+  static constexpr float ln2_lo = 1.428606765330187045e-06f;
+};
+template <typename T> GK_HD_FORCE typename ieee<T>::U to_bits(T x) {
+  typename ieee<T>::U u;
+  memcpy(&u, &x, sizeof(T));
+  return u;
+}
+template <typename T> GK_HD_FORCE T from_bits(typename ieee<T>::U u) {
+  T x;
+  memcpy(&x, &u, sizeof(T));
+  return x;
+}
 
 template <typename T> GK_HD T quiet_nan() { return T(NAN); }
 template <typename T> GK_HD T infinity() { return T(INFINITY); }

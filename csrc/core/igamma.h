@@ -196,7 +196,10 @@ template <typename T> GK_HD T cfrac_grad(T a, T x, T L, bool have_L) {
     const T s = T(1) / B;
     const T f = A * s;
     const T Gn = (c * A + dA - f * dB) * s;
-    const bool done = gk_fabs(Gn - G) <= num<T>::eps * T(0.5) * gk_fabs(Gn);
+    // Stop at a change of at most one ulp: the convergents carry rounding noise of a few ulp (dA - f dB
+    // cancels), and a half-ulp test waits for two of them to agree to the bit, which took up to twice
+    // the steps (and 100+ for some x) without making the result more accurate.
+    const bool done = gk_fabs(Gn - G) <= num<T>::eps * gk_fabs(Gn);
     G = Gn;
     if (done) break;
     if (gk_fabs(B) > big) {

@@ -678,37 +678,16 @@ template <> struct vm_sampler_poly<float> {
   }
 };
 
-// IEEE layout for the bit-level steps (2^n scaling in vm_exp_le1, 52-bit uniforms from bits).
+// IEEE layout (common.h) plus the constants of vm_exp_le1.
 template <typename T> struct vm_ieee;
-template <> struct vm_ieee<double> {
-  typedef uint64_t U;
-  static constexpr int mant = 52;
-  static constexpr U bias = 1023;
+template <> struct vm_ieee<double> : ieee<double> {
   static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52: x + magic rounds x to an integer
   static constexpr double y_min = -700.0;                    // e^-700 is still normal
-  static constexpr double ln2_hi = 0.693147180369123816490;  // 21 trailing zero bits: n ln2_hi exact
-  static constexpr double ln2_lo = 1.90821492927058770002e-10;
 };
-template <> struct vm_ieee<float> {
-  typedef uint32_t U;
-  static constexpr int mant = 23;
-  static constexpr U bias = 127;
+template <> struct vm_ieee<float> : ieee<float> {
   static constexpr float round_magic = 12582912.0f;          // 1.5 * 2^23
   static constexpr float y_min = -86.0f;                     // e^-86 is still normal
-  static constexpr float ln2_hi = 0.693145751953125f;        // 9 trailing zero bits
-  static constexpr float ln2_lo = 1.428606765330187045e-06f;
 };
-
-template <typename T> GK_HD_FORCE typename vm_ieee<T>::U vm_to_bits(T x) {
-  typename vm_ieee<T>::U u;
-  memcpy(&u, &x, sizeof(T));
-  return u;
-}
-template <typename T> GK_HD_FORCE T vm_from_bits(typename vm_ieee<T>::U u) {
-  T x;
-  memcpy(&x, &u, sizeof(T));
-  return x;
-}
 
 // e^y for y <= 1 (the acceptance test's e^(1 - c), c > 0); 0 below y_min, where the acceptance
 // probability c e^(1 - c) is below 1e-300 (double) / 1e-36 (float) and every u2 > 0 rejects anyway.
@@ -722,8 +701,8 @@ template <typename T> GK_HD_FORCE T vm_exp_le1(T y) {
   const T n = t - F::round_magic;
   const T r = (yc - n * F::ln2_hi) - n * F::ln2_lo;
   // the low bits of t hold n (two's complement, |n| < 2^mant); add the bias and move into the exponent
-  const U e = (vm_to_bits(t) - vm_to_bits(F::round_magic) + F::bias) << F::mant;
-  const T v = vm_sampler_poly<T>::exp_r(r) * vm_from_bits<T>(e);
+  const U e = (to_bits(t) - to_bits(F::round_magic) + F::bias) << F::mant;
+  const T v = vm_sampler_poly<T>::exp_r(r) * from_bits<T>(e);
   return y < F::y_min ? T(0) : v;
 }
 

@@ -123,7 +123,7 @@ template <typename T>
 GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
   constexpr T big = sizeof(T) == 4 ? T(1e16) : T(1e120);
-  const T he = core::num<T>::eps * T(0.5);
+  const T tol = core::num<T>::eps;
   T a[L], c[L], b[L], A2[L], B2[L], dA2[L], dB2[L], A1[L], B1[L], dA1[L], dB1[L], G[L];
   int act[L];
   for (int l = 0; l < L; ++l) {
@@ -154,7 +154,7 @@ GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* 
       const T Gn = (c[l] * A + dA - f * dB) * s;
       const T diff = Gn - G[l];
       const T adiff = diff < T(0) ? -diff : diff, aGn = Gn < T(0) ? -Gn : Gn;
-      const bool done = adiff <= he * aGn;
+      const bool done = adiff <= tol * aGn;
       const bool on = act[l] != 0;
       // The scalar loop: shift, test, then rescale by s where |B| > big (only if not done).
       const bool resc = !done && (B < T(0) ? -B : B) > big;
@@ -176,18 +176,17 @@ GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* 
   for (int l = 0; l < nb; ++l) out[l] = x_[l] * G[l];
 }
 
-// The class of one element as the scalar core picks it (core::standard_gamma_grad): bulk tier t >= 0
-// (bulk::classify, which also gives v), else the series branch (detail::series_lane), else anything
-// else (special values, continued fraction, Temme, huge x).
+// Classes of elements, each evaluated by blocks of its own: bulk tier t (0 <= t < tiers::count), the
+// series branch split by x (a block runs until its slowest lane has converged, and the number of terms
+// grows with x: x < 1/4 takes at most ~6 pairs of terms, x near 2 twice that, so lanes of small x are
+// kept apart), the continued fraction, and the rest (special values, Temme, huge x), element by element.
 template <typename T> struct gamma_class {
-  static constexpr int series = core::bulk::tiers<T>::count;
+  static constexpr int series_short = core::bulk::tiers<T>::count;
+  static constexpr int series = series_short + 1;
   static constexpr int cfrac = series + 1;
   static constexpr int other = series + 2;
   static constexpr int count = series + 3;
-  static GK_GB_INLINE int of(T a, T x, T& v) {
-    const int t = core::bulk::classify(a, x, v);
-    return t >= 0 ? t : core::detail::series_lane(a, x) ? series : core::detail::cfrac_lane(a, x) ? cfrac : other;
-  }
+  static constexpr T short_x = T(0.25);
 };
 
 // Evaluates kGammaBlock lanes of one class k (lanes past nb hold finite padding; their results are
@@ -195,14 +194,16 @@ template <typename T> struct gamma_class {
 template <typename T>
 GK_GB_INLINE void gamma_class_block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
   using C = gamma_class<T>;
-  if (k < C::series) {
+  if (k < C::series_short) {
     bulk_block_tier<T>(k, v, w, out);
-  } else if (k == C::series) {
+  } else if (k == C::series_short || k == C::series) {
     T c[kGammaBlock];
+#pragma omp simd
     for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l] + T(1));
     series_block<T>(nb, a, x, c, out);
   } else if (k == C::cfrac) {
     T c[kGammaBlock];
+#pragma omp simd
     for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l]);
     cfrac_block<T>(nb, a, x, c, out);
   } else {
@@ -221,20 +222,27 @@ GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
   int cnt[C::count] = {};
   int cls[kGammaChunk];
   T v[kGammaChunk], w[kGammaChunk];
-  // gamma_class<T>::of written out without branches, so that this loop vectorizes: the same tier, v and
-  // tests as core::bulk::classify and core::detail::series_lane.
+  // The two divisions per element (v and w = 1/a) on GNU vectors of kGammaBlock lanes (a and x hold
+  // finite padding up to the next multiple of kGammaBlock, see gamma_grad_strided); then the class of
+  // each element from the same tier, v and tests as core::bulk::classify and core::detail::series_lane /
+  // cfrac_lane.
+  typedef T vec_t __attribute__((vector_size(kGammaBlock * sizeof(T))));
+  for (int j = 0; j < m; j += L) {
+    vec_t av, xv;
+    std::memcpy(&av, a + j, sizeof(av));
+    std::memcpy(&xv, x + j, sizeof(xv));
+    const vec_t vv = (xv - av) / (xv + av), wv = T(1) / av;
+    std::memcpy(v + j, &vv, sizeof(vv));
+    std::memcpy(w + j, &wv, sizeof(wv));
+  }
   using tiers = core::bulk::tiers<T>;
-#pragma omp simd
   for (int j = 0; j < m; ++j) {
-    const T aj = a[j], xj = x[j];
+    const T aj = a[j], xj = x[j], vj = v[j];
     const int t = tiers::of(aj);
-    const T vj = (xj - aj) / (xj + aj);
-    const T avj = vj < T(0) ? -vj : vj;
-    const bool bulk = t >= 0 && aj < T(1e30) && avj <= tiers::v_max(t);
+    const bool bulk = t >= 0 && aj < T(1e30) && core::gk_fabs(vj) <= tiers::v_max(t);
     v[j] = bulk ? vj : T(0);  // lanes outside the bulk: any finite value
-    cls[j] = bulk ? t : core::detail::series_lane(aj, xj) ? C::series
+    cls[j] = bulk ? t : core::detail::series_lane(aj, xj) ? (xj < C::short_x ? C::series_short : C::series)
                       : core::detail::cfrac_lane(aj, xj) ? C::cfrac : C::other;
-    w[j] = T(1) / aj;
   }
   int j0 = 0;
   for (; j0 + L <= m; j0 += L) {
@@ -259,7 +267,7 @@ GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
     for (int b = 0; b < cnt[k]; b += L) {
       const int nb = cnt[k] - b < L ? cnt[k] - b : L;
       // Lanes past nb repeat the last element (finite values; their results are dropped).
-      if (k < C::series) {
+      if (k < C::series_short) {
         for (int l = 0; l < L; ++l) {
           const int j = id[b + (l < nb ? l : nb - 1)];
           vb[l] = v[j];
@@ -290,6 +298,7 @@ GK_GB_INLINE void gamma_grad_strided(char** data, const int64_t* strides, int64_
       a[j] = *reinterpret_cast<const T*>(pa + (i + j) * strides[1]);
       x[j] = *reinterpret_cast<const T*>(px + (i + j) * strides[2]);
     }
+    for (int j = m; j < kGammaChunk && j % kGammaBlock != 0; ++j) a[j] = x[j] = T(1);  // finite padding
     gamma_grad_chunk<T>(m, a, x, r);
     for (int j = 0; j < m; ++j) *reinterpret_cast<T*>(o + (i + j) * strides[0]) = r[j];
   }
