@@ -163,6 +163,46 @@ template <typename T> double inverse_roundtrip(const Row* rows, int n, double& w
   return worst;
 }
 
+// log_pos (special.h: the branch-free log behind log_minus_digamma) against long double logl, in units
+// of the spacing of T at the result; over normal x from the smallest normal to the largest, densely
+// around 1 and around the sqrt(2) reduction boundaries. Also the subnormal-quotient path of
+// log_minus_digamma: its difference from x = 1 must be log x.
+template <typename T> double check_log(const char* dtype) {
+  double worst = 0, worst_x = 0;
+  auto one = [&](T x) {
+    const long double ref = logl((long double)x);
+    const T got = log_pos(x);
+    const long double ulp = (long double)num<T>::eps * (fabsl(ref) > 0 ? fabsl(ref) : 1e-300L);
+    // ulps at the result's binade (eps * |ref| over-estimates the spacing by at most 2x: conservative).
+    const double u = (double)(fabsl((long double)got - ref) / (ref == 0 ? 1e-300L : ulp));
+    if (u > worst || !(u == u)) { worst = u; worst_x = (double)x; }
+  };
+  for (int i = 0; i <= 200000; ++i) {
+    const double e = -1.0 + 2.0 * i / 200000.0;  // x in [1/2, 2] densely, then every binade
+    one(T(std::exp2(e)));
+  }
+  const double lo = std::log2((double)num<T>::min_normal), hi = std::log2((double)num<T>::max);
+  for (int i = 0; i < 200000; ++i) one(T(std::exp2(lo + (hi - lo) * i / 200000.0)));
+  for (T c : {T(0.70710678118654752), T(1.4142135623730950), T(1), T(2), T(0.5)})
+    for (T dir : {T(0), T(4)}) {  // three neighbours on each side of each boundary
+      T x = c;
+      for (int k = 0; k < 4; ++k, x = std::nextafter(x, dir)) one(x);
+    }
+  std::printf("  %-6s log_pos worst error %.2f ulp (x=%.9g)\n", dtype, worst, worst_x);
+  // subnormal x: log_minus_digamma(x, a) - log_minus_digamma(1, a) = log x (a = 1 + 1e-3 .. 20)
+  double wsub = 0;
+  for (T a : {T(1.001), T(3), T(20)})
+    for (T x = num<T>::min_normal / T(3); x > T(0); x /= T(7)) {
+      const long double ref = logl((long double)x);
+      const long double got = (long double)log_minus_digamma(x, a) - (long double)log_minus_digamma(T(1), a);
+      wsub = std::fmax(wsub, (double)(fabsl(got - ref) / fabsl(ref)));
+    }
+  std::printf("  %-6s log_minus_digamma at subnormal x: worst relative error of log x %.2e\n", dtype, wsub);
+  goal(sizeof(T) == 8 ? "double log_minus_digamma subnormal x (rel)" : "float  log_minus_digamma subnormal x (rel)",
+       wsub, 8 * (double)num<T>::eps);
+  return worst;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,6 +224,8 @@ int main(int argc, char** argv) {
   }
   check_special<float>("float");
   check_special<double>("double");
+  goal("float  log_pos max error (ulp)", check_log<float>("float"), 1.0);
+  goal("double log_pos max error (ulp)", check_log<double>("double"), 1.0);
   goal("float  paper grid mean abs err standard_gamma_grad", sf.dxda[0].mean_abs(), 5e-7);
   goal("double paper grid mean abs err standard_gamma_grad", sd.dxda[0].mean_abs(), 5e-15);
   const double frel = std::fmax(sf.dxda[0].max_rel, sf.dxda[1].max_rel);
