@@ -30,7 +30,7 @@ namespace gradkern {
 namespace cpu {
 
 constexpr int kGammaBlock = 16;   // lanes per block: 2 AVX-512 / 4 AVX2 vectors of double
-constexpr int kGammaChunk = 512;  // elements classified together (index lists fit in int16_t)
+constexpr int kGammaChunk = 2048;  // elements classified together (index lists fit in int16_t)
 
 // One block of the bulk polynomial, every lane in tier Tier, evaluated on GNU vectors of kGammaBlock
 // lanes (lowered to the widest registers the caller's instruction set has).
@@ -55,16 +55,16 @@ GK_GB_INLINE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
   }
 }
 
-// The series branch (eq. 13; core::detail::series_grad) on the first `nb` lanes: the scalar loop's
-// operations in the same order, lane by lane, each lane frozen once its own test has stopped it (so each
-// result is the scalar one); the inner lane loops vectorize. c = log x - psi(a + 1) per lane (computed
-// by the caller as the scalar path does). Writes dx/da = -(x/a) G.
+// The series branch (eq. 13; core::detail::series_grad; series_lane elements have a below the Temme
+// range) on the first `nb` lanes: the scalar loop's steps, lane by lane, each lane
+// frozen once its own test has stopped it (so each result is the scalar one); the lane loops vectorize.
+// c = log x - psi(a + 1) per lane (computed by the caller as the scalar path does). Writes
+// dx/da = -(x/a) G.
 template <typename T>
 GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
-  T a[L], x[L], xo[L], c[L], ac[L], tn[L], r[L], G[L], u[L];
+  T a[L], x[L], xo[L], c[L], tn[L], r[L], G[L], u[L];
   int act[L];
-  const T he = core::num<T>::eps * T(0.5);
   int any = 0;
 #pragma omp simd reduction(| : any)
   for (int l = 0; l < L; ++l) {
@@ -73,10 +73,7 @@ GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T*
     a[l] = on ? a_[l] : T(1);
     x[l] = on ? x_[l] : T(0.5);
     c[l] = on ? c_[l] : T(0);
-    ac[l] = c[l] < T(0) ? -c[l] : c[l];
-    const T ap1 = a[l] + T(1);
-    // The scalar early return (G = c when the first term is below eps/2 |c|).
-    act[l] = on && !(x[l] * (ac[l] * ap1 + T(1)) <= he * ac[l] * ap1 * ap1);
+    act[l] = on && !core::detail::series_trivial(a[l], x[l], c[l]);
     // A lane done before the loop keeps G = c; its x (possibly subnormal, which is ~100x slower in the
     // arithmetic) is swapped for a harmless value in the masked loop.
     xo[l] = x[l];
@@ -84,30 +81,24 @@ GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T*
     tn[l] = T(1);
     r[l] = T(0);
     G[l] = c[l];
-    u[l] = ap1;
+    u[l] = a[l] + T(1);
     any |= act[l];
   }
-  for (int n = 1; any && n < core::num<T>::max_iter; n += 2) {
+  // Groups of four terms in double, pairs in float, as core::detail::series_quads picks for these lanes.
+  constexpr int step = sizeof(T) == 8 ? 4 : 2;
+  for (int n = 1; any && n < core::num<T>::max_iter; n += step) {
     any = 0;
 #pragma omp simd reduction(| : any)
     for (int l = 0; l < L; ++l) {
-      const T uu = u[l], v = uu + T(1);
-      const T D = T(1) / (uu * v);
-      const T i1 = v * D, i2 = uu * D;
-      T t = tn[l] * (x[l] * i1);
-      const T r1 = r[l] + i1;
-      T g = G[l] + t * (c[l] - r1);
-      t = t * (x[l] * i2);
-      const T r2 = r1 + i2;
-      const T dG = t * (c[l] - r2);
-      g = g + dG;
+      T t = tn[l], rr = r[l], g = G[l];
+      if (step == 4) core::detail::series_step4(u[l], x[l], c[l], t, rr, g);
+      else core::detail::series_step2(u[l], x[l], c[l], t, rr, g);
       const bool on_l = act[l] != 0;
       tn[l] = on_l ? t : tn[l];
-      r[l] = on_l ? r2 : r[l];
+      r[l] = on_l ? rr : r[l];
       G[l] = on_l ? g : G[l];
-      u[l] = uu + T(2);
-      const T at = tn[l] < T(0) ? -tn[l] : tn[l], aG = G[l] < T(0) ? -G[l] : G[l];
-      act[l] = on_l && !(at * (ac[l] + r[l]) <= he * aG);
+      u[l] = u[l] + T(step);
+      act[l] = on_l && !core::detail::series_done(tn[l], r[l], c[l], G[l]);
       any |= act[l];
     }
   }
