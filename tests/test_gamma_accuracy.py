@@ -134,20 +134,27 @@ def test_bulk_tiers_against_mpmath(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_blocked_kernel_matches_one_element_at_a_time(dtype):
-    """The CPU kernel evaluates blocks of elements (vectorized bulk polynomial per tier, lane-parallel
-    series with per-lane stopping); the scalar core evaluates one. Results must be identical, whatever
-    the neighbours: a run of one tier, then alphas from 1e-3 to 1e4 over all tiers and branches (float32
-    samples of small alpha are subnormal or 0), NaN and boundary values mixed in."""
+    """The CPU kernel sorts chunks of 2048 elements by branch and evaluates each branch in blocks (bulk
+    polynomial per tier on vectors, lane-parallel series and continued fraction with per-lane stopping);
+    the scalar core evaluates one element (a tensor of one element takes the scalar path). Results must
+    be identical, whatever the neighbours and the chunking: a run of one tier (whole blocks of one
+    branch), then alphas from 1e-3 to 1e4 over all tiers and branches in random order (float32 samples
+    of small alpha are subnormal or 0), x just above and below a + 1 (series / continued fraction),
+    NaN and boundary values mixed in; over several chunks and a partial one, contiguous and strided."""
     g = torch.Generator().manual_seed(0)
+    n = 5000
     a = torch.cat([torch.full((40,), 12.0, dtype=torch.float64),
-                   10 ** (torch.rand(600, generator=g, dtype=torch.float64) * 7 - 3)])
+                   10 ** (torch.rand(n, generator=g, dtype=torch.float64) * 7 - 3)])
     x = torch._standard_gamma(a, generator=g)
-    a[[7, 50, 333]] = float("nan")
-    x[[8, 51]] = float("inf")
-    x[[9, 52]] = 0.0
+    near = torch.arange(100, 400)  # x = a + 1 +- a little: both sides of the series / CF boundary
+    x[near] = a[near] + 1 + (torch.rand(300, generator=g, dtype=torch.float64) - 0.5) * 0.2
+    a[[7, 50, 333, 4000]] = float("nan")
+    x[[8, 51, 2100]] = float("inf")
+    x[[9, 52, 3000]] = 0.0
     a, x = a.to(dtype), x.to(dtype)
-    full = gradkern.standard_gamma_grad(a, x)
     single = torch.stack([gradkern.standard_gamma_grad(a[i:i + 1], x[i:i + 1])[0] for i in range(a.numel())])
-    assert torch.equal(full.isnan(), single.isnan())
-    ok = ~full.isnan()
-    assert torch.equal(full[ok], single[ok])
+    for full, ref in [(gradkern.standard_gamma_grad(a, x), single),
+                      (gradkern.standard_gamma_grad(a[::3], x[::3]), single[::3])]:
+        assert torch.equal(full.isnan(), ref.isnan())
+        ok = ~full.isnan()
+        assert torch.equal(full[ok], ref[ok])

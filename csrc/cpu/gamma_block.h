@@ -279,9 +279,17 @@ GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
 
 // standard_gamma_grad over a strided 1-D range (TensorIterator's inner loop: data = {out, alpha, x},
 // byte strides).
+// Ranges shorter than one block go element by element through the scalar core (which the tests use as
+// the reference for the blocked evaluation: a one-element tensor takes this path).
 template <typename T>
 GK_GB_INLINE void gamma_grad_strided(char** data, const int64_t* strides, int64_t n) {
   char *o = data[0], *pa = data[1], *px = data[2];
+  if (n < kGammaBlock) {
+    for (int64_t i = 0; i < n; ++i)
+      *reinterpret_cast<T*>(o + i * strides[0]) = core::standard_gamma_grad(
+          *reinterpret_cast<const T*>(pa + i * strides[1]), *reinterpret_cast<const T*>(px + i * strides[2]));
+    return;
+  }
   T a[kGammaChunk], x[kGammaChunk], r[kGammaChunk];
   for (int64_t i = 0; i < n; i += kGammaChunk) {
     const int m = static_cast<int>(n - i < kGammaChunk ? n - i : kGammaChunk);
