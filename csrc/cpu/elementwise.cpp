@@ -8,8 +8,8 @@
 // emitted in two ISAs under one symbol: everything these loops call is inlined into them by `flatten`).
 // FMA shortens every Horner chain of the core. standard_gamma_grad goes by chunks whose elements are
 // compacted by branch (cpu/gamma_block.h): the Gamma bulk path (csrc/core/igamma_bulk.h) on GNU vectors
-// per tier, the series-branch lanes through a lane-parallel copy of the scalar series loop; each result
-// is the scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it).
+// per tier, the series and continued-fraction lanes through lane-parallel copies of the scalar loops;
+// each result is the scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/native/cpu/Loops.h>

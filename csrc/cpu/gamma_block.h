@@ -3,14 +3,20 @@
 // work so that it vectorizes.
 //
 // The elements go by chunks of kGammaChunk. Each element of a chunk is classified as the scalar core
-// would (bulk tier of a, series branch, or anything else) and its index appended to that class's list;
-// each list is then evaluated in full blocks of kGammaBlock lanes: the bulk polynomial of one tier on
-// GNU vectors, the series branch by a lane-parallel copy of the scalar loop, the rest element by element
-// through the scalar core. Compacting by class matters when the parameters vary from element to element
-// (e.g. a batch of different alphas): evaluated in place, a block holding three tiers and a few series
-// lanes would pay for three full polynomial evaluations and a full series block, each mostly for lanes
-// whose result is thrown away. Each result is the scalar core's, bit for bit, whatever the neighbours
-// (tests/test_gamma_accuracy.py checks it).
+// would (bulk tier of a, series branch for small or larger x, continued fraction, or anything else);
+// aligned blocks whose lanes share one class are evaluated in place, the lanes of mixed blocks are
+// appended to per-class index lists, and each list is then evaluated in full blocks of kGammaBlock lanes:
+// the bulk polynomial of one tier on GNU vectors, the series and the continued fraction by lane-parallel
+// copies of the scalar loops (log x - psi(a) vectorized, special.h), the rest element by element through
+// the scalar core. Compacting by class matters when the parameters vary from element to element (e.g. a
+// batch of different alphas): evaluated in place, a block holding three tiers and a few series lanes
+// would pay for three full polynomial evaluations and a full series block, each mostly for lanes whose
+// result is thrown away. Each result is the scalar core's, bit for bit, whatever the neighbours
+// (tests/test_gamma_accuracy.py checks it against one-element calls, which take the scalar core). That
+// relies on GCC contracting a * b + c the same way in the scalar and the vectorized copies of an
+// expression, which holds for the core's Horner chains and sums as written (the test would catch a
+// change: an expression with two candidate products, e.g. x*y - z*w, did not keep it when tried).
+
 #pragma once
 
 #include <cstdint>
