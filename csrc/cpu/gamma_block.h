@@ -13,9 +13,12 @@
 // would pay for three full polynomial evaluations and a full series block, each mostly for lanes whose
 // result is thrown away. Each result is the scalar core's, bit for bit, whatever the neighbours
 // (tests/test_gamma_accuracy.py checks it against one-element calls, which take the scalar core). That
-// relies on GCC contracting a * b + c the same way in the scalar and the vectorized copies of an
-// expression, which holds for the core's Horner chains and sums as written (the test would catch a
-// change: an expression with two candidate products, e.g. x*y - z*w, did not keep it when tried).
+// relies on GCC rounding the scalar and the vectorized copies of the core's code the same way (FMA
+// contraction included), which holds for the code as written but is not guaranteed by the language: a
+// rewrite of psi's tail with one division instead of three (special.h) broke it, although that function
+// alone agreed between a scalar and a vectorized loop; its copy inlined into the scalar
+// standard_gamma_grad rounded differently in the last bit for ~0.04% of series elements. The test caught
+// it; the rewrite was not kept.
 
 #pragma once
 
