@@ -207,37 +207,63 @@ template <typename T> GK_HD T series_value(T a, T x) {
 // are formed off the recurrence's dependency chain (the reciprocal of B_n does not feed back), and
 // everything is rescaled by 1/B_n only when |B_n| gets large. Returns G = (L - psi(a)) f + df;
 // stops when G stops changing (appendix B: test the derivative-carrying quantity).
+// The Wallis recurrences with their a-derivatives, in pieces shared with the CPU kernel's lane-parallel
+// copy (csrc/cpu/gamma_block.h): convergents n-1 (A1, B1, dA1, dB1) and n-2 (A2, ...), b = b_n.
+template <typename T> struct cfrac_state {
+  T b, A2, B2, dA2, dB2, A1, B1, dA1, dB1;
+};
+// n = 0: A_0 = 0, B_0 = 1; n = 1: A_1 = 1, B_1 = b_1, dB_1 = -1. Writes G_1.
+template <typename T> GK_HD_FORCE cfrac_state<T> cfrac_init(T a, T x, T c, T& G) {
+  const T b = x + T(1) - a;
+  G = (c - T(-1) / b) / b;
+  return cfrac_state<T>{b, T(0), T(1), T(0), T(0), T(1), b, T(0), T(-1)};
+}
+// Step n (dan = n - 1): advances the recurrences and returns G_n; s = 1/B_n and f = A_n/B_n are kept
+// for cfrac_rescale.
+template <typename T> GK_HD_FORCE T cfrac_step(T a, T c, T dan, cfrac_state<T>& st, T& s, T& f) {
+  const T an = -dan * (dan - a);
+  st.b += T(2);
+  const T b = st.b;
+  const T A = b * st.A1 + an * st.A2, B = b * st.B1 + an * st.B2;
+  const T dA = -st.A1 + b * st.dA1 + dan * st.A2 + an * st.dA2;
+  const T dB = -st.B1 + b * st.dB1 + dan * st.B2 + an * st.dB2;
+  st.A2 = st.A1; st.B2 = st.B1; st.dA2 = st.dA1; st.dB2 = st.dB1;
+  st.A1 = A; st.B1 = B; st.dA1 = dA; st.dB1 = dB;
+  s = T(1) / B;
+  f = A * s;
+  return (c * A + dA - f * dB) * s;
+}
+// Stop at a change of at most one ulp: the convergents carry rounding noise of a few ulp (dA - f dB
+// cancels), and a half-ulp test waits for two of them to agree to the bit, which took up to twice the
+// steps (and 100+ for some x) without making the result more accurate.
+template <typename T> GK_HD_FORCE bool cfrac_done(T Gn, T G) {
+  return gk_fabs(Gn - G) <= num<T>::eps * gk_fabs(Gn);
+}
+// Everything rescaled by 1/B_n once |B_n| gets large (the convergents are unchanged); only where
+// `allow`. Written with selects (a factor of exactly 1 where nothing is rescaled) so that the lane-parallel
+// copy vectorizes.
+template <typename T> GK_HD_FORCE void cfrac_rescale(cfrac_state<T>& st, T s, T f, bool allow = true) {
+  constexpr T big = sizeof(T) == 4 ? T(1e16) : T(1e120);
+  const bool r = allow && gk_fabs(st.B1) > big;
+  const T k = r ? s : T(1);
+  st.A2 *= k; st.B2 *= k; st.dA2 *= k; st.dB2 *= k;
+  st.A1 = r ? f : st.A1;
+  st.B1 = r ? T(1) : st.B1;
+  st.dA1 *= k; st.dB1 *= k;
+}
 template <typename T> GK_HD T cfrac_grad(T a, T x, T L, bool have_L) {
   const T c = have_L ? L - digamma(a) : log_minus_digamma(x, a);
-  constexpr T big = sizeof(T) == 4 ? T(1e16) : T(1e120);
-  // n = 0: A_0 = 0, B_0 = 1; n = 1: A_1 = 1, B_1 = b_1, dB_1 = -1.
-  T b = x + T(1) - a;
-  T A2 = T(0), B2 = T(1), dA2 = T(0), dB2 = T(0);
-  T A1 = T(1), B1 = b, dA1 = T(0), dB1 = T(-1);
-  T G = (c - dB1 / b) / b;
+  T G;
+  cfrac_state<T> st = cfrac_init(a, x, c, G);
   T dan = T(0);  // n - 1
   for (int n = 2; n < num<T>::max_iter; ++n) {
     dan += T(1);
-    const T an = -dan * (dan - a);
-    b += T(2);
-    const T A = b * A1 + an * A2, B = b * B1 + an * B2;
-    const T dA = -A1 + b * dA1 + dan * A2 + an * dA2;
-    const T dB = -B1 + b * dB1 + dan * B2 + an * dB2;
-    A2 = A1; B2 = B1; dA2 = dA1; dB2 = dB1;
-    A1 = A; B1 = B; dA1 = dA; dB1 = dB;
-    const T s = T(1) / B;
-    const T f = A * s;
-    const T Gn = (c * A + dA - f * dB) * s;
-    // Stop at a change of at most one ulp: the convergents carry rounding noise of a few ulp (dA - f dB
-    // cancels), and a half-ulp test waits for two of them to agree to the bit, which took up to twice
-    // the steps (and 100+ for some x) without making the result more accurate.
-    const bool done = gk_fabs(Gn - G) <= num<T>::eps * gk_fabs(Gn);
+    T s, f;
+    const T Gn = cfrac_step(a, c, dan, st, s, f);
+    const bool done = cfrac_done(Gn, G);
     G = Gn;
     if (done) break;
-    if (gk_fabs(B) > big) {
-      A2 *= s; B2 *= s; dA2 *= s; dB2 *= s;
-      A1 = f; B1 = T(1); dA1 *= s; dB1 *= s;
-    }
+    cfrac_rescale(st, s, f);
   }
   return G;
 }

@@ -15,7 +15,6 @@
 #include <ATen/native/cpu/Loops.h>
 #include <torch/library.h>
 
-#include <cstring>
 
 #include "cpu/gamma_block.h"
 #include "ops/elementwise.h"

@@ -115,15 +115,14 @@ GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T*
 }
 
 // The continued fraction (eq. 12; core::detail::cfrac_grad) on the first `nb` lanes, lane-parallel in
-// the same way as series_block: the scalar loop's operations in the same order, each lane frozen once its
-// own convergence test has stopped it, the rescaling applied per lane where the scalar loop would. c =
+// the same way as series_block: the scalar loop's steps (core::detail::cfrac_step / cfrac_done /
+// cfrac_rescale), each lane frozen once its own convergence test has stopped it. c =
 // log x - psi(a) per lane. Writes dx/da = x G. The scalar loop is latency-bound (each Wallis step waits
 // for the previous one, 25-60 steps for a ~ 1); across lanes the steps are independent.
 template <typename T>
 GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
-  constexpr T big = sizeof(T) == 4 ? T(1e16) : T(1e120);
-  const T tol = core::num<T>::eps;
+  using State = core::detail::cfrac_state<T>;
   T a[L], c[L], b[L], A2[L], B2[L], dA2[L], dB2[L], A1[L], B1[L], dA1[L], dB1[L], G[L];
   int act[L];
   for (int l = 0; l < L; ++l) {
@@ -131,10 +130,9 @@ GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* 
     // Unused lanes: a = 1, x = 3 (a converging, finite fraction).
     a[l] = on ? a_[l] : T(1);
     c[l] = on ? c_[l] : T(0);
-    b[l] = (on ? x_[l] : T(3)) + T(1) - a[l];
-    A2[l] = T(0); B2[l] = T(1); dA2[l] = T(0); dB2[l] = T(0);
-    A1[l] = T(1); B1[l] = b[l]; dA1[l] = T(0); dB1[l] = T(-1);
-    G[l] = (c[l] - dB1[l] / b[l]) / b[l];
+    const State st = core::detail::cfrac_init(a[l], on ? x_[l] : T(3), c[l], G[l]);
+    b[l] = st.b; A2[l] = st.A2; B2[l] = st.B2; dA2[l] = st.dA2; dB2[l] = st.dB2;
+    A1[l] = st.A1; B1[l] = st.B1; dA1[l] = st.dA1; dB1[l] = st.dB1;
     act[l] = on;
   }
   T dan = T(0);  // n - 1, the same in every lane
@@ -144,31 +142,24 @@ GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* 
     any = 0;
 #pragma omp simd reduction(| : any)
     for (int l = 0; l < L; ++l) {
-      const T an = -dan * (dan - a[l]);
-      const T bb = b[l] + T(2);
-      const T A = bb * A1[l] + an * A2[l], B = bb * B1[l] + an * B2[l];
-      const T dA = -A1[l] + bb * dA1[l] + dan * A2[l] + an * dA2[l];
-      const T dB = -B1[l] + bb * dB1[l] + dan * B2[l] + an * dB2[l];
-      const T s = T(1) / B;
-      const T f = A * s;
-      const T Gn = (c[l] * A + dA - f * dB) * s;
-      const T diff = Gn - G[l];
-      const T adiff = diff < T(0) ? -diff : diff, aGn = Gn < T(0) ? -Gn : Gn;
-      const bool done = adiff <= tol * aGn;
+      // The scalar loop's step, test and (if not done) rescale on a copy of the lane's state, kept only
+      // while the lane is active.
+      State st{b[l], A2[l], B2[l], dA2[l], dB2[l], A1[l], B1[l], dA1[l], dB1[l]};
+      T s, f;
+      const T Gn = core::detail::cfrac_step(a[l], c[l], dan, st, s, f);
+      const bool done = core::detail::cfrac_done(Gn, G[l]);
+      core::detail::cfrac_rescale(st, s, f, !done);
       const bool on = act[l] != 0;
-      // The scalar loop: shift, test, then rescale by s where |B| > big (only if not done).
-      const bool resc = !done && (B < T(0) ? -B : B) > big;
-      const T k = resc ? s : T(1);
       G[l] = on ? Gn : G[l];
-      b[l] = on ? bb : b[l];
-      A2[l] = on ? A1[l] * k : A2[l];
-      B2[l] = on ? B1[l] * k : B2[l];
-      dA2[l] = on ? dA1[l] * k : dA2[l];
-      dB2[l] = on ? dB1[l] * k : dB2[l];
-      A1[l] = on ? (resc ? f : A) : A1[l];
-      B1[l] = on ? (resc ? T(1) : B) : B1[l];
-      dA1[l] = on ? dA * k : dA1[l];
-      dB1[l] = on ? dB * k : dB1[l];
+      b[l] = on ? st.b : b[l];
+      A2[l] = on ? st.A2 : A2[l];
+      B2[l] = on ? st.B2 : B2[l];
+      dA2[l] = on ? st.dA2 : dA2[l];
+      dB2[l] = on ? st.dB2 : dB2[l];
+      A1[l] = on ? st.A1 : A1[l];
+      B1[l] = on ? st.B1 : B1[l];
+      dA1[l] = on ? st.dA1 : dA1[l];
+      dB1[l] = on ? st.dB1 : dB1[l];
       act[l] = on && !done;
       any |= act[l];
     }
