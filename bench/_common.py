@@ -264,3 +264,40 @@ def write_json(path, obj):
 
     with open(path, "w") as f:
         json.dump(clean(obj), f, indent=2)
+
+
+# --- docs/ sections ---------------------------------------------------------------------------------
+DOCS_DIR = os.path.join(REPO, "docs")
+
+
+def write_doc_section(doc, name, markdown, command=None, device="cpu"):
+    """Replace the section ``name`` of ``docs/<doc>`` with ``markdown``.
+
+    A section is the text between ``<!-- bench:NAME:begin -->`` and ``<!-- bench:NAME:end -->``; it is
+    appended to the file when the markers are missing (the file is created if needed). The section
+    starts with the command that produced it, the date and the machine, so every figure in docs/ says
+    where it came from. Returns the path written."""
+    import datetime
+
+    path = os.path.join(DOCS_DIR, doc)
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+    header = []
+    if command:
+        header.append(f"Measured by `{command}` on {datetime.date.today().isoformat()}; "
+                      f"machine: {machine_description(device)}.")
+        header.append("")
+    body = "\n".join([begin, *header, markdown.strip(), end])
+    text = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    if begin in text and end in text:
+        pre, rest = text.split(begin, 1)
+        _, post = rest.split(end, 1)
+        text = pre + body + post
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + body + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
