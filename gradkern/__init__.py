@@ -5,9 +5,32 @@ operators, then registers their fake kernels and autograd formulas.
 """
 import torch
 
+
+def _source_tree_without_extension():
+    """True when this package is a source checkout (setup.py one level up) with no gradkern._C built for
+    this Python next to this file: typically `import gradkern` from the repository root after
+    `pip install .`, where the source tree's gradkern/ shadows the installed package."""
+    import importlib.machinery
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isfile(os.path.join(os.path.dirname(here), "setup.py")):
+        return False
+    return not any(os.path.exists(os.path.join(here, "_C" + suffix))
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+
+
 try:
     from . import _C  # noqa: F401
-except ImportError as e:  # pragma: no cover
+except ImportError as e:  # pragma: no cover - exercised in a subprocess by tests/test_import.py
+    import os as _os
+
+    if _source_tree_without_extension():
+        raise ImportError(
+            f"You are importing gradkern from the source tree at {_os.path.dirname(_os.path.abspath(__file__))}, "
+            "which has no built extension (gradkern._C). If gradkern is installed (`pip install .`), run "
+            "from another directory so that the installed package is imported instead of this one; or build "
+            "in place with `python setup.py build_ext --inplace`. Original error: " + str(e)) from e
     raise ImportError(
         "gradkern's native extension (gradkern._C) is not built. Install with "
         "`pip install --no-build-isolation .`, or for development "

@@ -1,4 +1,4 @@
-"""Gaussian mixtures (gradkern.mixtures, gradkern.distributions_mixtures): unbiasedness of the pathwise
+"""Gaussian mixtures (gradkern.mixtures, gradkern.distributions.mixtures): unbiasedness of the pathwise
 gradients against closed-form expectations, the transport equation checked by finite differences,
 agreement with Pyro, high-dimensional stability, op contracts (opcheck, torch.compile), the
 Distribution API and bad input."""
@@ -10,8 +10,8 @@ import torch
 
 import gradkern  # noqa: F401
 import gradkern.mixtures as M
-from gradkern.distributions_mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture,
-                                             MixtureOfDiagNormals, MixtureOfDiagNormalsSharedCovariance)
+from gradkern.distributions import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
+                                    MixtureOfDiagNormalsSharedCovariance)
 from conftest import DEVICES
 
 OPS = torch.ops.gradkern

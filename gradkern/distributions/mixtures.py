@@ -15,7 +15,7 @@ import torch
 import torch.distributions as td
 from torch.distributions import constraints
 
-from .mixtures import mixture_rsample
+from ..mixtures import mixture_rsample
 
 __all__ = ["MixtureOfDiagNormalsSharedCovariance", "MixtureOfDiagNormals", "GaussianScaleMixture",
            "DiscreteGaussianScaleMixture"]
@@ -101,10 +101,13 @@ class _GaussianMixture(td.Distribution):
 
     @property
     def mean(self):
+        """Mixture mean ``sum_j pi_j mu_j``, shape ``batch_shape + (D,)``."""
         return (self.mixture_probs.unsqueeze(-1) * self.component_locs).sum(-2)
 
     @property
     def variance(self):
+        """Per-coordinate mixture variance ``sum_j pi_j (s_j^2 + mu_j^2) - mean^2``, shape
+        ``batch_shape + (D,)``."""
         pi = self.mixture_probs.unsqueeze(-1)
         locs, scales = self.component_locs, self.component_scales
         second = (pi * (scales ** 2 + locs ** 2)).sum(-2)
@@ -130,10 +133,13 @@ class _GaussianMixture(td.Distribution):
                                velocity=self._velocity)
 
     def sample(self, sample_shape=torch.Size(), generator=None):
+        """Samples as :meth:`rsample`, without gradient."""
         with torch.no_grad():
             return self.rsample(sample_shape, generator)
 
     def expand(self, batch_shape, _instance=None):
+        """The same mixture with its parameters expanded to ``batch_shape`` (see
+        :meth:`torch.distributions.Distribution.expand`); keeps the velocity field."""
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
         for name in self.arg_constraints:
