@@ -1,5 +1,6 @@
 // Every gradkern operator schema, declared once. Backend kernels live in cpu/ and cuda/; fake (meta)
-// kernels and autograd formulas are registered next to the Python wrappers (gradkern/_ops.py).
+// kernels and autograd formulas are registered next to the Python wrappers (gradkern/special.py,
+// gamma.py, vonmises.py, mixtures.py, copulas.py, antithetic.py).
 #include <Python.h>
 #include <torch/library.h>
 
@@ -74,22 +75,32 @@ TORCH_LIBRARY(gradkern, m) {
   // Algorithm 2 (Gaussian, R_ij = -1/(n-1)). n >= 2.
   m.def("dirichlet_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
   m.def("gaussian_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
-  // Common pairwise correlation of b_i = 1[u_i < p] (Theorem 4 / eq. 8); mode 0: the orientation ARMS
-  // uses (u for p >= 1/2, 1 - u below), 1: u, 2: 1 - u.
-  m.def("dirichlet_copula_rho(Tensor p, int n, int mode=0) -> Tensor");
+  // Common pairwise correlation of b_i = 1[u_i < p] (Theorem 4 / eq. 8); mode "oriented": the
+  // orientation ARMS uses (u for p >= 1/2, 1 - u below), "direct": u, "reflected": 1 - u.
+  m.def("dirichlet_copula_rho(Tensor p, int n, str mode=\"oriented\") -> Tensor");
   m.def("gaussian_copula_rho(Tensor p, int n) -> Tensor");
   // P(X < h, Y < k) for a standard bivariate normal with correlation r.
   m.def("bivariate_normal_cdf(Tensor h, Tensor k, Tensor r) -> Tensor");
   // --- end ARMS copulas ---
 
   // --- Antithetic Gaussian sampling (csrc/core/antithetic.h) -------------------------------------
+  // method: "marsaglia" or "cheng" (the construction of k values with a given sample mean and std);
+  // reflection: "exact" (S_a = F^-1(1 - F(S)) for chi2_{k-1}, from the table) or "hawkins-wixley"
+  // (the 2019 reference code's approximation; table unused, may be empty).
+  // Cubic Hermite table of log S -> log S_a for chi2 with 2a degrees of freedom: (coef (nodes - 1, 4)
+  // float64, range (2,) float64 [u_lo, u_hi]) on the CPU, the u = log S range between the chi2
+  // quantiles tail and 1 - tail.
+  m.def("antithetic_reflection_table(float a, int nodes=4096, float tail=1e-7) -> (Tensor, Tensor)");
+  // Elementwise S_a of chi2_df variates s, from the table of a = df / 2 (on the device of s).
+  m.def("chi2_reflect(Tensor s, float df, Tensor table, float u_lo, float u_hi, str reflection=\"exact\") -> Tensor");
+  // The construction alone: direction z (k - 1, *batch) of i.i.d. N(0, 1) -> (k, *batch) values with
+  // sample mean 0 and unbiased sample std 1 (the caller forms mean + std * out).
+  m.def("antithetic_construction(Tensor z, str method=\"marsaglia\") -> Tensor");
   // noise (2k - 1, *batch) of i.i.d. N(0, 1): rows 0..k-1 the i.i.d. half, rows k.. the antithetic
   // direction. Returns (2k, *batch): the i.i.d. half unchanged, then the antithetic half in standardized
   // form (sample mean -mean(eps), sample std sqrt(S_a / (k-1)), S_a the reflected chi2_{k-1} spread).
-  // method 0 Marsaglia, 1 Cheng; reflection 0 exact (table: gradkern/antithetic.py's cubic Hermite table
-  // of log S -> log S_a on [u_lo, u_hi], float64 (n, 4) on the device of noise), 1 Hawkins-Wixley (table
-  // unused). The caller forms loc + scale * out, which carries the pathwise gradients.
-  m.def("antithetic_normal_standardized(Tensor noise, Tensor table, float u_lo, float u_hi, int method, "
-        "int reflection) -> Tensor");
+  // The caller forms loc + scale * out, which carries the pathwise gradients.
+  m.def("antithetic_normal_standardized(Tensor noise, Tensor table, float u_lo, float u_hi, "
+        "str method=\"marsaglia\", str reflection=\"exact\") -> Tensor");
   // --- end antithetic ---
 }

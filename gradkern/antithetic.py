@@ -27,12 +27,13 @@ Public functions:
 * :func:`chi2_reflect` -- the quantile reflection :math:`S \mapsto F^{-1}(1 - F(S))` (or its
   Hawkins-Wixley approximation), differentiable in ``S``.
 
-The building blocks are plain device-agnostic torch (CPU and CUDA, float32 and float64); the chi-square
-reflection uses gradkern's incomplete gamma ops. :func:`normal_rsample` turns its noise into samples with
-one fused native op, ``gradkern::antithetic_normal_standardized`` (csrc/core/antithetic.h, CPU and CUDA
-kernels): one pass per row computes the mean, the spread, the reflected spread from the same table as
-:func:`chi2_reflect` and the construction. ``_standardized_reference`` is the same computation in eager
-torch ops, kept as the reference the tests compare the op with.
+Every step is a ``torch.ops.gradkern`` op over the numerical core (csrc/core/antithetic.h, CPU and CUDA
+kernels): ``antithetic_reflection_table`` tabulates the exact reflection once per ``k``,
+``chi2_reflect`` applies it elementwise, ``antithetic_construction`` builds the values with unit sample
+std along a direction, and ``antithetic_normal_standardized`` fuses all of it for :func:`normal_rsample`
+(one pass per row: mean, spread, reflection, construction). The pathwise gradients w.r.t. the location
+and scale flow through plain torch arithmetic around the ops. An eager reference of the same math lives
+in tests/antithetic_reference.py, the oracle the tests compare the ops with.
 """
 import math
 import operator
@@ -40,7 +41,6 @@ from numbers import Number
 
 import torch
 
-from . import special
 from ._utils import as_float_tensor, check_same, not_differentiable
 
 _ops = torch.ops.gradkern
@@ -102,137 +102,42 @@ def _log_gamma_density(a, x):
     return torch.special.xlogy(a - 1, x) - x - math.lgamma(a)
 
 
-def _gamma_reflect(a, x):
-    r"""x_a with P(a, x_a) = Q(a, x), i.e. the Gamma(a, 1) quantile reflection; no autograd.
-
-    Which tail is accurate decides the formula (P, Q are gradkern's incomplete gammas, both accurate
-    with full relative precision in their small tails):
-
-    * x above the median (q = Q(a, x) <= 1/2): x_a = gammaincinv(a, q); q is small and exact, and
-      inverting P in its lower tail is well conditioned.
-    * x below the median (p = P(a, x) < 1/2): x_a lies in the upper tail and solves Q(a, x_a) = p.
-      gammaincinv(a, q) with q = 1 - p near 1 only sees p to absolute precision eps (q rounds to 1 and
-      x_a = inf once p < eps/2), so where p < 2^-6 the start is polished by Newton steps on
-      log Q(a, x_a) = log p, which uses p and Q with full relative precision. Where q rounded to 1 the
-      start is Wilson-Hilferty, x ~ a (1 - 1/(9a) + z / (3 sqrt a))^3 with z = -ndtri(p).
-
-    The polished rows (about 1 in 64) are computed in float64 whatever the input dtype, so that a
-    float32 p below 1e-38 does not underflow; for the same reason float32 rows whose q is below 1e-30
-    are redone in float64 (x_a itself is then still a normal float32, e.g. S_a ~ 1e-6 for k = 16).
-    """
-    q = special.gammaincc(a, x)
-    xa = special.gammaincinv(a, q)
-    upper = q > 1 - 2.0 ** -6
-    lower = (q < 1e-30) if x.dtype != torch.float64 else torch.zeros_like(upper)
-    if bool(upper.any()):
-        x64 = x[upper].double()
-        tiny = torch.finfo(torch.float64).tiny
-        # p = 0 only for x = 0 (S = 0, probability zero) or beyond float64; tiny keeps x_a finite.
-        p = special.gammainc(a, x64).clamp(min=tiny)
-        log_p = torch.log(p)
-        x0 = special.gammaincinv(a, special.gammaincc(a, x64))
-        z = -torch.special.ndtri(p)
-        wh = a * torch.clamp(1 - 1 / (9 * a) + z / (3 * math.sqrt(a)), min=0.5) ** 3
-        y = torch.where(torch.isfinite(x0) & (x0 > 0), x0, torch.clamp(wh, min=a))
-        for _ in range(12):  # Newton converges quadratically from either start; 12 is a safe cap
-            log_q = torch.log(special.gammaincc(a, y))
-            # d log Q / dx = -q(x) / Q(x); the Newton step is (log Q - log p) Q / q(x), in log space.
-            step = (log_q - log_p) * torch.exp(log_q - _log_gamma_density(a, y))
-            y_new = torch.clamp(y + step, min=0.5 * y, max=2 * y)  # guards the first steps from a far start
-            # Q underflowed (start far right of the root): step back towards it.
-            y_new = torch.where(torch.isfinite(y_new), y_new, torch.where(log_q == -math.inf, 0.75 * y, y))
-            done = bool(((y_new - y).abs() <= 1e-15 * y).all())
-            y = y_new
-            if done:  # quadratic convergence: one step past 1e-15 is at the float64 root
-                break
-        xa = xa.index_put((upper,), y.to(x.dtype))
-    if bool(lower.any()):
-        x64 = x[lower].double()
-        xa = xa.index_put((lower,), special.gammaincinv(a, special.gammaincc(a, x64)).to(x.dtype))
-    return xa
-
-
-# Fast path: the reflection is one fixed smooth monotone map per k, v(u) = log S_a as a function of
-# u = log S, so it is tabulated once per (a, device) on a uniform grid in u with exact values and exact
-# derivatives dv/du = -(f(S) / f(S_a)) (S / S_a) from _gamma_reflect, and evaluated by cubic Hermite
-# interpolation (error <= h^4 max|v^(4)| / 384). The grid spans the chi2 quantiles 1e-7 .. 1 - 1e-7 of S;
-# rows outside it (2 in 10^7) take the direct path. float32 rows use the interpolated value as is (its
-# error is below float32 rounding, checked in tests/test_antithetic.py); float64 rows take one Newton step
-# on P(a, x_a) = Q(a, x) from it, which squares the error. Cost per row: one gammaincc and one gammainc in
-# float64, no special function in float32, against one gammaincc and one (~4x dearer) gammaincinv for
-# the direct path.
+# The reflection is one fixed smooth monotone map per df, v(u) = log S_a as a function of u = log S:
+# the op antithetic_reflection_table tabulates it (exact values and derivatives from the direct path,
+# cubic Hermite, the chi2 quantiles 1e-7 .. 1 - 1e-7 of S; csrc/core/antithetic.h) and the reflection
+# ops read it. One table per (df, device), cached here.
 _TABLE_NODES = 4096
 _TABLE_TAIL = 1e-7
 _TABLES = {}
 
 
 def _reflection_table(a, device):
+    """(u_lo, u_hi, coef) of the reflection table for Gamma(a, 1), i.e. chi2 with 2a degrees of freedom;
+    coef on ``device``."""
     key = (a, str(device))
     tab = _TABLES.get(key)
     if tab is None:
         if len(_TABLES) >= 256:  # 64 KiB each; a long-running process sweeping k should not grow forever
             _TABLES.clear()
-        f64 = torch.float64
-        ends = special.gammaincinv(torch.tensor(a, dtype=f64),
-                                   torch.tensor([_TABLE_TAIL, 1 - _TABLE_TAIL], dtype=f64))
-        u_lo, u_hi = torch.log(2 * ends).tolist()
-        u = torch.linspace(u_lo, u_hi, _TABLE_NODES, dtype=f64)
-        x = torch.exp(u) / 2
-        xa = _gamma_reflect(a, x)
-        v = torch.log(2 * xa)
-        dv = -torch.exp(_log_gamma_density(a, x) - _log_gamma_density(a, xa) + u - v)
-        h = (u_hi - u_lo) / (_TABLE_NODES - 1)
-        # Cubic Hermite on [u_j, u_j+1] in the power basis of s = (u - u_j) / h, one row per interval,
-        # so that evaluation is one gather and a Horner scheme.
-        p0, p1, m0, m1 = v[:-1], v[1:], h * dv[:-1], h * dv[1:]
-        coef = torch.stack([p0, m0, 3 * (p1 - p0) - 2 * m0 - m1, 2 * (p0 - p1) + m0 + m1], dim=-1)
-        tab = (u_lo, u_hi, h, coef.to(device))
+        coef, bounds = _ops.antithetic_reflection_table(a, _TABLE_NODES, _TABLE_TAIL)
+        u_lo, u_hi = bounds.tolist()
+        tab = (u_lo, u_hi, coef.to(device))
         _TABLES[key] = tab
     return tab
 
 
-def _gamma_reflect_fast(a, x):
-    """Same contract as _gamma_reflect (x_a with P(a, x_a) = Q(a, x)), via the table; no autograd."""
-    u_lo, u_hi, h, coef = _reflection_table(a, x.device)
-    u = torch.log(2 * x.double())
-    inside = (u >= u_lo) & (u <= u_hi)
-    t = (u.clamp(u_lo, u_hi) - u_lo) / h
-    j = t.floor().clamp(max=_TABLE_NODES - 2)
-    s = t - j
-    c = coef[j.long()].unbind(-1)
-    v = torch.addcmul(c[0], s, torch.addcmul(c[1], s, torch.addcmul(c[2], s, c[3])))
-    xa = torch.exp(v - math.log(2))
-    if x.dtype == torch.float64:
-        q = special.gammaincc(a, x)
-        # One Newton step on P(a, x_a) = q. Where q > 1 - 2^-6 the target p = 1 - q has lost relative
-        # precision; those rows (and the ones outside the table) take the direct path below.
-        xa = xa - (special.gammainc(a, xa) - q) * torch.exp(-_log_gamma_density(a, xa))
-        inside = inside & (q <= 1 - 2.0 ** -6)
-    xa = xa.to(x.dtype)
-    if not bool(inside.all()):
-        out = ~inside  # rare rows: the direct path, in float64 whatever the dtype (float32 P, Q lose ~10 ulp)
-        xa = xa.index_put((out,), _gamma_reflect(a, x[out].double()).to(x.dtype))
-    return xa
+_EMPTY_TABLES = {}
 
 
-class _Chi2Reflect(torch.autograd.Function):
-    # S_a = F^{-1}(1 - F(S)) for chi2 with df = 2a degrees of freedom; dS_a/dS = -f(S) / f(S_a),
-    # with f the chi2 density, = -q(S/2) / q(S_a/2) for the Gamma(a, 1) density q.
-    @staticmethod
-    def forward(ctx, s, a):
-        x = s / 2
-        xa = _gamma_reflect_fast(a, x)
-        ctx.a = a
-        ctx.save_for_backward(x, xa)
-        return 2 * xa
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, xa = ctx.saved_tensors
-        a = ctx.a
-        # Density ratio in log space: neither density over- or underflows on its own account.
-        ratio = torch.exp(_log_gamma_density(a, x) - _log_gamma_density(a, xa))
-        return -grad * ratio, None
+def _table_args(df, reflection, device):
+    """The (table, u_lo, u_hi) arguments of the reflection ops; Hawkins-Wixley reads no table."""
+    if reflection == "exact":
+        u_lo, u_hi, table = _reflection_table(0.5 * df, device)
+        return table, u_lo, u_hi
+    key = str(device)
+    if key not in _EMPTY_TABLES:
+        _EMPTY_TABLES[key] = torch.empty((0, 4), dtype=torch.float64, device=device)
+    return _EMPTY_TABLES[key], 0.0, 1.0
 
 
 def _hawkins_wixley_reflect(s, df):
@@ -276,7 +181,7 @@ def chi2_reflect(s, df, reflection="exact"):
         raise ValueError(f"gradkern.antithetic.chi2_reflect: df must be a positive number, got {df!r}")
     if reflection == "hawkins-wixley":
         return _hawkins_wixley_reflect(s, float(df))
-    return _Chi2Reflect.apply(s, 0.5 * float(df))
+    return _ops.chi2_reflect(s, float(df), *_table_args(float(df), reflection, s.device), reflection)
 
 
 # --- building block 1: reflected moments -------------------------------------------------------------
@@ -314,42 +219,6 @@ def reflect_moments(samples, loc, scale, reflection="exact"):
 
 
 # --- building block 2: samples with prescribed sample mean and std ------------------------------------
-def _marsaglia(mean, std, z):
-    # z: (k-1, *batch) fresh N(0, 1) directions. With w_i = z_i / sqrt((k-i)(k-i+1) s), s = |z|^2,
-    # t(i) = w_1 + .. + w_i, r = delta sqrt(k-1):  x_i = a + r (t(i-1) + (i-k) w_i), i = 1..k,
-    # t(0) = 0, w_k = 0. The vectors v_j = (0,..,0, j-k, 1,..,1) (j-k at position j) are orthogonal,
-    # orthogonal to 1, with |v_j|^2 = (k-j)(k-j+1); hence sum x = k a and |x - a|^2 = r^2.
-    k = z.shape[0] + 1
-    shape = (k - 1,) + (1,) * (z.dim() - 1)
-    i = torch.arange(1, k, dtype=z.dtype, device=z.device).reshape(shape)
-    s = (z * z).sum(0)
-    w = z * torch.rsqrt((k - i) * (k - i + 1) * s)
-    zero = torch.zeros_like(w[:1])
-    t_prev = torch.cat([zero, torch.cumsum(w, 0)], 0)             # t(i-1), i = 1..k
-    w_full = torch.cat([w, zero], 0)                               # w_i, w_k = 0
-    coef = torch.cat([i - k, torch.zeros_like(i[:1])], 0)           # i - k
-    r = std * math.sqrt(k - 1)
-    return mean + r * (t_prev + coef * w_full)
-
-
-def _cheng(mean, std, z):
-    # Inverse Helmert transform. y_j = delta sqrt(k-1) z_j / |z|, j = 2..k (Cheng draws |z_j| and an
-    # independent random sign b_j; b_j |z_j| has the law of z_j, so z_j is used directly).
-    # x_1 = a - sqrt(k(k-1))/k y_2; x_j = x_{j-1} + (sqrt(k+2-j) y_j - sqrt(k-j) y_{j+1}) / sqrt(k+1-j),
-    # j = 2..k, with y_{k+1} = 0: one cumulative sum.
-    k = z.shape[0] + 1
-    shape = (k - 1,) + (1,) * (z.dim() - 1)
-    j = torch.arange(2, k + 1, dtype=z.dtype, device=z.device).reshape(shape)
-    y = z * (std * math.sqrt(k - 1) * torch.rsqrt((z * z).sum(0)))
-    y_next = torch.cat([y[1:], torch.zeros_like(y[:1])], 0)
-    inc = (torch.sqrt(k + 2 - j) * y - torch.sqrt(k - j) * y_next) * torch.rsqrt(k + 1 - j)
-    x1 = mean - math.sqrt(k * (k - 1)) / k * y[0]
-    return torch.cat([x1.unsqueeze(0), x1 + torch.cumsum(inc, 0)], 0)
-
-
-_CONSTRUCTIONS = {"marsaglia": _marsaglia, "cheng": _cheng}
-
-
 def antithetic_from_moments(mean, std, k, method="marsaglia", generator=None, noise=None):
     r"""``k`` values with sample mean exactly ``mean`` and unbiased sample std exactly ``std``, along a
     fresh uniformly random direction.
@@ -398,7 +267,9 @@ def antithetic_from_moments(mean, std, k, method="marsaglia", generator=None, no
             raise ValueError(f"gradkern.antithetic.antithetic_from_moments: noise must have shape "
                              f"(k-1, *batch) = {(k - 1,) + tuple(batch)}, got {tuple(noise.shape)}")
         z = noise
-    return _CONSTRUCTIONS[method](mean, std, z)
+    # The op gives unit sample std and zero mean along z; both constructions are linear in (mean, std)
+    # given z, so the pathwise gradients flow through this addcmul.
+    return torch.addcmul(mean, std, _ops.antithetic_construction(z, method))
 
 
 # --- the sampler ---------------------------------------------------------------------------------------
@@ -455,52 +326,65 @@ def normal_rsample(loc, scale, k, method="marsaglia", reflection="exact", genera
     batch = torch.broadcast_shapes(loc.shape, scale.shape)
     # One draw for both halves: eps (k rows) and the antithetic direction z (k - 1 rows).
     noise = torch.randn((2 * k - 1,) + batch, dtype=loc.dtype, device=loc.device, generator=generator)
-    # The standardized noise does not depend on (loc, scale): no graph for it. The native op is the fused
-    # per-row pass; _standardized_reference is the same computation in eager torch ops.
+    # The standardized noise does not depend on (loc, scale): no graph for it.
     with torch.no_grad():
         standardized = _standardized_native(noise, method, reflection)
     return torch.addcmul(loc, scale, standardized)  # loc + scale * [eps; eps_a], one pass
 
 
-def _standardized_reference(noise, method, reflection):
-    """[eps; eps_a] from noise = [eps; z] ((2k - 1, *batch)) in eager torch ops: the reference path of
-    the fused op gradkern::antithetic_normal_standardized (tests compare the two)."""
-    k = (noise.shape[0] + 1) // 2
-    eps, z = noise[:k], noise[k:]
-    eps_bar = eps.mean(0)
-    s = ((eps - eps_bar) ** 2).sum(0)  # (k-1) times the unbiased sample variance
-    s_a = chi2_reflect(s, k - 1, reflection)
-    eps_a = _CONSTRUCTIONS[method](-eps_bar, torch.sqrt(s_a / (k - 1)), z)
-    return torch.cat([eps, eps_a], 0)
-
-
-_EMPTY_TABLES = {}
-
-
 def _standardized_native(noise, method, reflection):
     """[eps; eps_a] from noise by the fused op: one pass per row (mean, spread, reflection of the spread
-    from the same cubic Hermite table as chi2_reflect, antithetic construction)."""
+    from the same table as chi2_reflect, antithetic construction)."""
     k = (noise.shape[0] + 1) // 2
-    if reflection == "exact":
-        u_lo, u_hi, _, table = _reflection_table(0.5 * (k - 1), noise.device)
-    else:  # Hawkins-Wixley needs no table
-        key = str(noise.device)
-        if key not in _EMPTY_TABLES:
-            _EMPTY_TABLES[key] = torch.empty((0, 4), dtype=torch.float64, device=noise.device)
-        u_lo, u_hi, table = 0.0, 1.0, _EMPTY_TABLES[key]
-    return _ops.antithetic_normal_standardized(noise, table, u_lo, u_hi, METHODS.index(method),
-                                               REFLECTIONS.index(reflection))
+    return _ops.antithetic_normal_standardized(noise, *_table_args(k - 1, reflection, noise.device), method,
+                                               reflection)
 
 
 # --- op registrations ------------------------------------------------------------------------------------
 @torch.library.register_fake("gradkern::antithetic_normal_standardized")
-def _standardized_fake(noise, table, u_lo, u_hi, method, reflection):
+def _standardized_fake(noise, table, u_lo, u_hi, method="marsaglia", reflection="exact"):
     torch._check(noise.dim() >= 1 and noise.shape[0] >= 3 and noise.shape[0] % 2 == 1,
                  lambda: "gradkern.antithetic_normal_standardized: noise must have shape (2k - 1, *batch)")
     return noise.new_empty((noise.shape[0] + 1, *noise.shape[1:])).contiguous()
 
 
-# The op maps N(0, 1) noise to standardized samples; the pathwise gradients w.r.t. (loc, scale) flow
-# through the addcmul in normal_rsample, never through the noise.
+@torch.library.register_fake("gradkern::antithetic_construction")
+def _construction_fake(z, method="marsaglia"):
+    torch._check(z.dim() >= 1 and z.shape[0] >= 1,
+                 lambda: "gradkern.antithetic_construction: z must have shape (k - 1, *batch)")
+    return z.new_empty((z.shape[0] + 1, *z.shape[1:])).contiguous()
+
+
+@torch.library.register_fake("gradkern::chi2_reflect")
+def _chi2_reflect_fake(s, df, table, u_lo, u_hi, reflection="exact"):
+    return torch.empty_like(s)
+
+
+@torch.library.register_fake("gradkern::antithetic_reflection_table")
+def _table_fake(a, nodes=4096, tail=1e-7):
+    return (torch.empty((nodes - 1, 4), dtype=torch.float64), torch.empty((2,), dtype=torch.float64))
+
+
+# The ops map N(0, 1) noise to standardized samples; the pathwise gradients w.r.t. (loc, scale) or
+# (mean, std) flow through the addcmul around them, never through the noise.
 torch.library.register_autograd("gradkern::antithetic_normal_standardized",
                                 not_differentiable("antithetic_normal_standardized"))
+torch.library.register_autograd("gradkern::antithetic_construction", not_differentiable("antithetic_construction"))
+
+
+def _chi2_reflect_setup(ctx, inputs, output):
+    ctx.df = inputs[1]
+    ctx.save_for_backward(inputs[0], output)
+
+
+def _chi2_reflect_backward(ctx, grad):
+    # S_a = F^{-1}(1 - F(S)): dS_a/dS = -f(S) / f(S_a), f the chi2 density; with x = S / 2 that is
+    # -q(x) / q(x_a) for the Gamma(df / 2, 1) density q, formed in log space so that neither density
+    # over- or underflows on its own account.
+    s, s_a = ctx.saved_tensors
+    a = 0.5 * ctx.df
+    ratio = torch.exp(_log_gamma_density(a, s / 2) - _log_gamma_density(a, s_a / 2))
+    return -grad * ratio, None, None, None, None, None
+
+
+torch.library.register_autograd("gradkern::chi2_reflect", _chi2_reflect_backward, setup_context=_chi2_reflect_setup)

@@ -18,7 +18,7 @@ __all__ = ["dirichlet", "gaussian", "dirichlet_rho", "gaussian_rho", "bivariate_
 
 _ops = torch.ops.gradkern
 
-_DIRICHLET_MODES = {"oriented": 0, "direct": 1, "reflected": 2}
+_DIRICHLET_MODES = ("oriented", "direct", "reflected")
 
 
 def _check_n(fn, n):
@@ -39,7 +39,7 @@ torch.library.register_fake("gradkern::gaussian_copula")(_copula_fake)
 
 
 @torch.library.register_fake("gradkern::dirichlet_copula_rho")
-def _dirichlet_rho_fake(p, n, mode=0):
+def _dirichlet_rho_fake(p, n, mode="oriented"):
     return torch.empty_like(p, memory_format=torch.contiguous_format)
 
 
@@ -155,10 +155,10 @@ def dirichlet_rho(p, n, mode="oriented"):
     """
     _check_n("dirichlet_rho", n)
     if mode not in _DIRICHLET_MODES:
-        raise ValueError(f"gradkern.copulas.dirichlet_rho: mode must be one of {sorted(_DIRICHLET_MODES)}, "
-                         f"got {mode!r}")
+        raise ValueError(f"gradkern.copulas.dirichlet_rho: mode must be one of "
+                         f"{', '.join(repr(m) for m in _DIRICHLET_MODES)}, got {mode!r}")
     p = torch.as_tensor(p, dtype=p.dtype if isinstance(p, torch.Tensor) else torch.get_default_dtype())
-    return _ops.dirichlet_copula_rho(p, n, _DIRICHLET_MODES[mode])
+    return _ops.dirichlet_copula_rho(p, n, mode)
 
 
 def gaussian_rho(p, n):

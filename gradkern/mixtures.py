@@ -4,7 +4,7 @@ Kernels: csrc/core/mixture.h (per-sample math), csrc/cpu/mixture.cpp and csrc/cu
 This module registers the fake (meta) kernels and the autograd formulas of the ``gradkern::mixture_*``
 ops and provides :func:`mixture_rsample`, which draws the component then the Normal noise with an
 optional ``torch.Generator`` and calls the op. The user-facing classes are in
-:mod:`gradkern.distributions_mixtures`.
+:mod:`gradkern.distributions`.
 
 The ``*_rsample`` ops compute ``z = locs[k] + component_scale[k] * coord_scale[k] * noise``; their
 gradient is not the derivative of that expression (which would only reach component ``k``) but the

@@ -12,6 +12,7 @@ from scipy import stats
 
 import gradkern
 from gradkern import antithetic as A
+import antithetic_reference as R
 from conftest import DEVICES, FLOAT_DTYPES, mc_check
 
 METHODS = ["marsaglia", "cheng"]
@@ -129,7 +130,7 @@ def test_native_matches_reference(k, method, reflection, dtype, device):
     # rows take the same table + Newton polish, closed forms of P, Q for k = 2, 3, 4).
     noise = _noise_with_tails(k, dtype, device, seed=k)
     native = A._standardized_native(noise, method, reflection)
-    ref = A._standardized_reference(noise, method, reflection)
+    ref = R.standardized_reference(noise, method, reflection)
     assert native.shape == (2 * k, noise.shape[1]) and native.dtype == dtype
     assert torch.equal(native[:k], noise[:k])  # the i.i.d. half is the noise itself
     if dtype == torch.float64:
@@ -177,10 +178,10 @@ def test_native_opcheck(reflection, device):
         for k, method in ((2, "marsaglia"), (5, "cheng")):
             noise = _noise_with_tails(k, dtype, device, n=12).reshape(2 * k - 1, 3, 4)
             if reflection == "exact":
-                u_lo, u_hi, _, table = A._reflection_table(0.5 * (k - 1), noise.device)
+                u_lo, u_hi, table = A._reflection_table(0.5 * (k - 1), noise.device)
             else:
                 u_lo, u_hi, table = 0.0, 1.0, torch.empty((0, 4), dtype=torch.float64, device=device)
-            args = (noise, table, u_lo, u_hi, A.METHODS.index(method), A.REFLECTIONS.index(reflection))
+            args = (noise, table, u_lo, u_hi, method, reflection)
             torch.library.opcheck(torch.ops.gradkern.antithetic_normal_standardized, args)
             # Non-contiguous noise is accepted (made contiguous) and gives the same values.
             nc = noise.transpose(1, 2).contiguous().transpose(1, 2)
@@ -192,13 +193,15 @@ def test_native_op_errors():
     op = torch.ops.gradkern.antithetic_normal_standardized
     table = torch.zeros(4, 4, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="2k - 1"):
-        op(torch.zeros(4, 3), table, 0.0, 1.0, 0, 0)
-    with pytest.raises(RuntimeError, match="method"):
-        op(torch.zeros(3, 3), table, 0.0, 1.0, 2, 0)
+        op(torch.zeros(4, 3), table, 0.0, 1.0, "marsaglia", "exact")
+    with pytest.raises(RuntimeError, match='method must be one of "marsaglia", "cheng", got "bogus"'):
+        op(torch.zeros(3, 3), table, 0.0, 1.0, "bogus", "exact")
+    with pytest.raises(RuntimeError, match='reflection must be one of "exact", "hawkins-wixley"'):
+        op(torch.zeros(3, 3), table, 0.0, 1.0, "marsaglia", "approx")
     with pytest.raises(RuntimeError, match="table"):
-        op(torch.zeros(3, 3), table.float(), 0.0, 1.0, 0, 0)
+        op(torch.zeros(3, 3), table.float(), 0.0, 1.0, "marsaglia", "exact")
     with pytest.raises(RuntimeError, match="float32 or float64"):
-        op(torch.zeros(3, 3, dtype=torch.float16), table, 0.0, 1.0, 0, 0)
+        op(torch.zeros(3, 3, dtype=torch.float16), table, 0.0, 1.0, "marsaglia", "exact")
 
 
 def test_torch_compile_normal_rsample():
@@ -337,19 +340,21 @@ def test_chi2_reflect_float32_tails(df):
 
 @pytest.mark.parametrize("df", [1, 2, 3, 8, 63, 999])
 def test_tabulated_reflection_matches_direct(df):
-    # The fast path (cubic Hermite table in log S, plus one Newton step in float64) against the direct
-    # gammaincc/gammaincinv path, on a grid 4x denser than the table, across and beyond its ends.
+    # The op chi2_reflect (cubic Hermite table in log S made by the op antithetic_reflection_table, plus
+    # one Newton step in float64) against the eager direct gammaincc/gammaincinv path of the reference,
+    # on a grid 4x denser than the table, across and beyond its ends.
     a = df / 2
     u_lo, u_hi = A._reflection_table(a, "cpu")[:2]
     u = torch.linspace(u_lo - 3, u_hi + 1, 4 * 4096 + 7, dtype=torch.float64)
     x = torch.exp(u) / 2
-    ref = A._gamma_reflect(a, x)
+    ref = R.gamma_reflect(a, x)
     ok = ref > 0
-    torch.testing.assert_close(A._gamma_reflect_fast(a, x)[ok], ref[ok], rtol=2e-14, atol=0)
-    x32 = x.float()
-    ref32 = A._gamma_reflect(a, x32.double())
-    ok = ref32 > 1e-37  # float32 normal range
-    got32 = A._gamma_reflect_fast(a, x32).double()
+    with torch.no_grad():
+        torch.testing.assert_close(A.chi2_reflect(2 * x, df)[ok] / 2, ref[ok], rtol=2e-14, atol=0)
+        x32 = x.float()
+        ref32 = R.gamma_reflect(a, x32.double())
+        ok = ref32 > 1e-37  # float32 normal range
+        got32 = (A.chi2_reflect(2 * x32, df) / 2).double()
     torch.testing.assert_close(got32[ok], ref32[ok], rtol=1.2e-7, atol=0)  # float32 rounding: 6e-8
 
 

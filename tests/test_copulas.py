@@ -238,7 +238,7 @@ def test_opcheck(device):
         torch.library.opcheck(getattr(torch.ops.gradkern, name), (like, 5),
                               test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
     p = torch.rand(4, 3, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.gradkern.dirichlet_copula_rho, (p, 5, 0))
+    torch.library.opcheck(torch.ops.gradkern.dirichlet_copula_rho, (p, 5, "oriented"))
     torch.library.opcheck(torch.ops.gradkern.gaussian_copula_rho, (p, 5))
     h, k = torch.randn(2, 4, 3, dtype=torch.float64, device=device)
     r = (torch.rand(4, 3, dtype=torch.float64, device=device) * 2 - 1).requires_grad_()

@@ -124,6 +124,52 @@ GK_HD double hawkins_wixley_reflect(double s, double df) {
   return df * (r * r) * (r * r);
 }
 
+// S_a = F^{-1}(1 - F(S)) for chi2 with df degrees of freedom (lgamma_a = lgamma(df / 2)), from the
+// table; polish: one Newton step (float64 outputs). The elementwise op chi2_reflect and the fused
+// sampler both take this path.
+GK_HD double chi2_reflect_value(double s, double df, double lgamma_a, AntitheticReflection reflection,
+                                const ReflectTable& tab, bool polish) {
+  if (reflection == AntitheticReflection::hawkins_wixley) return hawkins_wixley_reflect(s, df);
+  return 2.0 * gamma_reflect_tabulated(0.5 * df, lgamma_a, 0.5 * s, tab, polish);
+}
+
+// Range of the reflection table: u = log S between the chi2 quantiles tail and 1 - tail of S; rows
+// outside it (2 tail of them) take the direct path.
+GK_HD void reflection_table_range(double a, double tail, double* u_lo, double* u_hi) {
+  *u_lo = gk_log(2.0 * gammaincinv(a, tail));
+  *u_hi = gk_log(2.0 * gammaincinv(a, 1.0 - tail));
+}
+
+// The table itself: v(u) = log S_a on `nodes` equispaced u in [u_lo, u_hi] with exact values (direct
+// path) and exact derivatives dv/du = -(f(S) / f(S_a)) (S / S_a), and on each of the nodes - 1
+// intervals the cubic Hermite interpolant in the power basis of s = (u - u_j) / h, written to coef
+// (4 doubles per interval), so that evaluation is one gather and a Horner scheme. The interpolation
+// error is at most h^4 max|v^(4)| / 384: below float32 rounding for 4096 nodes, and float64 outputs
+// take one Newton step from it. Fills intervals [begin, end) (node positions are global, so any split
+// of the work gives the same table).
+GK_HD void reflection_table_fill(double a, double lgamma_a, double u_lo, double u_hi, int64_t nodes, int64_t begin,
+                                 int64_t end, double* coef) {
+  const double h = (u_hi - u_lo) / static_cast<double>(nodes - 1);
+  double v_prev = 0.0, m_prev = 0.0;
+  for (int64_t j = begin; j <= end; ++j) {
+    const double u = (j == nodes - 1) ? u_hi : u_lo + static_cast<double>(j) * h;
+    const double x = 0.5 * gk_exp(u);
+    const double xa = gamma_reflect_direct(a, lgamma_a, x);
+    const double v = gk_log(2.0 * xa);
+    const double m = -h * gk_exp(detail::log_gamma_density(a, lgamma_a, x) -
+                                 detail::log_gamma_density(a, lgamma_a, xa) + u - v);
+    if (j > begin) {
+      double* c = coef + 4 * (j - 1);
+      c[0] = v_prev;
+      c[1] = m_prev;
+      c[2] = 3.0 * (v - v_prev) - 2.0 * m_prev - m;
+      c[3] = 2.0 * (v_prev - v) + m_prev + m;
+    }
+    v_prev = v;
+    m_prev = m;
+  }
+}
+
 // Reflected spread sqrt(S_a) = delta_a sqrt(k - 1) of one row, from S = sum (eps_j - mean)^2.
 template <typename T>
 GK_HD T antithetic_reflected_root(T s, int64_t k, AntitheticReflection reflection, const ReflectTable& tab,
@@ -132,77 +178,45 @@ GK_HD T antithetic_reflected_root(T s, int64_t k, AntitheticReflection reflectio
   if (reflection == AntitheticReflection::hawkins_wixley)
     return gk_sqrt(static_cast<T>(hawkins_wixley_reflect(static_cast<double>(s), df)));
   const bool polish = sizeof(T) == sizeof(double);
-  const T s_a = T(2) * static_cast<T>(gamma_reflect_tabulated(0.5 * df, lgamma_a, 0.5 * static_cast<double>(s), tab,
-                                                               polish));
-  return gk_sqrt(s_a);
+  return gk_sqrt(static_cast<T>(chi2_reflect_value(static_cast<double>(s), df, lgamma_a, reflection, tab, polish)));
 }
 
-// Block rows b < nb (nb <= Block), row b at column offset b: noise[j * stride + b] holds eps_j for
-// j < k, then the direction z_i = noise[(k + i) * stride + b], i < k - 1. out[j * stride + b], j < 2k:
-// eps_j, then the antithetic standardized values, i.e. the construction applied to mean -mean(eps) and
-// std delta_a = sqrt(S_a / (k - 1)), S_a the reflection of S = sum (eps_j - mean)^2. The caller forms
-// loc + scale * out. Every pass loops over j outside and the rows inside, so that on the CPU
-// (Block = 64) the inner loops run over contiguous memory and vectorize, and the per-j constants of the
-// constructions are computed once per block; the CUDA kernel uses Block = 1 (one thread per row).
+// The antithetic construction of a block of rows b < nb (nb <= Block, row b at column offset b):
+// from the direction z_i = z[i * stride + b] (i < k - 1) it writes x_j = x[j * stride + b] (j < k),
+// k values with sample mean a[b] and sum of squared deviations (r[b] |z|)^2, i.e. r[b] = delta sqrt(k - 1)
+// / |z| for a target sample std delta. Marsaglia's construction or Cheng's inverse Helmert transform
+// (both orthogonal bases of the complement of 1, so x - a is |z| r times a unit vector uniform on that
+// sphere). Loops run over j outside and rows inside, so that on the CPU (Block = 64) the inner loops
+// walk contiguous memory and vectorize and the per-j constants are computed once per block.
 template <typename T, int Block>
-GK_HD void antithetic_standardized_rows(const T* __restrict__ noise, T* __restrict__ out, int64_t k, int64_t stride,
-                                        int nb, AntitheticMethod method, AntitheticReflection reflection,
-                                        const ReflectTable& tab, double lgamma_a) {
-  T mean[Block], s[Block], zz[Block], r[Block], acc[Block];
-  for (int b = 0; b < nb; ++b) mean[b] = s[b] = zz[b] = T(0);
-  for (int64_t j = 0; j < k; ++j) {
-    const T* e = noise + j * stride;
-    T* o = out + j * stride;
-    for (int b = 0; b < nb; ++b) {
-      o[b] = e[b];
-      mean[b] += e[b];
-    }
-  }
-  for (int b = 0; b < nb; ++b) mean[b] /= T(k);
-  for (int64_t j = 0; j < k; ++j) {
-    const T* e = noise + j * stride;
-    for (int b = 0; b < nb; ++b) {
-      const T d = e[b] - mean[b];
-      s[b] += d * d;
-    }
-  }
-  const T* z = noise + k * stride;
-  for (int64_t i = 0; i < k - 1; ++i) {
-    const T* zi = z + i * stride;
-    for (int b = 0; b < nb; ++b) zz[b] += zi[b] * zi[b];
-  }
-  // r = delta_a sqrt(k - 1) over |z|: both constructions scale the unit direction z / |z| by it. The
-  // reflection loop calls libm (scalar); the division is kept out of it so that it vectorizes.
-  for (int b = 0; b < nb; ++b) r[b] = antithetic_reflected_root<T>(s[b], k, reflection, tab, lgamma_a);
-  for (int b = 0; b < nb; ++b) {
-    r[b] /= gk_sqrt(zz[b]);
-    acc[b] = T(0);
-  }
-  T* x = out + k * stride;
+GK_HD void antithetic_construct_rows(const T* __restrict__ z, T* __restrict__ x, const T* a, const T* r, int64_t k,
+                                     int64_t stride, int nb, AntitheticMethod method) {
+  T acc[Block];
   if (method == AntitheticMethod::marsaglia) {
-    // w_i = z_i / sqrt((k-i)(k-i+1) |z|^2), t(i) = w_1 + .. + w_i, a = -mean:
-    // x_i = a + sqrt(S_a) (t(i-1) + (i-k) w_i), i < k; x_k = a + sqrt(S_a) t(k-1). With
-    // c_i = 1/sqrt((k-i)(k-i+1)) and r = sqrt(S_a) / |z|: x_i = a + r (acc + (i-k) c_i z_i),
+    // w_i = z_i / sqrt((k-i)(k-i+1) |z|^2), t(i) = w_1 + .. + w_i:
+    // x_i = a + sqrt(S) (t(i-1) + (i-k) w_i), i < k; x_k = a + sqrt(S) t(k-1). With
+    // c_i = 1/sqrt((k-i)(k-i+1)) and r = sqrt(S) / |z|: x_i = a + r (acc + (i-k) c_i z_i),
     // acc = t(i-1) |z| = sum_{j<i} c_j z_j.
+    for (int b = 0; b < nb; ++b) acc[b] = T(0);
     for (int64_t i = 1; i < k; ++i) {
       const T c = T(1) / gk_sqrt(T((k - i) * (k - i + 1)));
       const T ci = T(i - k) * c;
       const T* zi = z + (i - 1) * stride;
       T* xi = x + (i - 1) * stride;
       for (int b = 0; b < nb; ++b) {
-        xi[b] = -mean[b] + r[b] * (acc[b] + ci * zi[b]);
+        xi[b] = a[b] + r[b] * (acc[b] + ci * zi[b]);
         acc[b] += c * zi[b];
       }
     }
     T* xk = x + (k - 1) * stride;
-    for (int b = 0; b < nb; ++b) xk[b] = -mean[b] + r[b] * acc[b];
+    for (int b = 0; b < nb; ++b) xk[b] = a[b] + r[b] * acc[b];
   } else {
-    // Inverse Helmert: y_j = sqrt(S_a) z_j / |z| = r z_j (j = 2..k stored at i = j - 2);
+    // Inverse Helmert: y_j = sqrt(S) z_j / |z| = r z_j (j = 2..k stored at i = j - 2);
     // x_1 = a - sqrt(k(k-1))/k y_2, x_j = x_{j-1} + (sqrt(k+2-j) y_j - sqrt(k-j) y_{j+1}) / sqrt(k+1-j),
     // y_{k+1} = 0. acc holds x_j.
     const T c1 = gk_sqrt(T(k * (k - 1))) / T(k);
     for (int b = 0; b < nb; ++b) {
-      acc[b] = -mean[b] - c1 * (r[b] * z[b]);
+      acc[b] = a[b] - c1 * (r[b] * z[b]);
       x[b] = acc[b];
     }
     for (int64_t j = 2; j <= k; ++j) {
@@ -224,6 +238,70 @@ GK_HD void antithetic_standardized_rows(const T* __restrict__ noise, T* __restri
       }
     }
   }
+}
+
+// Sum of squares of the k - 1 direction values of each row of a block.
+template <typename T, int Block>
+GK_HD void direction_sq_norm(const T* __restrict__ z, int64_t k, int64_t stride, int nb, T* zz) {
+  for (int b = 0; b < nb; ++b) zz[b] = T(0);
+  for (int64_t i = 0; i < k - 1; ++i) {
+    const T* zi = z + i * stride;
+    for (int b = 0; b < nb; ++b) zz[b] += zi[b] * zi[b];
+  }
+}
+
+// The construction alone (gradkern.antithetic.antithetic_from_moments): x with sample mean 0 and
+// unbiased sample std 1 along the direction z, so that mean + std * x has the requested moments.
+template <typename T, int Block>
+GK_HD void antithetic_unit_rows(const T* __restrict__ z, T* __restrict__ x, int64_t k, int64_t stride, int nb,
+                                AntitheticMethod method) {
+  T a[Block], r[Block];
+  direction_sq_norm<T, Block>(z, k, stride, nb, r);
+  const T root = gk_sqrt(T(k - 1));
+  for (int b = 0; b < nb; ++b) {
+    a[b] = T(0);
+    r[b] = root / gk_sqrt(r[b]);
+  }
+  antithetic_construct_rows<T, Block>(z, x, a, r, k, stride, nb, method);
+}
+
+// The fused sampler (gradkern.antithetic.normal_rsample): noise[j * stride + b] holds eps_j for j < k,
+// then the direction z_i = noise[(k + i) * stride + b], i < k - 1. out[j * stride + b], j < 2k: eps_j,
+// then the antithetic standardized values, the construction with mean -mean(eps) and std
+// delta_a = sqrt(S_a / (k - 1)), S_a the reflection of S = sum (eps_j - mean)^2. The caller forms
+// loc + scale * out. The CUDA kernel uses Block = 1 (one thread per row).
+template <typename T, int Block>
+GK_HD void antithetic_standardized_rows(const T* __restrict__ noise, T* __restrict__ out, int64_t k, int64_t stride,
+                                        int nb, AntitheticMethod method, AntitheticReflection reflection,
+                                        const ReflectTable& tab, double lgamma_a) {
+  T mean[Block], s[Block], zz[Block], r[Block];
+  for (int b = 0; b < nb; ++b) mean[b] = s[b] = T(0);
+  for (int64_t j = 0; j < k; ++j) {
+    const T* e = noise + j * stride;
+    T* o = out + j * stride;
+    for (int b = 0; b < nb; ++b) {
+      o[b] = e[b];
+      mean[b] += e[b];
+    }
+  }
+  for (int b = 0; b < nb; ++b) mean[b] /= T(k);
+  for (int64_t j = 0; j < k; ++j) {
+    const T* e = noise + j * stride;
+    for (int b = 0; b < nb; ++b) {
+      const T d = e[b] - mean[b];
+      s[b] += d * d;
+    }
+  }
+  const T* z = noise + k * stride;
+  direction_sq_norm<T, Block>(z, k, stride, nb, zz);
+  // r = delta_a sqrt(k - 1) over |z|. The reflection loop calls libm (scalar); the division is kept out
+  // of it so that it vectorizes.
+  for (int b = 0; b < nb; ++b) r[b] = antithetic_reflected_root<T>(s[b], k, reflection, tab, lgamma_a);
+  for (int b = 0; b < nb; ++b) {
+    r[b] /= gk_sqrt(zz[b]);
+    mean[b] = -mean[b];
+  }
+  antithetic_construct_rows<T, Block>(z, out + k * stride, mean, r, k, stride, nb, method);
 }
 
 }  // namespace core

@@ -3,7 +3,7 @@
 // (Figurnov et al. 2018, eq. (8)/(11) and appendix B).
 //
 //   gammainc_p(a, x), gammainc_q(a, x)  regularized lower/upper incomplete gamma P, Q.
-//   gammainc_dpda(a, x)                 dP/da (dQ/da = -dP/da).
+//   gammainc_grad_a(a, x)                 dP/da (dQ/da = -dP/da).
 //   standard_gamma_grad(a, x)           dx/da at fixed quantile = -(dP/da)/q(x), q the Gamma(a, 1)
 //                                       density (torch._standard_gamma_grad contract).
 //   log_standard_gamma_grad(a, logx)    d(log x)/da given log x (x may underflow).
@@ -490,7 +490,7 @@ template <typename T> GK_HD T log_standard_gamma_grad(T a, T logx) {
   return detail::dlogx_da(a, x, logx, true);
 }
 
-template <typename T> GK_HD T gammainc_dpda(T a, T x) {
+template <typename T> GK_HD T gammainc_grad_a(T a, T x) {
   if (detail::bad_args(a, x)) return quiet_nan<T>();
   if (x == T(0) || !(x < infinity<T>())) return T(0);
   return -detail::dlogx_da(a, x, T(0), false) * detail::xq(a, x);

@@ -47,7 +47,7 @@ struct Philox {
   }
 
   // One round on the counter words, with the round's key (k0, k1). Exposed separately so that a CPU
-  // loop can run one round over many counters at a time (it vectorizes; see csrc/cpu/samplers.cpp).
+  // loop can run one round over many counters at a time (it vectorizes; see csrc/cpu/vonmises.cpp).
   static GK_HD_FORCE void philox_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {
     uint32_t hi0, lo0, hi1, lo1;
     mulhilo(0xD2511F53u, c0, hi0, lo0);

@@ -508,10 +508,10 @@ template <typename T> GK_HD T vonmises_cdf(T x, T kappa) {
 }
 
 // dF/dkappa at fixed x.
-template <typename T> GK_HD T vonmises_cdf_dkappa(T x, T kappa) {
+template <typename T> GK_HD T vonmises_cdf_grad_concentration(T x, T kappa) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();
-  if (vm_promote(kappa)) return T(vonmises_cdf_dkappa<double>(double(x), double(kappa)));
+  if (vm_promote(kappa)) return T(vonmises_cdf_grad_concentration<double>(double(x), double(kappa)));
   const VmArg<T> a = vm_reduce(x);
   const VmOut<T> o = vm_core<T, true>(a, kappa);
   if (o.central) return a.neg ? -o.dval : o.dval;

@@ -4,26 +4,18 @@
 // Random numbers: one 64-bit seed is drawn from the torch.Generator under its mutex per call; copula
 // column j (one Bernoulli dimension, n correlated uniforms) reads the counter-based Philox stream
 // (seed, subsequence = j), so the result is the same for any number of threads and any grain size.
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/native/cpu/Loops.h>
 #include <torch/library.h>
 
-#include <mutex>
-
 #include "core/philox.h"
+#include "cpu/host.h"
 #include "ops/copula.h"
 
 namespace gradkern {
 namespace {
-
-uint64_t draw_seed(const std::optional<at::Generator>& generator) {
-  auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
-  std::lock_guard<std::mutex> lock(gen->mutex_);
-  return gen->random64();
-}
 
 template <bool Gaussian>
 at::Tensor cpu_copula(const char* op, const at::Tensor& like, int64_t n,
@@ -33,7 +25,7 @@ at::Tensor cpu_copula(const char* op, const at::Tensor& like, int64_t n,
   at::Tensor out = ops::copula_output(op, like, n);
   const int64_t m = like.numel();
   if (m == 0) return out;
-  const uint64_t seed = draw_seed(generator);
+  const uint64_t seed = cpu::draw_seed(generator);
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "copula_sample", [&] {
     scalar_t* data = out.data_ptr<scalar_t>();
     // Column j holds one copula draw at stride m; ~n transcendental calls per column.
@@ -60,7 +52,7 @@ at::Tensor gaussian_copula(const at::Tensor& like, int64_t n, std::optional<at::
   return cpu_copula<true>("gaussian_copula", like, n, generator);
 }
 
-at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, int64_t mode) {
+at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, c10::string_view mode) {
   const auto m = ops::dirichlet_mode(mode);
   auto iter = ops::copula_rho_iter("dirichlet_copula_rho", p, n);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "dirichlet_copula_rho", [&] {

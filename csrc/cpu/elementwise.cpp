@@ -15,41 +15,21 @@
 #include <ATen/native/cpu/Loops.h>
 #include <torch/library.h>
 
-
 #include "cpu/gamma_block.h"
+#include "cpu/host.h"
 #include "ops/elementwise.h"
 #include "ops/tensor_checks.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define GK_HAVE_AVX2_CLONE 1
+#ifdef GK_HAVE_ISA_CLONES
 #define GK_ATTR_BASE __attribute__((flatten))
-#define GK_ATTR_AVX2 __attribute__((target("avx2,fma"), flatten))
-#define GK_ATTR_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), flatten))
+#define GK_ATTR_AVX2 GK_TARGET_AVX2 __attribute__((flatten))
+#define GK_ATTR_AVX512 GK_TARGET_AVX512 __attribute__((flatten))
 #else
 #define GK_ATTR_BASE
 #endif
 
 namespace gradkern {
 namespace {
-
-bool cpu_has_avx512() {
-#ifdef GK_HAVE_AVX2_CLONE
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
-
-bool cpu_has_avx2_fma() {
-#ifdef GK_HAVE_AVX2_CLONE
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
 
 // Loop bodies, instantiated once per ISA by GK_DEFINE_LOOPS. data = {out, a, b}, byte strides.
 #define GK_DEFINE_LOOPS(SUFFIX, ATTR)                                                                     \
@@ -66,7 +46,7 @@ bool cpu_has_avx2_fma() {
   }
 
 GK_DEFINE_LOOPS(base, GK_ATTR_BASE)
-#ifdef GK_HAVE_AVX2_CLONE
+#ifdef GK_HAVE_ISA_CLONES
 GK_DEFINE_LOOPS(avx2, GK_ATTR_AVX2)
 GK_DEFINE_LOOPS(avx512, GK_ATTR_AVX512)
 #endif
@@ -76,15 +56,15 @@ using loop1d_t = void (*)(char**, const int64_t*, int64_t);
 
 template <typename Op, typename T> loop1d_t pick_loop() {
   if constexpr (std::is_same_v<Op, ops::StandardGammaGrad>) {
-#ifdef GK_HAVE_AVX2_CLONE
+#ifdef GK_HAVE_ISA_CLONES
     // AVX-512 only for this loop: its vectorized bulk polynomial is where the wider registers pay.
-    if (cpu_has_avx512()) return &gamma_grad_loop_avx512<T>;
-    if (cpu_has_avx2_fma()) return &gamma_grad_loop_avx2<T>;
+    if (cpu::best_isa() == cpu::Isa::avx512) return &gamma_grad_loop_avx512<T>;
+    if (cpu::best_isa() == cpu::Isa::avx2) return &gamma_grad_loop_avx2<T>;
 #endif
     return &gamma_grad_loop_base<T>;
   } else {
-#ifdef GK_HAVE_AVX2_CLONE
-    if (cpu_has_avx2_fma()) return &binary_loop_avx2<Op, T>;
+#ifdef GK_HAVE_ISA_CLONES
+    if (cpu::best_isa() != cpu::Isa::baseline) return &binary_loop_avx2<Op, T>;
 #endif
     return &binary_loop_base<Op, T>;
   }

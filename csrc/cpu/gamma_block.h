@@ -27,13 +27,6 @@
 
 #include "core/igamma.h"
 
-// Forced inlining, so that each instruction-set clone in elementwise.cpp gets its own copy of the loops
-// (an out-of-line copy would be compiled for the baseline instruction set only).
-#if defined(__GNUC__)
-#define GK_GB_INLINE inline __attribute__((always_inline))
-#else
-#define GK_GB_INLINE inline
-#endif
 
 namespace gradkern {
 namespace cpu {
@@ -44,7 +37,7 @@ constexpr int kGammaChunk = 2048;  // elements classified together (index lists 
 // One block of the bulk polynomial, every lane in tier Tier, evaluated on GNU vectors of kGammaBlock
 // lanes (lowered to the widest registers the caller's instruction set has).
 template <typename T, int Tier>
-GK_GB_INLINE void bulk_block(const T* v, const T* w, T* out) {
+GK_HD_FORCE void bulk_block(const T* v, const T* w, T* out) {
   typedef T vec_t __attribute__((vector_size(kGammaBlock * sizeof(T))));
   vec_t vv, ww;
   std::memcpy(&vv, v, sizeof(vv));
@@ -54,7 +47,7 @@ GK_GB_INLINE void bulk_block(const T* v, const T* w, T* out) {
 }
 
 template <typename T, int I = 0>
-GK_GB_INLINE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
+GK_HD_FORCE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
   if constexpr (I + 1 == core::bulk::tiers<T>::count) {
     bulk_block<T, I>(v, w, out);
   } else if (tier == I) {
@@ -70,7 +63,7 @@ GK_GB_INLINE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
 // c = log x - psi(a + 1) per lane (computed by the caller as the scalar path does). Writes
 // dx/da = -(x/a) G.
 template <typename T>
-GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
+GK_HD_FORCE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
   T a[L], x[L], xo[L], c[L], tn[L], r[L], G[L], u[L];
   int act[L];
@@ -120,7 +113,7 @@ GK_GB_INLINE void series_block(int nb, const T* a_, const T* x_, const T* c_, T*
 // log x - psi(a) per lane. Writes dx/da = x G. The scalar loop is latency-bound (each Wallis step waits
 // for the previous one, 25-60 steps for a ~ 1); across lanes the steps are independent.
 template <typename T>
-GK_GB_INLINE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
+GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
   using State = core::detail::cfrac_state<T>;
   T a[L], c[L], b[L], A2[L], B2[L], dA2[L], dB2[L], A1[L], B1[L], dA1[L], dB1[L], G[L];
@@ -183,7 +176,7 @@ template <typename T> struct gamma_class {
 // Evaluates kGammaBlock lanes of one class k (lanes past nb hold finite padding; their results are
 // dropped by the caller). c is only filled here, for the series branch.
 template <typename T>
-GK_GB_INLINE void gamma_class_block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+GK_HD_FORCE void gamma_class_block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
   using C = gamma_class<T>;
   if (k < C::series_short) {
     bulk_block_tier<T>(k, v, w, out);
@@ -206,7 +199,7 @@ GK_GB_INLINE void gamma_class_block(int k, int nb, const T* a, const T* x, const
 // are all of one class (parameters that vary slowly or not at all) are evaluated in place; the lanes of
 // mixed blocks are appended to per-class index lists, which are then evaluated in full blocks.
 template <typename T>
-GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
+GK_HD_FORCE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
   using C = gamma_class<T>;
   constexpr int L = kGammaBlock;
   int16_t idx[C::count][kGammaChunk];
@@ -282,7 +275,7 @@ GK_GB_INLINE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
 // Ranges shorter than one block go element by element through the scalar core (which the tests use as
 // the reference for the blocked evaluation: a one-element tensor takes this path).
 template <typename T>
-GK_GB_INLINE void gamma_grad_strided(char** data, const int64_t* strides, int64_t n) {
+GK_HD_FORCE void gamma_grad_strided(char** data, const int64_t* strides, int64_t n) {
   char *o = data[0], *pa = data[1], *px = data[2];
   if (n < kGammaBlock) {
     for (int64_t i = 0; i < n; ++i)

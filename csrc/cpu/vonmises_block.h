@@ -1,4 +1,4 @@
-// Blocked CPU driver of the von Mises sampler (host only; included by csrc/cpu/samplers.cpp). All the
+// Blocked CPU driver of the von Mises sampler (host only; included by csrc/cpu/vonmises.cpp). All the
 // numerics are the core's (csrc/core/vonmises.h, csrc/core/philox.h); this file only arranges the
 // loops so that they vectorize.
 #pragma once
@@ -9,13 +9,6 @@
 #include "core/philox.h"
 #include "core/vonmises.h"
 
-// Forced inlining, so that each instruction-set clone in samplers.cpp gets its own copy of the loops
-// (an out-of-line copy would be compiled for the baseline instruction set only).
-#if defined(__GNUC__)
-#define GK_VM_INLINE inline __attribute__((always_inline))
-#else
-#define GK_VM_INLINE inline
-#endif
 
 namespace gradkern {
 namespace cpu {
@@ -35,7 +28,7 @@ constexpr int kVmBlock = 256;
 // Proposals held in Philox block `blk` of the streams of the m elements given by their constants
 // (kap, gam, krm) and indices (ilo, ihi): writes the (last) proposal and whether one was accepted.
 template <typename T>
-GK_VM_INLINE void vm_propose_block(int m, uint64_t seed, uint32_t blk, const T* kap, const T* gam,
+GK_HD_FORCE void vm_propose_block(int m, uint64_t seed, uint32_t blk, const T* kap, const T* gam,
                                    const T* krm, const uint32_t* ilo, const uint32_t* ihi, T* num, T* den,
                                    unsigned char* acc) {
   using core::Philox;
@@ -76,7 +69,7 @@ GK_VM_INLINE void vm_propose_block(int m, uint64_t seed, uint32_t blk, const T* 
 }
 
 template <typename T, typename S>
-GK_VM_INLINE void vm_sample_range(const S* kin, S* out, int64_t begin, int64_t end, uint64_t seed) {
+GK_HD_FORCE void vm_sample_range(const S* kin, S* out, int64_t begin, int64_t end, uint64_t seed) {
   // Philox blocks per element: float holds two proposals per block, double one.
   constexpr uint32_t max_blocks = sizeof(T) == sizeof(float) ? (core::kVonMisesMaxProposals + 1) / 2
                                                              : core::kVonMisesMaxProposals;

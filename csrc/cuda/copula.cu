@@ -1,22 +1,18 @@
 // CUDA kernels for the ARMS copula ops: the same core bodies as csrc/cpu/copula.cpp.
 //
-// Random numbers: under the generator's mutex, philox_cuda_state(increment) once per launch (CUDA-graph
-// safe; the seed fields are never read directly), unpacked on the device. Column j reads the Philox
+// Random numbers: one Philox state per launch (cuda/host.cuh), unpacked on the device. Column j reads the Philox
 // stream (seed, subsequence = j) from the launch's offset; `increment` covers the documented draw
 // budget of one column (core::copula_draw_words, rounded up to whole 4-word blocks).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#include <ATen/cuda/PhiloxUtils.cuh>
 #include <ATen/native/cuda/Loops.cuh>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <mutex>
 #include <vector>
 
 #include "core/philox.h"
+#include "cuda/host.cuh"
 #include "ops/copula.h"
 
 namespace gradkern {
@@ -48,18 +44,11 @@ at::Tensor cuda_copula(const char* op, const at::Tensor& like, int64_t n,
   const int64_t m = like.numel();
   if (m == 0) return out;
   const int threads = 256;
-  const int64_t max_blocks = static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 8;
-  const int blocks = static_cast<int>(std::min<int64_t>((m + threads - 1) / threads, max_blocks));
+  const int blocks = cuda::grid_blocks(m, threads);
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "copula_sample", [&] {
     const int64_t words = core::copula_draw_words<scalar_t>(n, Gaussian);
     const uint64_t increment = static_cast<uint64_t>((words + 3) / 4 * 4);
-    at::PhiloxCudaState rng_state;
-    {
-      auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(generator,
-                                                                      at::cuda::detail::getDefaultCUDAGenerator());
-      std::lock_guard<std::mutex> lock(gen->mutex_);
-      rng_state = gen->philox_cuda_state(increment);
-    }
+    const at::PhiloxCudaState rng_state = cuda::philox_state(generator, increment);
     copula_kernel<scalar_t, Gaussian><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
         out.data_ptr<scalar_t>(), n, m, rng_state);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -76,7 +65,7 @@ at::Tensor gaussian_copula(const at::Tensor& like, int64_t n, std::optional<at::
 }
 
 // Elementwise ops: the shared functors of ops/copula.h (no --extended-lambda needed).
-at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, int64_t mode) {
+at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, c10::string_view mode) {
   const auto m = ops::dirichlet_mode(mode);
   auto iter = ops::copula_rho_iter("dirichlet_copula_rho", p, n);
   if (iter.numel() == 0) return iter.output();

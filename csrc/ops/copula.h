@@ -34,10 +34,10 @@ inline at::TensorIterator copula_rho_iter(const char* op, const at::Tensor& p, i
   return at::TensorIteratorConfig().add_owned_output(at::Tensor()).add_const_input(p).build();
 }
 
-inline core::DirichletMode dirichlet_mode(int64_t mode) {
-  TORCH_CHECK(mode >= 0 && mode <= 2, "gradkern.dirichlet_copula_rho: mode must be 0 (oriented), 1 (direct) "
-              "or 2 (reflected), got ", mode);
-  return static_cast<core::DirichletMode>(mode);
+// The orientation of the Dirichlet copula (core::DirichletMode, in its order).
+inline core::DirichletMode dirichlet_mode(c10::string_view mode) {
+  return static_cast<core::DirichletMode>(
+      choice_index("dirichlet_copula_rho", "mode", mode, {"oriented", "direct", "reflected"}));
 }
 
 inline at::TensorIterator bvn_iter(const at::Tensor& h, const at::Tensor& k, const at::Tensor& r) {

@@ -16,13 +16,13 @@ namespace ops {
 
 GK_BINARY_FUNCTOR(GammaincP, core::gammainc_p(a, b))
 GK_BINARY_FUNCTOR(GammaincQ, core::gammainc_q(a, b))
-GK_BINARY_FUNCTOR(GammaincGradA, core::gammainc_dpda(a, b))
+GK_BINARY_FUNCTOR(GammaincGradA, core::gammainc_grad_a(a, b))
 GK_BINARY_FUNCTOR(StandardGammaGrad, core::standard_gamma_grad(a, b))
 GK_BINARY_FUNCTOR(LogStandardGammaGrad, core::log_standard_gamma_grad(a, b))
 GK_BINARY_FUNCTOR(Gammaincinv, core::gammaincinv(a, b))
 // (x, kappa) argument order follows the op schemas.
 GK_BINARY_FUNCTOR(VonmisesCdf, core::vonmises_cdf(a, b))
-GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_dkappa(a, b))
+GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_grad_concentration(a, b))
 GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
 GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
 

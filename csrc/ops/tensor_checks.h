@@ -6,6 +6,9 @@
 #include <ATen/ATen.h>
 #include <ATen/TensorIterator.h>
 
+#include <initializer_list>
+#include <string>
+
 namespace gradkern {
 namespace ops {
 
@@ -13,6 +16,21 @@ inline void check_floating(const char* op, const char* name, const at::Tensor& t
   TORCH_CHECK(t.defined(), "gradkern.", op, ": ", name, " is undefined");
   TORCH_CHECK(at::isFloatingType(t.scalar_type()), "gradkern.", op, ": ", name,
               " must be a floating point tensor, got ", t.scalar_type());
+}
+
+// Enumerated string arguments (as torch spells them, e.g. reduce="sum"): the index of `value` in
+// `choices`, or an error that lists the valid values.
+inline int64_t choice_index(const char* op, const char* name, c10::string_view value,
+                            std::initializer_list<const char*> choices) {
+  int64_t i = 0;
+  std::string valid;
+  for (const char* c : choices) {
+    if (value == c) return i;
+    valid += (i ? ", \"" : "\"") + std::string(c) + "\"";
+    ++i;
+  }
+  TORCH_CHECK(false, "gradkern.", op, ": ", name, " must be one of ", valid, ", got \"", std::string(value), "\"");
+  return -1;
 }
 
 // Two-argument elementwise ops: same dtype and device (CPU 0-dim scalars excepted for the device, as in

@@ -11,7 +11,7 @@ template <typename T> __global__ void igamma_device_check(const T* a, const T* x
   T* o = out + 12 * i;
   o[0] = gammainc_p(a[i], x[i]);
   o[1] = gammainc_q(a[i], x[i]);
-  o[2] = gammainc_dpda(a[i], x[i]);
+  o[2] = gammainc_grad_a(a[i], x[i]);
   o[3] = standard_gamma_grad(a[i], x[i]);
   o[4] = log_standard_gamma_grad(a[i], x[i]);
   o[5] = digamma(a[i]);

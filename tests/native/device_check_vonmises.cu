@@ -18,7 +18,7 @@ __global__ void vonmises_device_check(const T* x, const T* kappa, T* out, int n,
   bool exhausted = false;
   const T s = vonmises_sample<T>(kappa[i], u, kVonMisesMaxProposals, &exhausted);
   out[6 * i + 0] = vonmises_cdf(x[i], kappa[i]) + F;
-  out[6 * i + 1] = vonmises_cdf_dkappa(x[i], kappa[i]);
+  out[6 * i + 1] = vonmises_cdf_grad_concentration(x[i], kappa[i]);
   out[6 * i + 2] = vonmises_grad(kappa[i], x[i]) + g;
   out[6 * i + 3] = vonmises_log_pdf(x[i], kappa[i]);
   out[6 * i + 4] = exhausted ? T(NAN) : s;

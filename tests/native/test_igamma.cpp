@@ -69,7 +69,7 @@ template <typename T> struct Stats {
     for (int i = 0; i < 3; ++i) {
       P[i].name = "gammainc_p (P<=0.5)";
       Q[i].name = "gammainc_q (Q<=0.5)";
-      dpda[i].name = "gammainc_dpda";
+      dpda[i].name = "gammainc_grad_a";
       dxda[i].name = "standard_gamma_grad";
       dlog[i].name = "log_standard_gamma_grad";
       for (Stat* s : {&P[i], &Q[i], &dpda[i], &dxda[i], &dlog[i]}) s->floor_ = num<T>::min_normal;
@@ -86,7 +86,7 @@ template <typename T> void eval(const Row& r, Stats<T>& st) {
   if (r.P <= 0.5L && r.P > tiny) st.P[g].add(P, r.P, r.a, r.x);
   if (r.Q <= 0.5L && r.Q > tiny) st.Q[g].add(Q, r.Q, r.a, r.x);
   if (!std::isfinite((double)P) || !std::isfinite((double)Q)) st.P[g].add(NAN, 1, r.a, r.x);
-  const T dp = gammainc_dpda(a, x);
+  const T dp = gammainc_grad_a(a, x);
   if (std::fabs(r.dpda) > tiny || !std::isfinite((double)dp)) st.dpda[g].add(dp, r.dpda, r.a, r.x);
   st.dxda[g].add(standard_gamma_grad(a, x), r.dxda, r.a, r.x);
   if (!std::isnan(r.logx)) st.dlog[g].add(log_standard_gamma_grad(a, T(r.logx)), r.dlogxda, r.a, r.x);
@@ -123,12 +123,12 @@ template <typename T> void check_special(const char* dtype) {
   bad += !std::isnan(gammainc_p(T(0), T(1))) + !std::isnan(gammainc_p(T(-1), T(1)));
   bad += !std::isnan(gammainc_p(T(1), T(-1))) + !std::isnan(gammainc_q(nan, T(1)));
   bad += !std::isnan(gammainc_p(inf, T(1))) + !std::isnan(standard_gamma_grad(T(1), nan));
-  bad += !std::isnan(standard_gamma_grad(T(0), T(1))) + !std::isnan(gammainc_dpda(T(1), T(-2)));
+  bad += !std::isnan(standard_gamma_grad(T(0), T(1))) + !std::isnan(gammainc_grad_a(T(1), T(-2)));
   bad += !std::isnan(log_standard_gamma_grad(T(-1), T(0)));
   bad += gammainc_p(T(2), T(0)) != T(0) || gammainc_q(T(2), T(0)) != T(1);
   bad += gammainc_p(T(2), inf) != T(1) || gammainc_q(T(2), inf) != T(0);
   bad += standard_gamma_grad(T(2), T(0)) != T(0) || standard_gamma_grad(T(2), inf) != inf;
-  bad += gammainc_dpda(T(2), T(0)) != T(0) || gammainc_dpda(T(2), inf) != T(0);
+  bad += gammainc_grad_a(T(2), T(0)) != T(0) || gammainc_grad_a(T(2), inf) != T(0);
   bad += log_standard_gamma_grad(T(2), -inf) != inf || log_standard_gamma_grad(T(2), inf) != T(0);
   bad += !(log_standard_gamma_grad(T(1e-6), T(-1e6)) > T(0));
   bad += !std::isfinite((double)log_standard_gamma_grad(T(1e-6), T(-1e30)));

@@ -76,7 +76,7 @@ template <typename T> struct Eval {
     for (const Row& r : rows) {
       const T x = T(r.x), k = T(r.k);
       const T cF = vonmises_cdf(x, k);
-      const T cdF = vonmises_cdf_dkappa(x, k);
+      const T cdF = vonmises_cdf_grad_concentration(x, k);
       const T cg = vonmises_grad(k, x);
       T bothF, bothg;
       vonmises_cdf_and_grad(x, k, bothF, bothg);
@@ -138,13 +138,13 @@ template <typename T> static void bad_inputs(const char* name) {
   const T nan = T(NAN), inf = T(INFINITY);
   const T ks[] = {T(0), T(-1), nan, inf, -inf};
   for (T k : ks) {
-    check(std::isnan(double(vonmises_cdf(T(0.5), k))) && std::isnan(double(vonmises_cdf_dkappa(T(0.5), k))) &&
+    check(std::isnan(double(vonmises_cdf(T(0.5), k))) && std::isnan(double(vonmises_cdf_grad_concentration(T(0.5), k))) &&
               std::isnan(double(vonmises_grad(k, T(0.5)))) && std::isnan(double(vonmises_log_pdf(T(0.5), k))),
           name);
   }
   const T xs[] = {nan, inf, -inf};
   for (T x : xs) {
-    check(std::isnan(double(vonmises_cdf(x, T(1)))) && std::isnan(double(vonmises_cdf_dkappa(x, T(1)))) &&
+    check(std::isnan(double(vonmises_cdf(x, T(1)))) && std::isnan(double(vonmises_cdf_grad_concentration(x, T(1)))) &&
               std::isnan(double(vonmises_grad(T(1), x))) && std::isnan(double(vonmises_log_pdf(x, T(1)))),
           name);
   }
@@ -158,7 +158,7 @@ template <typename T> static long edge_nonfinite() {
   long bad = 0;
   for (T k : ks)
     for (T x : xs) {
-      const double F = vonmises_cdf(x, k), d = vonmises_cdf_dkappa(x, k), g = vonmises_grad(k, x);
+      const double F = vonmises_cdf(x, k), d = vonmises_cdf_grad_concentration(x, k), g = vonmises_grad(k, x);
       const double l = vonmises_log_pdf(x, k);
       if (!std::isfinite(F) || !std::isfinite(d) || !std::isfinite(g) || !(std::isfinite(l) || l == -INFINITY)) ++bad;
     }

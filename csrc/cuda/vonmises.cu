@@ -1,18 +1,14 @@
-// CUDA kernels of the fused samplers: the same per-element bodies as the CPU (csrc/ops/samplers.h),
+// CUDA kernel of the fused von Mises sampler: the same per-element body as the CPU (csrc/ops/vonmises.h),
 // seeded from torch's Philox state so CUDA-graph capture and torch.cuda.manual_seed work as usual.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#include <ATen/cuda/PhiloxUtils.cuh>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <mutex>
-
-#include "ops/samplers.h"
+#include "cuda/host.cuh"
+#include "ops/vonmises.h"
 #include "ops/tensor_checks.h"
 
 namespace gradkern {
@@ -40,17 +36,10 @@ at::Tensor vonmises_sample(const at::Tensor& concentration, std::optional<at::Ge
   auto out = at::empty_like(kappa, at::MemoryFormat::Contiguous);
   const int64_t n = kappa.numel();
   if (n == 0) return out;
-  auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
-      generator, at::cuda::detail::getDefaultCUDAGenerator());
-  at::PhiloxCudaState philox_args;
-  {
-    std::lock_guard<std::mutex> lock(gen->mutex_);
-    // Every element owns its subsequence; the offset moves past the most any element can consume.
-    philox_args = gen->philox_cuda_state(ops::kVonMisesWordsPerElement);
-  }
+  // Every element owns its subsequence; the offset moves past the most any element can consume.
+  const at::PhiloxCudaState philox_args = cuda::philox_state(generator, ops::kVonMisesWordsPerElement);
   constexpr int threads = 256;
-  const int64_t max_blocks = at::cuda::getCurrentDeviceProperties()->multiProcessorCount * 8;
-  const int blocks = static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, max_blocks));
+  const int blocks = cuda::grid_blocks(n, threads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, kappa.scalar_type(), "vonmises_sample", [&] {
     vonmises_sample_kernel<scalar_t><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
         kappa.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), n, philox_args);

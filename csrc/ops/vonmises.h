@@ -1,4 +1,4 @@
-// Per-element sampler bodies shared by the CPU and CUDA kernels. Each element i draws from its own
+// The per-element von Mises sampler body shared by the CPU and CUDA kernels. Each element i draws from its own
 // Philox stream (key = seed, subsequence = i), so results depend only on the seed and the element's
 // position, never on the thread count or launch configuration.
 #pragma once
