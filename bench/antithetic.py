@@ -2,6 +2,7 @@
 
     python bench/antithetic.py                    # table on stdout, bench/out/antithetic.{md,png,json}
     python bench/antithetic.py --rows 5000 --quick
+    python bench/antithetic.py --docs             # also rewrite its sections of docs/antithetic.md
 
 Protocol. x ~ N(mu, sigma^2), mu = 0.5, sigma = 0.8. The Monte Carlo estimate of E[f(x)] from 2k samples is
 the average of f over them: either 2k i.i.d. reparameterized samples (mu + sigma * randn), or k i.i.d.
@@ -16,8 +17,9 @@ about sqrt(2 / rows) (1.4% at 10^4 rows).
 Cost: seconds per sample of normal_rsample (forward, and forward + backward of the sum) against plain
 reparameterized sampling mu + sigma * torch.randn(2k, B) at the same 2k * B samples, float32 (--dtypes
 float32 float64 for both), single thread by default (--threads), samplers interleaved and the minimum
-over rounds kept (shared machines); the ratio is the issue's acceptance number (target: within 3x).
---no-variance prints the cost table alone.
+over rounds kept (shared machines); the ratio is the acceptance number (target: within 3x).
+--no-variance prints the cost table alone. --docs writes the tables into docs/antithetic.md (sections
+antithetic_variance and antithetic_cost).
 """
 from __future__ import annotations
 
@@ -179,6 +181,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2019)
     ap.add_argument("--quick", action="store_true", help="fewer rows and a shorter timing budget")
     ap.add_argument("--out", default=C.OUT_DIR)
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/antithetic.md")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.time_samples, args.repeats = 4000, 1 << 18, 3
@@ -199,6 +202,7 @@ def main():
 
     machine = C.machine_description()
     lines = [f"Machine: {machine}; torch threads: {threads}. {note}. Run time {elapsed:.0f} s.", ""]
+    sections = {}  # docs/antithetic.md section -> markdown
     if results:
         lines += [f"Variance ratio antithetic (k + k) / i.i.d. (2k), mu={MU}, sigma={SIGMA}, {args.rows} "
                   f"replicates per cell (relative s.e. of each variance ~{100 * (2 / args.rows) ** 0.5:.1f}%); "
@@ -206,6 +210,8 @@ def main():
         headers = ["k", "f", "construction", "reflection", "Var ratio E[f]", "Var ratio d/dmu", "Var ratio d/dsigma"]
         rows = [[r["k"], r["f"], r["method"], r["reflection"], *[fmt_ratio(v) for v in r["ratio"]]] for r in results]
         lines += [C.markdown_table(headers, rows, align=["r", "l", "l", "l", "r", "r", "r"]), ""]
+        sections["antithetic_variance"] = "\n".join(lines[2:])
+    first = len(lines)
     lines += [f"Cost per sample ({', '.join(args.dtypes)}, about {args.time_samples} samples = 2k * B per call, minimum of "
               f"{args.repeats} interleaved rounds), ratio to plain "
               "`loc + scale * torch.randn(2k, B)`:", ""]
@@ -214,8 +220,13 @@ def main():
              f"{r['fwd'] * 1e9:.1f}", f"{r['ratio_fwd']:.2f}", f"{r['fwd_bwd'] * 1e9:.1f}",
              f"{r['ratio_fwd_bwd']:.2f}"] for r in times]
     lines += [C.markdown_table(headers, rows, align=["l", "r", "l", "r", "r", "r", "r"])]
+    sections["antithetic_cost"] = "\n".join(lines[first:])
     text = "\n".join(lines)
     print(text)
+    if args.docs:
+        cmd = " ".join(["python bench/antithetic.py"] + [a for a in sys.argv[1:] if a != "--docs"])
+        for name, md in sections.items():
+            print("wrote", C.write_doc_section("antithetic.md", name, md, command=cmd), file=sys.stderr)
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "antithetic.md"), "w") as f:

@@ -11,7 +11,8 @@
     python bench/arms_toy.py                 # ~1 minute on 2 cores: 41 grid points, 1000 MC each
     python bench/arms_toy.py --grid 161 --mc 10000 --target 0.49   # denser, as large as the paper's
 
-Writes bench/out/arms_toy_variance.png and bench/out/arms_toy.json.
+Writes bench/out/arms_toy_variance.png and bench/out/arms_toy.json; --docs also writes the tables into
+docs/estimators.md (sections arms_toy, arms_multivariate, arms_copula_speed).
 """
 import argparse
 import json
@@ -144,16 +145,14 @@ def main():
     ap.add_argument("--mv-dims", type=int, default=50, help="dimensions of the multivariate check")
     ap.add_argument("--mv-reps", type=int, default=4000, help="estimates per multivariate variance")
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/estimators.md")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
 
     probs, curves, bias_z = variance_curves(args.ns, args.grid, args.mc, args.target, args.seed)
     plot(probs, curves, args.ns, os.path.join(OUT, "arms_toy_variance.png"))
 
-    summary = {}
-    print(f"\nmean gradient variance over sigma(phi) in [0.1, 0.9] (target {args.target}, {args.grid} points, "
-          f"{args.mc} estimates each); 'below' = share of points where ARMS-D/ARMS-N < min(LOORF, DisARM)")
-    print(f"{'n':>4} " + " ".join(f"{k:>10}" for k in ESTIMATORS) + "  ARMS-D below  ARMS-N below  max|z| bias")
+    summary, sections, rows = {}, {}, []
     for n in args.ns:
         means = {k: sum(curves[(k, n)]) / len(probs) for k in ESTIMATORS}
         base = [min(a, b) for a, b in zip(curves[("LOORF", n)], curves[("DisARM", n)])]
@@ -162,25 +161,40 @@ def main():
         zmax = max(bias_z[(k, n)] for k in ESTIMATORS)
         summary[n] = {"mean_variance": means, "armsd_below_baselines": below_d, "armsn_below_baselines": below_n,
                       "max_abs_z_of_mean": zmax}
-        print(f"{n:>4} " + " ".join(f"{means[k]:10.3e}" for k in ESTIMATORS) +
-              f"  {below_d:12.2f}  {below_n:12.2f}  {zmax:8.2f}")
+        rows.append([n] + [f"{means[k]:.3g}" for k in ESTIMATORS] + [f"{below_d:.2f}", f"{below_n:.2f}", f"{zmax:.2f}"])
+    sections["arms_toy"] = (
+        f"Mean gradient variance over sigma(phi) in [0.1, 0.9] (target {args.target}, {args.grid} points, "
+        f"{args.mc} estimates each); 'below' = share of points where ARMS-D/ARMS-N < min(LOORF, DisARM); "
+        "max abs bias = largest |mean - exact| / s.e. over the estimators and points.\n\n"
+        + C.markdown_table(["n", *ESTIMATORS, "ARMS-D below", "ARMS-N below", "max abs bias (s.e.)"], rows))
+    print("\n" + sections["arms_toy"])
 
     mv = multivariate_variance([4, 8], args.mv_dims, args.mv_reps, args.seed)
-    print(f"\nmultivariate: f(b) = (b . w - 1)^2, {args.mv_dims} dimensions, logits ~ N(0, scale^2); mean "
-          f"per-dimension variance over {args.mv_reps} estimates")
     names = list(next(iter(mv.values())))
-    print(f"{'scale':>5} {'n':>3} " + " ".join(f"{k:>9}" for k in names))
-    for (scale, n), row in mv.items():
-        print(f"{scale:5.1f} {n:3d} " + " ".join(f"{row[k]:9.3g}" for k in names))
+    sections["arms_multivariate"] = (
+        f"Multivariate: f(b) = (b . w - 1)^2, {args.mv_dims} dimensions, logits ~ N(0, s^2); mean "
+        f"per-dimension gradient variance over {args.mv_reps} estimates.\n\n"
+        + C.markdown_table(["logits ~ N(0, s^2)", "n", *names],
+                           [[f"s = {scale:g}", n] + [f"{row[k]:.3g}" for k in names]
+                            for (scale, n), row in mv.items()]))
+    print("\n" + sections["arms_multivariate"])
 
     timing = None
     if not args.skip_timing:
         timing = time_copulas()
-        print("\ncopula sampling + rho, 1e6 Bernoulli dimensions, n = 10, one CPU thread (best of 3; CPU time of\n"
-              "the thread, which is what a dedicated core would take; wall time includes waiting on a shared machine):")
-        for k, v in timing.items():
-            print(f"  {k:20s} cpu {v['copula_plus_rho_cpu_s']:.3f} s  wall {v['copula_plus_rho_wall_s']:.3f} s  "
-                  f"(sample_bernoulli incl. thresholding, cpu: {v['sample_bernoulli_cpu_s']:.3f} s)")
+        sections["arms_copula_speed"] = (
+            "Copula sampling + rho, 1e6 Bernoulli dimensions, n = 10, one CPU thread, best of 3 (CPU time of the "
+            "thread, which is what a dedicated core would take; wall time includes waiting on a shared machine); "
+            "sample_bernoulli adds the thresholding.\n\n"
+            + C.markdown_table(["copula / dtype", "copula + rho, CPU s", "copula + rho, wall s",
+                                "sample_bernoulli, CPU s"],
+                               [[k, f"{v['copula_plus_rho_cpu_s']:.3f}", f"{v['copula_plus_rho_wall_s']:.3f}",
+                                 f"{v['sample_bernoulli_cpu_s']:.3f}"] for k, v in timing.items()]))
+        print("\n" + sections["arms_copula_speed"])
+    if args.docs:
+        cmd = " ".join(["python bench/arms_toy.py"] + [a for a in sys.argv[1:] if a != "--docs"])
+        for name, md in sections.items():
+            print("wrote", C.write_doc_section("estimators.md", name, md, command=cmd), file=sys.stderr)
 
     meta = {"machine": C.machine_description(), "args": vars(args)}
     with open(os.path.join(OUT, "arms_toy.json"), "w") as fh:

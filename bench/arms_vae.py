@@ -18,7 +18,8 @@ variance over those shared points and the mean ratio to LOORF at the same parame
     python bench/arms_vae.py                      # ~10-20 min on 2 shared cores: 2000 steps, 1 seed
     python bench/arms_vae.py --steps 100000 --lr 1e-4 --seeds 5     # closer to the paper (10^6 steps)
 
-Writes bench/out/arms_vae_<net><tag>.png and bench/out/arms_vae<tag>.json.
+Writes bench/out/arms_vae_<net><tag>.png and bench/out/arms_vae<tag>.json; --docs also writes the tables
+into docs/estimators.md (section arms_vae).
 """
 import argparse
 import math
@@ -205,6 +206,7 @@ def main():
     ap.add_argument("--var-draws", type=int, default=20, help="estimates per variance measurement")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="", help="suffix for the output files (keeps several runs side by side)")
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/estimators.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(OUT, exist_ok=True)
@@ -225,14 +227,13 @@ def main():
         return mean, sd
 
     summary = {}
-    print(f"\nDiscrete VAE on sklearn digits, 200 binary latents, {args.steps} steps, batch {args.batch}, "
-          f"Adam lr {args.lr}, {args.seeds} seed(s); {elapsed / 60:.1f} min on {C.machine_description()}")
+    md = [f"Discrete VAE on sklearn digits, 200 binary latents, {args.steps} steps, batch {args.batch}, "
+          f"Adam lr {args.lr}, {args.seeds} seed(s); {elapsed / 60:.1f} min on {C.machine_description()}"]
     for net in args.nets:
-        print(f"\n{net}: final training ELBO (test ELBO) [encoder gradient variance at shared parameters; "
-              "mean ratio to LOORF at the same parameters]")
-        header = "| n | " + " | ".join(args.estimators) + " |"
-        print(header)
-        print("|" + "---|" * (len(args.estimators) + 1))
+        md += ["", f"{net}: final training ELBO (test ELBO) [encoder gradient variance at shared parameters; "
+               "mean ratio to LOORF at the same parameters]", ""]
+        md.append("| n | " + " | ".join(args.estimators) + " |")
+        md.append("|" + "---|" * (len(args.estimators) + 1))
         for n in args.ns:
             cells = []
             for name in args.estimators:
@@ -252,14 +253,18 @@ def main():
                     "grad_var_shared": sv, "grad_var_ratio_to_loorf": ratio}
                 sd = f" ± {tr_sd:.2f}" if args.seeds > 1 else ""
                 cells.append(f"{tr:.2f}{sd} ({te:.2f}) [{sv:.3g}; {ratio:.2f}x]")
-            print(f"| {n} | " + " | ".join(cells) + " |")
+            md.append(f"| {n} | " + " | ".join(cells) + " |")
         plot(results, net, args.ns, args.estimators, args.steps, os.path.join(OUT, f"arms_vae_{net}{args.tag}.png"))
+    print("\n" + "\n".join(md))
     C.write_json(os.path.join(OUT, f"arms_vae{args.tag}.json"), {
         "meta": {"machine": C.machine_description(), "args": vars(args), "minutes": elapsed / 60},
         "summary": summary,
         "runs": {net: {n: {name: [{k: v for k, v in r.items() if k != "curve"} for r in runs]
                            for name, runs in d.items()} for n, d in nd.items()} for net, nd in results.items()}})
     print(f"\nwrote {OUT}/arms_vae_<net>{args.tag}.png and arms_vae{args.tag}.json")
+    if args.docs:
+        cmd = " ".join(["python bench/arms_vae.py"] + [a for a in sys.argv[1:] if a != "--docs"])
+        print("wrote", C.write_doc_section("estimators.md", "arms_vae", "\n".join(md), command=cmd), file=sys.stderr)
 
 
 if __name__ == "__main__":

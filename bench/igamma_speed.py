@@ -1,12 +1,13 @@
 """Single-thread CPU ns/element of gradkern.standard_gamma_grad vs torch._standard_gamma_grad.
 
-    python bench/igamma_speed.py [--n 1000000] [--repeats 7] [--dtype float32,float64]
+    python bench/igamma_speed.py [--n 1000000] [--repeats 7] [--dtype float32,float64] [--docs]
 
 The paper's grid: alpha in {1e-2, 1e-1, 1, 10, 100, 1000}, 1000 Gamma(alpha) samples each
 (torch._standard_gamma, fixed seed), tiled to >= n elements. Times are CPU time of this thread
 (time.thread_time, so that other load on a shared machine counts less), best of `repeats` after one
 warm-up call, both ops timed alternately in the same process. Prints per-alpha and overall ns/element
-and the ratio gradkern / torch (<= 1: gradkern is at least as fast).
+and the ratio gradkern / torch (<= 1: gradkern is at least as fast). --docs also writes the printout
+into docs/performance.md (section igamma_speed).
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import _common as C  # noqa: E402
 import gradkern  # noqa: E402,F401  (registers torch.ops.gradkern)
 
 ALPHAS = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
@@ -60,16 +63,24 @@ def main():
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--dtype", default="float32,float64")
+    p.add_argument("--docs", action="store_true", help="write the printout into docs/performance.md")
     args = p.parse_args()
     torch.set_num_threads(1)
+    lines = []
     for name in args.dtype.split(","):
         dtype = getattr(torch, name)
-        print(f"{name}: ns/element (single thread, best of {args.repeats}), gradkern / torch")
+        lines.append(f"{name}: ns/element (single thread, best of {args.repeats}), gradkern / torch")
+        print(lines[-1])
         rows = [(f"alpha={al:g}", [al], max(args.n // 6, SAMPLES)) for al in ALPHAS]
         rows.append(("overall", ALPHAS, args.n))
         for label, alphas, n in rows:
             g, t = bench(alphas, n, dtype, args.repeats)
-            print(f"  {label:<12} gradkern {g:7.2f}  torch {t:7.2f}  ratio {g / t:5.2f}", flush=True)
+            lines.append(f"  {label:<12} gradkern {g:7.2f}  torch {t:7.2f}  ratio {g / t:5.2f}")
+            print(lines[-1], flush=True)
+    if args.docs:
+        cmd = " ".join(["python bench/igamma_speed.py"] + [a for a in sys.argv[1:] if a != "--docs"])
+        print("wrote", C.write_doc_section("performance.md", "igamma_speed", "\n".join(["```", *lines, "```"]),
+                                           command=cmd), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/speed.py                     # CPU, 1 thread and all threads (+ CUDA when present)
     python bench/speed.py --n 1000000 --dtype float32,float64 --json speed.json
+    python bench/speed.py --dtype float32,float64 --docs   # also rewrite its section of docs/performance.md
 
 Pairs (gradkern vs peer): standard_gamma_grad vs torch._standard_gamma_grad; gammainc vs
 torch.special.gammainc and scipy.special.gammainc; gamma/beta/dirichlet/student-t rsample vs
@@ -172,6 +173,7 @@ def main(argv=None):
     ap.add_argument("--device", default=None, help="cpu, cuda or both (default: cpu, plus cuda if present)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/performance.md (section speed)")
     args = ap.parse_args(argv)
 
     import torch
@@ -234,6 +236,11 @@ def main(argv=None):
     print("\n".join(lines))
     if args.json:
         C.write_json(args.json, results)
+    if args.docs:
+        given = sys.argv[1:] if argv is None else argv
+        cmd = " ".join(["python bench/speed.py"] + [a for a in given if a != "--docs"])
+        print("wrote", C.write_doc_section("performance.md", "speed", "\n".join(lines), command=cmd,
+                                           device="cuda" if "cuda" in devices else "cpu"), file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,7 @@ E_q[-log p(z)] w.r.t. phi, and time per gradient, for implicit reparameterizatio
 
     python bench/variance.py                       # table on stdout, PNG in bench/out/variance.png
     python bench/variance.py --samples 1000 --json variance.json
+    python bench/variance.py --docs                # also rewrite its section of docs/variance.md
 
 Problems (section 6.1):
 * Dirichlet: p = Dirichlet(alpha_1..alpha_100), the posterior after 100 Categorical observations under a
@@ -357,7 +358,7 @@ def report(res):
         for i, phi in enumerate(r["phis"]):
             rows.append([f"{phi:g}"] + [C.sci(r["variance"][n][i], 2) for n in names])
         rows.append(["time/grad (s)"] + [C.sci(r["time_per_gradient"][n], 2) for n in names])
-        rows.append(["max |bias| (s.e.)"] + [f"{max(abs(v) for v in r['mean_error'][n]):.1f}" for n in names])
+        rows.append(["max abs bias (s.e.)"] + [f"{max(abs(v) for v in r['mean_error'][n]):.1f}" for n in names])
         lines += ["", f"### {title}: gradient variance", "", C.markdown_table(["phi"] + names, rows)]
         imp = r["variance"]["implicit (gradkern)"]
         imp_se = r["variance_se"]["implicit (gradkern)"]
@@ -428,14 +429,20 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--png", default=os.path.join(C.OUT_DIR, "variance.png"))
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/variance.md (section variance)")
     args = ap.parse_args(argv)
     C.limit_threads_env(args.threads)
     res = run(args)
-    print(report(res))
+    text = report(res)
+    print(text)
     plot(res, args.png)
     print(f"\nplot: {os.path.relpath(args.png)}")
     if args.json:
         C.write_json(args.json, res)
+    if args.docs:
+        given = sys.argv[1:] if argv is None else argv
+        cmd = " ".join(["python bench/variance.py"] + [a for a in given if a != "--docs"])
+        print("wrote", C.write_doc_section("variance.md", "variance", text, command=cmd), file=sys.stderr)
     return 0
 
 
