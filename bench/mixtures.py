@@ -1,11 +1,13 @@
 """Gaussian mixtures: variance of the pathwise logit gradient (paper Fig. 1b, 1c), speed and peak memory
 side by side with Pyro, scaling in K and D.
 
-    python bench/mixtures.py [--threads 1] [--quick] [--no-pyro]
+    python bench/mixtures.py [--threads 1] [--quick] [--no-pyro] [--speed-only | --k-scaling-only] [--docs]
 
 Writes bench/out/mixtures_fig1b.png, bench/out/mixtures_fig1c.png, bench/out/mixtures.md (the tables)
-and bench/out/mixtures.json. Correctness is checked before timing: on the timed problem the gradients of
-both libraries are compared (eq. 12 parts must agree to rounding).
+and bench/out/mixtures.json; --docs also rewrites the sections of docs/mixtures.md that the run
+measured (mixtures_fig1b, mixtures_fig1c, mixtures_speed, mixtures_scaling, mixtures_k_scaling).
+Correctness is checked before timing: on the timed problem the gradients of both libraries are compared
+(eq. 12 parts must agree to rounding).
 
 Setups follow the paper's supplementary E.1: f(z) = |z|^2; for Fig. 1b K = 10, means drawn on the sphere
 of radius 2, scales from a narrow distribution around 1 (little overlap), zero means for the
@@ -28,16 +30,16 @@ import time
 
 import _common as C
 
-FAMILIES = ["shared_cov", "diag_normals", "gsm", "discrete_gsm"]
+FAMILIES = ["shared_cov", "diag_normals", "gaussian_scale", "discrete_gaussian_scale"]
 # (family, velocity field): every estimator the tables compare; velocity None where a family has one.
-VARIANTS = [("shared_cov", None), ("diag_normals", "reference"), ("diag_normals", "pairwise"), ("gsm", None),
-            ("discrete_gsm", None)]
+VARIANTS = [("shared_cov", None), ("diag_normals", "reference"), ("diag_normals", "pairwise"), ("gaussian_scale", None),
+            ("discrete_gaussian_scale", None)]
 PYRO_NAMES = {"shared_cov": "MixtureOfDiagNormalsSharedCovariance", "diag_normals": "MixtureOfDiagNormals",
-              "gsm": "GaussianScaleMixture"}
+              "gaussian_scale": "GaussianScaleMixture"}
 LABELS = {("shared_cov", None): "DiagNormalsSharedCovariance (eq. 15)",
           ("diag_normals", "reference"): "DiagNormals, reference (eqs. 49-51, O(KD))",
           ("diag_normals", "pairwise"): "DiagNormals, pairwise (eqs. 49-50 + 15, O(K^2 D))",
-          ("gsm", None): "ZeroMeanGSM (eq. 40)", ("discrete_gsm", None): "GSM (eq. 54)"}
+          ("gaussian_scale", None): "ZeroMeanGSM (eq. 40)", ("discrete_gaussian_scale", None): "GSM (eq. 54)"}
 
 
 def key(family, vel):
@@ -47,7 +49,7 @@ def key(family, vel):
 def make_params(torch, family, K, D, gen, dtype, radius=2.0, jitter=0.1, sigma=None, circle=False):
     # Logits first: families that share them then share them exactly for the same generator seed.
     p = {"component_logits": 0.3 * torch.randn(K, generator=gen, dtype=dtype)}
-    if family != "gsm":
+    if family != "gaussian_scale":
         if circle:
             ang = torch.arange(K, dtype=dtype) * (2 * math.pi / K)
             p["locs"] = torch.stack([torch.cos(ang), torch.sin(ang)], -1)
@@ -57,7 +59,7 @@ def make_params(torch, family, K, D, gen, dtype, radius=2.0, jitter=0.1, sigma=N
     shape = (K, D) if family == "diag_normals" else (D,)
     base = 1.0 if sigma is None else sigma
     p["coord_scale"] = base * (1 + jitter * (2 * torch.rand(shape, generator=gen, dtype=dtype) - 1))
-    if family in ("gsm", "discrete_gsm"):
+    if family in ("gaussian_scale", "discrete_gaussian_scale"):
         p["component_scale"] = 1 + jitter * (2 * torch.rand(K, generator=gen, dtype=dtype) - 1)
     return p
 
@@ -131,10 +133,10 @@ def build(torch, lib, family, K, D, dtype=None, vel=None):
         import pyro.distributions as pd
         cls = getattr(pd, PYRO_NAMES[family])
     else:
-        import gradkern.distributions_mixtures as gm
+        import gradkern.distributions as gm
         cls = getattr(gm, {"shared_cov": "MixtureOfDiagNormalsSharedCovariance",
-                           "diag_normals": "MixtureOfDiagNormals", "gsm": "GaussianScaleMixture",
-                           "discrete_gsm": "DiscreteGaussianScaleMixture"}[family])
+                           "diag_normals": "MixtureOfDiagNormals", "gaussian_scale": "GaussianScaleMixture",
+                           "discrete_gaussian_scale": "DiscreteGaussianScaleMixture"}[family])
         if vel is not None:
             return p, (lambda: cls(**p, velocity=vel))
     return p, (lambda: cls(**p))
@@ -233,7 +235,7 @@ def check_agreement(torch, family, K, D, n):
                                                           *[p[k][None] for k in names])
     ours = {k: v[0] for k, v in zip(names, ours)}
     pis = torch.softmax(p["component_logits"], -1)
-    if family == "gsm":
+    if family == "gaussian_scale":
         coeffs = pd.GaussianScaleMixture(p["coord_scale"], p["component_logits"], p["component_scale"]).coeffs
         r = _GSMSample.backward(types.SimpleNamespace(saved_tensors=(
             z, p["coord_scale"], p["component_logits"], p["component_scale"], pis, coeffs)), g)
@@ -276,10 +278,19 @@ def k_scaling_diag(torch, args, md, report, tqdm):
            "constant for O(K) growth, proportional to K for O(K^2))", ""]
     md += C.markdown_table(["velocity", "K", "median ms", "range ms", "per-K time vs K=10"], rows).splitlines()
     text = "\n".join(md) + "\n"
+    if args.docs:
+        write_docs({"mixtures_k_scaling": md[2:]})
     with open(os.path.join(C.OUT_DIR, "mixtures_k_scaling.md"), "w") as f:
         f.write(text)
     C.write_json(os.path.join(C.OUT_DIR, "mixtures_k_scaling.json"), report)
     print(text)
+
+
+def write_docs(sections):
+    """Each {name: markdown lines} into its section of docs/mixtures.md, with the command that made it."""
+    cmd = " ".join(["python bench/mixtures.py"] + [a for a in sys.argv[1:] if a != "--docs"])
+    for name, lines in sections.items():
+        print("wrote", C.write_doc_section("mixtures.md", name, "\n".join(lines), command=cmd), file=sys.stderr)
 
 
 def main():
@@ -291,6 +302,7 @@ def main():
                     help="only the speed/memory table at K = 10, D = 50 (skips Fig. 1b/1c and the scaling runs)")
     ap.add_argument("--k-scaling-only", action="store_true",
                     help="only the K sweep of the two MixtureOfDiagNormals fields (D = 50), repeated 3 times")
+    ap.add_argument("--docs", action="store_true", help="write the tables into docs/mixtures.md")
     args = ap.parse_args()
     C.limit_threads_env(args.threads)
     import torch
@@ -311,6 +323,7 @@ def main():
     machine = C.machine_description()
     report = {"machine": machine, "threads": threads}
     md = [f"Machine: {machine}; torch threads: {threads}.", ""]
+    sections = {}  # docs/mixtures.md section -> (first, last) line of md
 
     if args.k_scaling_only:
         k_scaling_diag(torch, args, md, report, tqdm)
@@ -320,13 +333,16 @@ def main():
         # Fig. 1b
         dims, n1b, r1b = fig1b(torch, gk_mix, args, tqdm)
         report["fig1b"] = {"dims": dims, "n": n1b, "ratio": r1b}
+        first = len(md)
         md += [f"### Fig. 1b: Var(score function) / Var(pathwise), logit gradient, K = 10, f = |z|^2 ({n1b} samples)",
                ""]
         md += C.markdown_table(["family"] + [f"D={d}" for d in dims],
                                [[LABELS[v]] + [f"{x:.3g}" for x in r1b[key(*v)]] for v in VARIANTS]).splitlines()
+        sections["mixtures_fig1b"] = (first, len(md))
         # Fig. 1c
         sigmas, n1c, K1c, r1c = fig1c(torch, gk_mix, args, tqdm)
         report["fig1c"] = {"sigma": sigmas, "n": n1c, "K": K1c, "ratio": r1c}
+        first = len(md) + 1
         md += ["", f"### Fig. 1c: D = 2, K = {K1c} means on the unit circle, covariance sigma^2 I ({n1c} samples)", ""]
         md += C.markdown_table(
             ["sigma", "Var(SF)/Var(shared-cov eq. 15)", "Var(SF)/Var(diag pairwise)", "Var(SF)/Var(diag reference)",
@@ -335,6 +351,7 @@ def main():
              for s, a, b, c, d, e in zip(sigmas, r1c["shared_cov"], r1c["diag_normals_pairwise"],
                                          r1c["diag_normals_reference"], r1c["pairwise_vs_shared"],
                                          r1c["pairwise_vs_reference"])]).splitlines()
+        sections["mixtures_fig1c"] = (first, len(md))
 
         try:
             import matplotlib
@@ -387,12 +404,14 @@ def main():
         speed[key(family, vel)] = entry
         rows.append(row)
     report["speed"] = {"K": K, "D": D, "n": n, "dtype": "float32", "results": speed}
+    first = len(md) + 1
     md += ["", f"### rsample + backward, K = {K}, D = {D}, {n} samples, float32, CPU ({threads} thread(s)); "
            "time: median of {0} runs with f = |z|^2; peak = RSS growth of one step in a fresh process, median "
            "of 3, backpropagating a preallocated upstream gradient (in parentheses: through the loss "
            "(z ** 2).sum(), whose own backward temporaries are the same in both libraries)".format(repeats), ""]
     md += C.markdown_table(["family", "gradkern ms", "gradkern peak MiB", "Pyro ms", "Pyro peak MiB", "speed-up",
                             "memory ratio", "eq. 12 grads max rel diff"], rows).splitlines()
+    sections["mixtures_speed"] = (first, len(md))
 
     if args.speed_only:
         Ks, Ds = [], []
@@ -413,8 +432,10 @@ def main():
             scale_rows.append([LABELS[(family, vel)], k, d, f"{t * 1e3:.1f}", "-" if tp != tp else f"{tp * 1e3:.1f}"])
     if scale_rows:
         report["scaling"] = scale_rows
+        first = len(md) + 1
         md += ["", f"### Scaling: rsample + backward of {n} samples, float32, ms", ""]
         md += C.markdown_table(["family", "K", "D", "gradkern ms", "Pyro ms"], scale_rows).splitlines()
+        sections["mixtures_scaling"] = (first, len(md))
 
     text = "\n".join(md) + "\n"
     stem = "mixtures_speed" if args.speed_only else "mixtures"
@@ -422,6 +443,8 @@ def main():
         f.write(text)
     C.write_json(os.path.join(C.OUT_DIR, stem + ".json"), report)
     print(text)
+    if args.docs:
+        write_docs({name: md[a:b] for name, (a, b) in sections.items()})
 
 
 if __name__ == "__main__":

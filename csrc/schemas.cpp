@@ -31,7 +31,7 @@ TORCH_LIBRARY(gradkern, m) {
   // so that concentrations down to 1e-6 do not underflow to log(0).
   m.def("log_standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor");
 
-  // --- von Mises (csrc/core/vonmises.h) ----------------------------------------------------------
+  // --- von Mises (csrc/core/vonmises_cdf.h, vonmises_sampler.h) ----------------------------------------------------------
   // CDF of vonMises(0, kappa), eq. 14, wrapped so that F(x + 2 pi k) = F(x) + k.
   m.def("vonmises_cdf(Tensor x, Tensor concentration) -> Tensor");
   // dF/dkappa at fixed x (forward-mode through the series / large-kappa expansion).
@@ -59,13 +59,13 @@ TORCH_LIBRARY(gradkern, m) {
         "Tensor component_logits, str velocity=\"reference\") -> Tensor");
   m.def("mixture_diag_normals_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
         "Tensor component_logits, str velocity=\"reference\") -> (Tensor, Tensor, Tensor)");
-  m.def("mixture_gsm_rsample(Tensor noise, Tensor component, Tensor coord_scale, Tensor component_logits, "
+  m.def("mixture_gaussian_scale_rsample(Tensor noise, Tensor component, Tensor coord_scale, Tensor component_logits, "
         "Tensor component_scale) -> Tensor");
-  m.def("mixture_gsm_backward(Tensor grad, Tensor z, Tensor coord_scale, Tensor component_logits, "
+  m.def("mixture_gaussian_scale_backward(Tensor grad, Tensor z, Tensor coord_scale, Tensor component_logits, "
         "Tensor component_scale) -> (Tensor, Tensor, Tensor)");
-  m.def("mixture_discrete_gsm_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
+  m.def("mixture_discrete_gaussian_scale_rsample(Tensor noise, Tensor component, Tensor locs, Tensor coord_scale, "
         "Tensor component_logits, Tensor component_scale) -> Tensor");
-  m.def("mixture_discrete_gsm_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
+  m.def("mixture_discrete_gaussian_scale_backward(Tensor grad, Tensor z, Tensor locs, Tensor coord_scale, "
         "Tensor component_logits, Tensor component_scale) -> (Tensor, Tensor, Tensor, Tensor)");
   // --- end Gaussian mixtures ---
 

@@ -1,4 +1,5 @@
 """Small helpers shared by the Python wrappers."""
+import math
 from numbers import Number
 
 import torch
@@ -69,3 +70,9 @@ def not_differentiable(op):
             f"gradkern.{op} is not differentiable (it is itself a derivative or a sampler's noise); "
             "detach its inputs or open an issue if you need higher-order gradients")
     return backward
+
+
+def log_gamma_density(a, x):
+    """log q(x) of the Gamma(a, 1) density, ``a`` a tensor or a number; xlogy keeps x = 0, a = 1 exact."""
+    lgamma_a = math.lgamma(a) if isinstance(a, Number) else torch.lgamma(a)
+    return torch.special.xlogy(a - 1, x) - x - lgamma_a

@@ -41,7 +41,7 @@ from numbers import Number
 
 import torch
 
-from ._utils import as_float_tensor, check_same, not_differentiable
+from ._utils import as_float_tensor, check_same, log_gamma_density, not_differentiable
 
 _ops = torch.ops.gradkern
 
@@ -97,11 +97,6 @@ def _validate_positive(fn, name, value, validate_args):
 
 
 # --- chi-square quantile reflection ----------------------------------------------------------------
-def _log_gamma_density(a, x):
-    # log q(x) for Gamma(a, 1); xlogy keeps a = 1 (k = 3) exact at x = 0.
-    return torch.special.xlogy(a - 1, x) - x - math.lgamma(a)
-
-
 # The reflection is one fixed smooth monotone map per df, v(u) = log S_a as a function of u = log S:
 # the op antithetic_reflection_table tabulates it (exact values and derivatives from the direct path,
 # cubic Hermite, the chi2 quantiles 1e-7 .. 1 - 1e-7 of S; csrc/core/antithetic.h) and the reflection
@@ -383,7 +378,7 @@ def _chi2_reflect_backward(ctx, grad):
     # over- or underflows on its own account.
     s, s_a = ctx.saved_tensors
     a = 0.5 * ctx.df
-    ratio = torch.exp(_log_gamma_density(a, s / 2) - _log_gamma_density(a, s_a / 2))
+    ratio = torch.exp(log_gamma_density(a, s / 2) - log_gamma_density(a, s_a / 2))
     return -grad * ratio, None, None, None, None, None
 
 

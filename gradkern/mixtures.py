@@ -32,8 +32,8 @@ _ops = torch.ops.gradkern
 FAMILIES = {
     "shared_cov": ("mixture_shared_cov", ("locs", "coord_scale", "component_logits")),
     "diag_normals": ("mixture_diag_normals", ("locs", "coord_scale", "component_logits")),
-    "gsm": ("mixture_gsm", ("coord_scale", "component_logits", "component_scale")),
-    "discrete_gsm": ("mixture_discrete_gsm", ("locs", "coord_scale", "component_logits", "component_scale")),
+    "gaussian_scale": ("mixture_gaussian_scale", ("coord_scale", "component_logits", "component_scale")),
+    "discrete_gaussian_scale": ("mixture_discrete_gaussian_scale", ("locs", "coord_scale", "component_logits", "component_scale")),
 }
 
 # The logit velocity fields a family's ops accept through their `velocity` argument (default first);
@@ -83,7 +83,7 @@ def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.S
     r"""Reparameterised samples of a Gaussian mixture with transport-equation gradients.
 
     Args:
-        family (str): one of ``"shared_cov"``, ``"diag_normals"``, ``"gsm"``, ``"discrete_gsm"``.
+        family (str): one of ``"shared_cov"``, ``"diag_normals"``, ``"gaussian_scale"``, ``"discrete_gaussian_scale"``.
         params (dict): the family's parameters (see :data:`FAMILIES`), each broadcastable to the batch
             shape: ``locs (*batch, K, D)``, ``coord_scale (*batch, D)`` (``(*batch, K, D)`` for
             ``diag_normals``), ``component_logits (*batch, K)``, ``component_scale (*batch, K)``.

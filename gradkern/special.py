@@ -6,16 +6,11 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 """
 import torch
 
-from ._utils import as_tensor_pair, broadcast_fake, not_differentiable, sum_to_shape
+from ._utils import as_tensor_pair, broadcast_fake, log_gamma_density, not_differentiable, sum_to_shape
 
 __all__ = ["gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad"]
 
 _ops = torch.ops.gradkern
-
-
-def _log_gamma_density(a, x):
-    # log q(x) for Gamma(a, 1): (a - 1) log x - x - lgamma(a); xlogy makes x = 0, a = 1 exact.
-    return torch.special.xlogy(a - 1, x) - x - torch.lgamma(a)
 
 
 # --- fake kernels ------------------------------------------------------------------------------
@@ -37,7 +32,7 @@ def _gammainc_backward(sign):
             grad_a = sum_to_shape(sign * grad * _ops.gammainc_grad_a(a, x), a.shape)
         if ctx.needs_input_grad[1]:
             # dP/dx is the Gamma(a, 1) density.
-            grad_x = sum_to_shape(sign * grad * torch.exp(_log_gamma_density(a, x)), x.shape)
+            grad_x = sum_to_shape(sign * grad * torch.exp(log_gamma_density(a, x)), x.shape)
         return grad_a, grad_x
     return backward
 
@@ -50,7 +45,7 @@ def _gammaincinv_backward(ctx, grad):
         grad_a = sum_to_shape(grad * _ops.standard_gamma_grad(a, x), a.shape)
     if ctx.needs_input_grad[1]:
         # dx/dp = 1 / q(x), formed in log space.
-        grad_p = sum_to_shape(grad * torch.exp(-_log_gamma_density(a, x)), p.shape)
+        grad_p = sum_to_shape(grad * torch.exp(-log_gamma_density(a, x)), p.shape)
     return grad_a, grad_p
 
 

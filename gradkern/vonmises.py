@@ -1,6 +1,6 @@
 """von Mises distribution: CDF, implicit reparameterization gradient and a fused sampler.
 
-Kernels: csrc/core/vonmises.h (CDF series of eq. 14 with backward Bessel-ratio recursion, a large-kappa
+Kernels: csrc/core/vonmises_cdf.h, vonmises_sampler.h (CDF series of eq. 14 with backward Bessel-ratio recursion, a large-kappa
 expansion, forward-mode dF/dkappa, Best-Fisher sampler), csrc/cpu/ and csrc/cuda/ (loops).
 """
 import math

@@ -13,7 +13,8 @@ import math
 import torch
 
 from gradkern import special
-from gradkern.antithetic import _hawkins_wixley_reflect, _log_gamma_density
+from gradkern._utils import log_gamma_density as _log_gamma_density
+from gradkern.antithetic import _hawkins_wixley_reflect
 
 def gamma_reflect(a, x):
     r"""x_a with P(a, x_a) = Q(a, x), i.e. the Gamma(a, 1) quantile reflection; no autograd.

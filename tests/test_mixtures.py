@@ -20,7 +20,7 @@ FAMILY_NAMES = list(M.FAMILIES)
 CASES = [(f, v) for f in FAMILY_NAMES for v in M.VELOCITIES.get(f, (None,))]
 CASE_IDS = [f if v is None else f"{f}-{v}" for f, v in CASES]
 CLASSES = {"shared_cov": MixtureOfDiagNormalsSharedCovariance, "diag_normals": MixtureOfDiagNormals,
-           "gsm": GaussianScaleMixture, "discrete_gsm": DiscreteGaussianScaleMixture}
+           "gaussian_scale": GaussianScaleMixture, "discrete_gaussian_scale": DiscreteGaussianScaleMixture}
 
 try:
     import pyro.distributions  # noqa: F401
@@ -35,12 +35,12 @@ def make_params(family, K, D, seed=0, dtype=torch.float64, device="cpu", batch=(
     """Random parameters in the family's own (unflattened) layout."""
     g = torch.Generator().manual_seed(seed)
     p = {}
-    if family != "gsm":
+    if family != "gaussian_scale":
         p["locs"] = spread * torch.randn(batch + (K, D), generator=g, dtype=dtype)
     shape = batch + ((K, D) if family == "diag_normals" else (D,))
     p["coord_scale"] = scale * (0.5 + torch.rand(shape, generator=g, dtype=dtype))
     p["component_logits"] = 0.5 * torch.randn(batch + (K,), generator=g, dtype=dtype)
-    if family in ("gsm", "discrete_gsm"):
+    if family in ("gaussian_scale", "discrete_gaussian_scale"):
         p["component_scale"] = 0.5 + torch.rand(batch + (K,), generator=g, dtype=dtype)
     return {k: v.to(device) for k, v in p.items()}
 
@@ -215,7 +215,7 @@ def test_family_reductions():
     torch.testing.assert_close(diag[0], ref[0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(diag[1].sum(1), ref[1], rtol=1e-12, atol=1e-14)
     lam = torch.full((1, 4), 0.7, dtype=torch.float64)
-    dgsm = backward_op("discrete_gsm")(g, z, p["locs"][None], (p["coord_scale"] / 0.7)[None],
+    dgsm = backward_op("discrete_gaussian_scale")(g, z, p["locs"][None], (p["coord_scale"] / 0.7)[None],
                                        p["component_logits"][None], lam)
     torch.testing.assert_close(dgsm[2], ref[2], rtol=1e-12, atol=1e-14)
 
@@ -260,7 +260,7 @@ def _pyro_grads(family, p, z, g):
     from pyro.distributions.diag_normal_mixture_shared_cov import _MixDiagNormalSharedCovarianceSample
     from pyro.distributions.gaussian_scale_mixture import _GSMSample
     pis = torch.softmax(p["component_logits"], -1)
-    if family == "gsm":
+    if family == "gaussian_scale":
         coeffs = pd.GaussianScaleMixture(p["coord_scale"], p["component_logits"], p["component_scale"]).coeffs
         ctx = types.SimpleNamespace(saved_tensors=(z, p["coord_scale"], p["component_logits"],
                                                    p["component_scale"], pis, coeffs))
@@ -280,7 +280,7 @@ def _ours(family, p, z, g, vel=None):
 
 
 @needs_pyro
-@pytest.mark.parametrize("family,collinear", [("shared_cov", True), ("shared_cov", False), ("gsm", False),
+@pytest.mark.parametrize("family,collinear", [("shared_cov", True), ("shared_cov", False), ("gaussian_scale", False),
                                               ("diag_normals", False), ("diag_normals", True)])
 def test_agrees_with_pyro(family, collinear):
     K, D = 3, 4
@@ -298,7 +298,7 @@ def test_agrees_with_pyro(family, collinear):
     vel = "pairwise" if family == "diag_normals" else None
     ours, theirs = _ours(family, p, z, g, vel), _pyro_grads(family, p, z, g)
     for name in ours:
-        if name == "component_logits" and family != "gsm" and not collinear:
+        if name == "component_logits" and family != "gaussian_scale" and not collinear:
             # Pyro's eq. 15 uses the perpendicular distance of z itself, not of z - mu_j, so its logit
             # field fails the transport equation unless the whitened means are collinear with the
             # origin (checked by test_transport_equation for ours); only eq. 12 is compared here.
@@ -319,7 +319,7 @@ def test_high_dimension_float32_finite(family, vel):
     for name, v in p.items():
         assert bool(torch.isfinite(v.grad).all()), f"{family} ({vel}): non-finite gradient for {name}"
     assert p["component_logits"].grad.abs().sum() > 0
-    if HAVE_PYRO and family in ("diag_normals", "gsm") and vel != "reference":
+    if HAVE_PYRO and family in ("diag_normals", "gaussian_scale") and vel != "reference":
         pd = {k: v.detach() for k, v in p.items()}
         zz = z.detach()
         theirs = _pyro_grads(family, pd, zz, -torch.sin(zz))
@@ -372,7 +372,7 @@ def _compiled_vs_eager(family, rsample, vel=()):
 
 
 def test_torch_compile_fullgraph():
-    _compiled_vs_eager("discrete_gsm", OPS.mixture_discrete_gsm_rsample)
+    _compiled_vs_eager("discrete_gaussian_scale", OPS.mixture_discrete_gaussian_scale_rsample)
 
 
 @pytest.mark.parametrize("vel", ["reference", "pairwise"])
@@ -443,7 +443,7 @@ def test_distribution_shapes_and_moments(family):
 
 
 def test_generator_reproducible():
-    d = DiscreteGaussianScaleMixture(**make_params("discrete_gsm", 4, 3, seed=15))
+    d = DiscreteGaussianScaleMixture(**make_params("discrete_gaussian_scale", 4, 3, seed=15))
     a = d.rsample((10,), generator=torch.Generator().manual_seed(1))
     b = d.rsample((10,), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -18,7 +18,7 @@
 #pragma once
 
 #include "common.h"
-#include "copula.h"  // std_normal_icdf
+#include "normal.h"
 #include "igamma.h"
 
 namespace gradkern {
@@ -35,14 +35,6 @@ struct ReflectTable {
   double u_lo, u_hi, inv_h;  // inv_h = n_int / (u_hi - u_lo)
 };
 
-namespace detail {
-
-// log q(x) for Gamma(a, 1) given lgamma(a); a = 1 (k = 3) keeps the x = 0 value finite like xlogy.
-GK_HD double log_gamma_density(double a, double lgamma_a, double x) {
-  return (a == 1.0 ? 0.0 : (a - 1.0) * gk_log(x)) - x - lgamma_a;
-}
-
-}  // namespace detail
 
 // Mirrors gradkern.antithetic._gamma_reflect in float64: x_a = gammaincinv(a, Q(a, x)); where
 // Q(a, x) > 1 - 2^-6 (x below the median, x_a in the far upper tail) the target p = P(a, x) = 1 - Q has
@@ -63,7 +55,7 @@ GK_HD double gamma_reflect_direct(double a, double lgamma_a, double x) {
   for (int i = 0; i < 12; ++i) {  // quadratic convergence from either start; 12 is a safe cap
     const double log_q = gk_log(gammainc_q(a, y));
     // d log Q / dx = -q(x) / Q(x): the Newton step is (log Q - log p) Q / q(x), formed in log space.
-    const double step = (log_q - log_p) * gk_exp(log_q - detail::log_gamma_density(a, lgamma_a, y));
+    const double step = (log_q - log_p) * gk_exp(log_q - log_gamma_density(a, lgamma_a, y));
     double y_new = gk_min(gk_max(y + step, 0.5 * y), 2.0 * y);  // guards the first steps from a far start
     if (!gk_isfinite(y_new)) y_new = (log_q == -infinity<double>()) ? 0.75 * y : y;  // Q underflowed
     const bool done = gk_fabs(y_new - y) <= 1e-15 * y;
@@ -84,7 +76,7 @@ GK_HD double gamma_reflect_tabulated(double a, double lgamma_a, double x, const 
   const double s = t - jf;
   const double* c = tab.coef + 4 * static_cast<int64_t>(jf);
   const double v = c[0] + s * (c[1] + s * (c[2] + s * c[3]));
-  double xa = gk_exp(v - 0.69314718055994530942);  // S_a / 2
+  double xa = gk_exp(v - consts<double>::ln2);  // S_a / 2
   if (!polish) return xa;
   // Q(a, x) and P(a, x_a) in closed form where there is one without cancellation (k = 2: a = 1/2,
   // P = erf(sqrt x), Q = erfc(sqrt x); k = 3: a = 1, P = -expm1(-x), Q = exp(-x); k = 4: a = 3/2,
@@ -99,7 +91,7 @@ GK_HD double gamma_reflect_tabulated(double a, double lgamma_a, double x, const 
     q = gk_exp(-x);
     p_xa = -gk_expm1(-xa);
   } else if (a == 1.5) {
-    const double two_over_sqrt_pi = 1.12837916709551257390;
+    const double two_over_sqrt_pi = 2.0 / consts<double>::sqrt_pi;
     const double rx = gk_sqrt(x);
     q = gk_erfc(rx) + two_over_sqrt_pi * rx * gk_exp(-x);
     if (q > 0.25) {
@@ -113,7 +105,7 @@ GK_HD double gamma_reflect_tabulated(double a, double lgamma_a, double x, const 
     p_xa = gammainc_p(a, xa);
   }
   if (q > 1.0 - 0.015625) return gamma_reflect_direct(a, lgamma_a, x);
-  return xa - (p_xa - q) * gk_exp(-detail::log_gamma_density(a, lgamma_a, xa));
+  return xa - (p_xa - q) * gk_exp(-log_gamma_density(a, lgamma_a, xa));
 }
 
 // Hawkins-Wixley: (S/d)^(1/4) ~ N(m, .) approximately; reflect the fourth root about m (the 2019
@@ -156,8 +148,8 @@ GK_HD void reflection_table_fill(double a, double lgamma_a, double u_lo, double 
     const double x = 0.5 * gk_exp(u);
     const double xa = gamma_reflect_direct(a, lgamma_a, x);
     const double v = gk_log(2.0 * xa);
-    const double m = -h * gk_exp(detail::log_gamma_density(a, lgamma_a, x) -
-                                 detail::log_gamma_density(a, lgamma_a, xa) + u - v);
+    const double m = -h * gk_exp(log_gamma_density(a, lgamma_a, x) -
+                                 log_gamma_density(a, lgamma_a, xa) + u - v);
     if (j > begin) {
       double* c = coef + 4 * (j - 1);
       c[0] = v_prev;

@@ -86,6 +86,7 @@ template <typename T> GK_HD_FORCE T from_bits(typename ieee<T>::U u) {
 
 template <typename T> GK_HD T quiet_nan() { return T(NAN); }
 template <typename T> GK_HD T infinity() { return T(INFINITY); }
+template <typename T> GK_HD T neg_inf() { return -T(INFINITY); }
 
 template <typename T> struct consts {
   static constexpr T pi = T(3.14159265358979323846264338327950288);
@@ -94,6 +95,9 @@ template <typename T> struct consts {
   static constexpr T sqrt_2pi = T(2.50662827463100050241576528481104525);
   static constexpr T log_sqrt_2pi = T(0.918938533204672741780329736405617640);
   static constexpr T sqrt2 = T(1.41421356237309504880168872420969808);
+  static constexpr T inv_sqrt2 = T(0.707106781186547524400844362104849039);
+  static constexpr T inv_two_pi = T(0.159154943091895335768883763372514362);
+  static constexpr T ln2 = T(0.693147180559945309417232121458176568);
   static constexpr T euler_gamma = T(0.577215664901532860606512090082402431);
 };
 

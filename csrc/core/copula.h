@@ -1,8 +1,6 @@
 // gradkern numerical core: antithetic copulas for multi-sample Bernoulli gradients (ARMS,
 // Dimitriev & Zhou 2021, "ARMS: Antithetic-REINFORCE-Multi-Sample Gradient for Binary Variables").
 //
-// std_normal_cdf(x), std_normal_ccdf(x)   Phi(x) and 1 - Phi(x), each without cancellation in its tail.
-// std_normal_icdf(p)                      Phi^-1(p) (A&S 26.2.23 start, Halley polish on Phi).
 // bvn_cdf(h, k, r)                        P(X < h, Y < k) for a standard bivariate normal with
 //                                         correlation r (Drezner-Wesolowsky / Genz integrals, 20-point
 //                                         Gauss-Legendre; absolute error ~1e-16 in double).
@@ -21,6 +19,7 @@
 #pragma once
 
 #include "common.h"
+#include "normal.h"
 
 namespace gradkern {
 namespace core {
@@ -48,41 +47,7 @@ GK_HD T gauss_legendre20(T a, T b, const F& f) {
   return s * hw;
 }
 
-template <typename T> struct inv_sqrt2 { static constexpr T value = T(0.707106781186547524400844362104849039); };
-template <typename T> struct inv_two_pi { static constexpr T value = T(0.159154943091895335768883763372514362); };
-
 }  // namespace detail
-
-// Phi(x) = erfc(-x / sqrt 2) / 2: erfc keeps full relative accuracy in the lower tail, where
-// 1 - erfc(...) / 2 would cancel. Phi(+-inf) = 1, 0; NaN propagates.
-template <typename T> GK_HD T std_normal_cdf(T x) { return T(0.5) * gk_erfc(-x * detail::inv_sqrt2<T>::value); }
-// 1 - Phi(x) = Phi(-x), accurate in the upper tail.
-template <typename T> GK_HD T std_normal_ccdf(T x) { return T(0.5) * gk_erfc(x * detail::inv_sqrt2<T>::value); }
-
-// Phi^-1(p). Start from Abramowitz & Stegun 26.2.23 (|error| < 4.5e-4 on the lower half), then Halley
-// steps on Phi(x) - q, which converge cubically: two steps reach double precision, the cap is 6.
-// Works on the lower half q = min(p, 1 - p) (1 - p is exact for p >= 1/2), so both tails keep full
-// relative accuracy; the sign is restored at the end.
-template <typename T> GK_HD T std_normal_icdf(T p) {
-  if (!(p >= T(0) && p <= T(1))) return quiet_nan<T>();
-  if (p == T(0)) return -infinity<T>();
-  if (p == T(1)) return infinity<T>();
-  const bool upper = p > T(0.5);
-  const T q = upper ? T(1) - p : p;
-  const T t = gk_sqrt(T(-2) * gk_log(q));
-  T x = -(t - (T(2.515517) + t * (T(0.802853) + t * T(0.010328))) /
-                  (T(1) + t * (T(1.432788) + t * (T(0.189269) + t * T(0.001308)))));
-  for (int i = 0; i < 6; ++i) {
-    // d = (Phi(x) - q) / phi(x); Halley: x -= d / (1 + x d / 2) (phi'/phi = -x).
-    const T phi = gk_exp(T(-0.5) * x * x) / consts<T>::sqrt_2pi;
-    if (!(phi > T(0))) break;  // deep tail where phi underflows: the A&S start is all we can do
-    const T d = (std_normal_cdf(x) - q) / phi;
-    const T step = d / (T(1) + T(0.5) * x * d);
-    x -= step;
-    if (gk_fabs(step) <= T(4) * num<T>::eps * gk_fabs(x)) break;
-  }
-  return upper ? -x : x;
-}
 
 // Bivariate standard normal CDF P(X < h, Y < k), Corr(X, Y) = r, |r| <= 1 (NaN otherwise).
 //
@@ -104,7 +69,7 @@ template <typename T> GK_HD T bvn_cdf(T h, T k, T r) {
   if (h == -infinity<T>() || k == -infinity<T>()) return T(0);
   if (h == infinity<T>()) return std_normal_cdf(k);
   if (k == infinity<T>()) return std_normal_cdf(h);
-  const T inv2pi = detail::inv_two_pi<T>::value;
+  const T inv2pi = consts<T>::inv_two_pi;
   if (gk_fabs(r) < T(0.925)) {
     // asin(r) through atan2 (common.h has no asin wrapper).
     const T hk = h * k, hs = T(0.5) * (h * h + k * k);
@@ -222,7 +187,7 @@ template <typename T> GK_HD T gaussian_copula_rho(T p, int64_t n) {
     });
   }
   const T log_pref = -c - gk_log(q) - gk_log1p(-q);
-  return -detail::inv_two_pi<T>::value * integral * gk_exp(log_pref);
+  return -consts<T>::inv_two_pi * integral * gk_exp(log_pref);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@
 
 #include "common.h"
 #include "igamma_bulk.h"
+#include "normal.h"
 #include "special.h"
 
 namespace gradkern {
@@ -512,14 +513,6 @@ template <typename T> GK_HD T log_inv_density(T a, T x) {
   return x - a * lx + gk_lgamma(a) + lx;
 }
 
-// Standard normal quantile for p in (0, 0.5], Abramowitz & Stegun 26.2.23 (|error| < 4.5e-4):
-// only used as a starting value.
-template <typename T> GK_HD T normal_quantile_lower(T p) {
-  const T t = gk_sqrt(T(-2) * gk_log(p));
-  return -(t - (T(2.515517) + t * (T(0.802853) + t * T(0.010328))) /
-                   (T(1) + t * (T(1.432788) + t * (T(0.189269) + t * T(0.001308)))));
-}
-
 // Starting value for P(a, x) = p (lower = p <= 1/2; q = 1 - p).
 template <typename T> GK_HD T gammaincinv_start(T a, T p, T q, bool lower) {
   // Small-x series: P ~ x^a / Gamma(a+1) for x << a + 1 (the lower tail, and most of the mass
@@ -534,13 +527,18 @@ template <typename T> GK_HD T gammaincinv_start(T a, T p, T q, bool lower) {
     return x > T(0.5) ? x : T(0.5);
   }
   // Wilson-Hilferty: (x/a)^(1/3) ~ Normal(1 - 1/(9a), 1/(9a)).
-  const T z = lower ? normal_quantile_lower(p) : -normal_quantile_lower(q);
+  const T z = lower ? std_normal_icdf_start(p) : -std_normal_icdf_start(q);
   const T c = T(1) - T(1) / (T(9) * a) + z / (T(3) * gk_sqrt(a));
   if (c > T(0.05)) return a * c * c * c;
   return gk_exp(lxs) > T(0) ? gk_exp(lxs) : num<T>::min_normal;
 }
 
 }  // namespace detail
+
+// log q(x) of the Gamma(a, 1) density given lgamma(a); a = 1 keeps the x = 0 value finite (as xlogy).
+GK_HD double log_gamma_density(double a, double lgamma_a, double x) {
+  return (a == 1.0 ? 0.0 : (a - 1.0) * gk_log(x)) - x - lgamma_a;
+}
 
 // x with P(a, x) = p. p = 0 -> 0, p = 1 -> +inf, p outside [0, 1] / NaN, invalid a -> NaN.
 // Halley iteration on g(u) = log F(e^u) - log F_target, u = log x, F the smaller tail (P for

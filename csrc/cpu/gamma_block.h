@@ -14,11 +14,8 @@
 // result is thrown away. Each result is the scalar core's, bit for bit, whatever the neighbours
 // (tests/test_gamma_accuracy.py checks it against one-element calls, which take the scalar core). That
 // relies on GCC rounding the scalar and the vectorized copies of the core's code the same way (FMA
-// contraction included), which holds for the code as written but is not guaranteed by the language: a
-// rewrite of psi's tail with one division instead of three (special.h) broke it, although that function
-// alone agreed between a scalar and a vectorized loop; its copy inlined into the scalar
-// standard_gamma_grad rounded differently in the last bit for ~0.04% of series elements. The test caught
-// it; the rewrite was not kept.
+// contraction included), which holds for the code as written but is not guaranteed by the language:
+// a change to the core's arithmetic must keep that test passing.
 
 #pragma once
 

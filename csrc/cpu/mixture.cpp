@@ -1,6 +1,6 @@
-// CPU kernels for the Gaussian-mixture ops: the reparameterised forward (shared with CUDA, ATen gather)
-// and the fused transport-equation backward, a plain loop over samples around the per-sample core
-// (csrc/core/mixture.h). Samples are split into one contiguous range per thread; each range sums into
+// CPU kernels for the Gaussian-mixture ops: the reparameterised forward (the row body shared with CUDA,
+// ops/mixture.h) and the fused transport-equation backward, a plain loop over samples around the
+// per-sample core (csrc/core/mixture.h). Samples are split into one contiguous range per thread; each range sums into
 // its own partial accumulators (no atomics, deterministic for a fixed thread count), reduced at the end.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -28,8 +28,8 @@ struct PlainAdd {
 // eq. 15 (one per pair of components; none for MixtureOfDiagNormals' common-reference field), cost two erfc and one exp each, which dominate the backward when
 // evaluated one at a time through libm. Here a chunk of samples first runs the per-sample core with
 // those terms deferred; their erfc and exp arguments are collected (cm::telescoping_visit,
-// cm::pairwise_args, cm::split_ndtr_diff_scaled: the same arguments and branches as
-// cm::ndtr_diff_scaled) into flat buffers, evaluated by ATen's vectorised erfc_/exp_ kernels, and
+// cm::pairwise_args, core::split_ndtr_diff_scaled: the same arguments and branches as
+// core::ndtr_diff_scaled) into flat buffers, evaluated by ATen's vectorised erfc_/exp_ kernels, and
 // combined in the same order as the per-sample core. Terms on the log-space branch (deep tails, huge
 // scales) are evaluated directly. Scratch: O(chunk (K D + K^2)) per thread (K D without pairs), independent of the number
 // of samples.
@@ -43,10 +43,10 @@ struct TermBuffers {
   // Records coef * (Phi(a) - Phi(b)) exp(l_rest) at slot i; returns the value itself when it must be
   // evaluated directly (then the slot stays empty: coef 0).
   T put(int64_t i, T coef_i, T a, T b, T l_rest) {
-    const int k = cm::split_ndtr_diff_scaled(a, b, l_rest, &e1[i], &e2[i]);
+    const int k = core::split_ndtr_diff_scaled(a, b, l_rest, &e1[i], &e2[i]);
     if (k == 0) {
       e1[i] = e2[i] = T(0);
-      return coef_i * cm::ndtr_diff_scaled(a, b, l_rest);
+      return coef_i * core::ndtr_diff_scaled(a, b, l_rest);
     }
     ls[i] = l_rest;
     coef[i] = coef_i;
@@ -127,14 +127,9 @@ void deferred_backward_range(const mx::Batch<T>& bv, const mx::GradBuffers<T>& g
       }
       int64_t q = 0;
       for (int64_t j = 0; pairwise && j < K; ++j) {
-        const T pj = std::exp(p.log_pi[j]);
-        for (int64_t k = j + 1; k < K; ++k, ++q) {
-          // As the per-sample core: U^{kj} = -U^{jk}, weighted by pi_j pi_k.
-          const T v = buf.value(t * per + KD + q) + dir[K + q];
-          const T u = pj * std::exp(p.log_pi[k]) * v;
-          out.logits[j] += u;
-          out.logits[k] -= u;
-        }
+        const T pj = core::gk_exp(p.log_pi[j]);
+        for (int64_t k = j + 1; k < K; ++k, ++q)
+          cm::add_pairwise_logits(p, int(j), int(k), pj, buf.value(t * per + KD + q) + dir[K + q], out, PlainAdd{});
       }
     }
   }
@@ -160,7 +155,7 @@ std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const
       const scalar_t* zp = zc.data_ptr<scalar_t>();
       const scalar_t* gp = gc.data_ptr<scalar_t>();
       // Deferred, batched erfc/exp for the CDF-difference terms (families with means and K >= 2).
-      const bool batch_w = in.family != cm::kScaleMixture && K > 1;
+      const bool batch_w = in.family != cm::kGaussianScale && K > 1;
       at::parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
         for (int64_t part = p0; part < p1; ++part) {
           const int64_t lo = n * part / P, hi = n * (part + 1) / P;
@@ -179,55 +174,24 @@ std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const
   return mx::finish(in, prep, acc);
 }
 
-// The reparameterised forward on the CPU, fused: one pass writes z = mu_k + (c_k lambda_k) * noise
-// for the drawn component k of each sample, so the only (S, B, D) buffer besides the input noise is z
-// itself (the ATen formulation in ops/mixture.h, kept for CUDA, also materialises the gathered scales
-// and locations). Same operations in the same order, so the same values.
+// The reparameterised forward: one pass writes each sample row (ops/mixture.h, Forward<T>::row, the
+// core's sample_row), so the only (S, B, D) buffer besides the input noise is z itself.
 at::Tensor cpu_rsample(const char* op, const mx::Inputs& in, const at::Tensor& noise, const at::Tensor& component) {
-  int64_t B, K, D;
-  std::tie(B, K, D) = mx::check_rsample(op, in, noise, component);
   TORCH_CHECK(noise.is_cpu(), "gradkern.", op, ": expected CPU tensors, got ", noise.device());
-  const int64_t n = noise.size(0) * B;
-  const at::Tensor nc = noise.contiguous(), cc = component.contiguous(), coord = in.coord.contiguous();
-  const at::Tensor locs = mx::has_locs(in.family) ? in.locs.contiguous() : at::Tensor();
-  const at::Tensor lam = mx::has_lam(in.family) ? in.lam.contiguous() : at::Tensor();
-  at::Tensor z = at::empty(nc.sizes(), nc.options());
-  if (n == 0) return z;
-  const int64_t* comp = cc.data_ptr<int64_t>();
+  const mx::ForwardInputs f = mx::prepare_forward(op, in, noise, component);
+  if (f.n == 0) return f.z;
   // Out-of-range components are reported after the loop (no exceptions thrown from worker threads).
   std::atomic<bool> bad{false};
-  const bool per_comp = mx::per_component_scale(in.family);
   AT_DISPATCH_FLOATING_TYPES(in.logits.scalar_type(), "gradkern_mixture_rsample", [&] {
-    const scalar_t* np = nc.data_ptr<scalar_t>();
-    const scalar_t* cp = coord.data_ptr<scalar_t>();
-    const scalar_t* mp = locs.defined() ? locs.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* lp = lam.defined() ? lam.data_ptr<scalar_t>() : nullptr;
-    scalar_t* zp = z.data_ptr<scalar_t>();
-    at::parallel_for(0, n, std::max<int64_t>(1, 32768 / D), [&](int64_t lo, int64_t hi) {
+    const mx::Forward<scalar_t> fw(f);
+    at::parallel_for(0, f.n, std::max<int64_t>(1, 32768 / f.D), [&](int64_t lo, int64_t hi) {
       for (int64_t m = lo; m < hi; ++m) {
-        const int64_t b = m % B, k = comp[m];
-        if (k < 0 || k >= K) {
-          bad = true;
-          continue;
-        }
-        const scalar_t* c = cp + (per_comp ? (b * K + k) * D : b * D);
-        const scalar_t* e = np + m * D;
-        scalar_t* out = zp + m * D;
-        if (lp) {
-          const scalar_t l = lp[b * K + k];
-          for (int64_t i = 0; i < D; ++i) out[i] = (c[i] * l) * e[i];
-        } else {
-          for (int64_t i = 0; i < D; ++i) out[i] = c[i] * e[i];
-        }
-        if (mp) {
-          const scalar_t* mu = mp + (b * K + k) * D;
-          for (int64_t i = 0; i < D; ++i) out[i] = out[i] + mu[i];
-        }
+        if (!fw.row(m)) bad = true;
       }
     });
   });
-  TORCH_CHECK(!bad, "gradkern.", op, ": component indices must be in [0, K) = [0, ", K, ")");
-  return z;
+  TORCH_CHECK(!bad, "gradkern.", op, ": component indices must be in [0, K) = [0, ", f.K, ")");
+  return f.z;
 }
 
 struct CpuBackend {

@@ -1,5 +1,5 @@
 // Blocked CPU driver of the von Mises sampler (host only; included by csrc/cpu/vonmises.cpp). All the
-// numerics are the core's (csrc/core/vonmises.h, csrc/core/philox.h); this file only arranges the
+// numerics are the core's (csrc/core/vonmises_sampler.h, csrc/core/philox.h); this file only arranges the
 // loops so that they vectorize.
 #pragma once
 
@@ -7,13 +7,14 @@
 #include <cstdint>
 
 #include "core/philox.h"
-#include "core/vonmises.h"
+#include "core/vonmises_cdf.h"  // vm_bad: the domain check shared with the CDF
+#include "core/vonmises_sampler.h"
 
 
 namespace gradkern {
 namespace cpu {
 
-// ---- von Mises: blocked CPU driver over the core sampler (csrc/core/vonmises.h) -------------------
+// ---- von Mises: blocked CPU driver over the core sampler (csrc/core/vonmises_sampler.h) -------------------
 // The per-element sampler (ops::vonmises_sample_element, used as is by the CUDA kernel) is a loop of
 // scalar Philox blocks and proposals with a data-dependent exit. Here the same stream layout and the
 // same core functions run in passes over a block of up to kVmBlock elements, each pass a plain loop that

@@ -1,7 +1,8 @@
 // CUDA kernels for the Gaussian-mixture ops: the same per-sample core as the CPU
 // (csrc/core/mixture.h), one thread per (sample, batch) pair, accumulating into the parameter
 // gradients with atomics (the order of the float additions, hence the last bits, is not deterministic).
-// The forward is the ATen gather shared with the CPU (ops/mixture.h).
+// The forward writes each sample row with the body shared with the CPU (ops/mixture.h, Forward<T>::row);
+// a row with an out-of-range component index (possible only when the op is called directly) is NaN.
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/Atomic.cuh>
 #include <c10/cuda/CUDAStream.h>
@@ -9,6 +10,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "cuda/host.cuh"
 #include "ops/mixture.h"
 
 namespace gradkern {
@@ -35,6 +37,16 @@ __global__ void mixture_backward_kernel(mx::Batch<T> bv, mx::GradBuffers<T> gv, 
   if (m >= n) return;
   const int64_t b = m % B;
   cm::backward_sample(bv.params(b), z + m * D, g + m * D, gv.grads(0, b), AtomicAdd{});
+}
+
+template <typename T>
+__global__ void mixture_rsample_kernel(mx::Forward<T> fw, int64_t n) {
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; m < n; m += step) {
+    if (!fw.row(m)) {
+      for (int64_t i = 0; i < fw.D; ++i) fw.z[m * fw.D + i] = T(NAN);
+    }
+  }
 }
 
 std::vector<at::Tensor> cuda_backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
@@ -65,8 +77,17 @@ std::vector<at::Tensor> cuda_backward(const char* op, const mx::Inputs& in, cons
 struct CudaBackend {
   static at::Tensor rsample(const char* op, const mx::Inputs& in, const at::Tensor& noise,
                             const at::Tensor& component) {
-    const c10::cuda::OptionalCUDAGuard guard(noise.device());
-    return mx::rsample(op, in, noise, component);
+    TORCH_CHECK(noise.is_cuda(), "gradkern.", op, ": expected CUDA tensors, got ", noise.device());
+    const c10::cuda::CUDAGuard guard(noise.device());
+    const mx::ForwardInputs f = mx::prepare_forward(op, in, noise, component);
+    if (f.n == 0) return f.z;
+    constexpr int threads = 256;
+    AT_DISPATCH_FLOATING_TYPES(in.logits.scalar_type(), "gradkern_mixture_rsample_cuda", [&] {
+      mixture_rsample_kernel<scalar_t><<<cuda::grid_blocks(f.n, threads), threads, 0,
+                                         c10::cuda::getCurrentCUDAStream()>>>(mx::Forward<scalar_t>(f), f.n);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+    return f.z;
   }
   static std::vector<at::Tensor> backward(const char* op, const mx::Inputs& in, const at::Tensor& grad,
                                           const at::Tensor& z) {

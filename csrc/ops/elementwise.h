@@ -3,7 +3,7 @@
 #pragma once
 
 #include "core/igamma.h"
-#include "core/vonmises.h"
+#include "core/vonmises_cdf.h"
 
 namespace gradkern {
 namespace ops {

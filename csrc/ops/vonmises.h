@@ -4,7 +4,7 @@
 #pragma once
 
 #include "core/philox.h"
-#include "core/vonmises.h"
+#include "core/vonmises_sampler.h"
 
 namespace gradkern {
 namespace ops {

@@ -233,7 +233,7 @@ class GaussianScaleMixture(_GaussianMixture):
 
     arg_constraints = {"coord_scale": constraints.positive, "component_logits": constraints.real,
                        "component_scale": constraints.positive}
-    _family = "gsm"
+    _family = "gaussian_scale"
     _min_dims = {"coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
     def __init__(self, coord_scale, component_logits, component_scale, validate_args=None):
@@ -260,7 +260,7 @@ class DiscreteGaussianScaleMixture(_GaussianMixture):
 
     arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
                        "component_logits": constraints.real, "component_scale": constraints.positive}
-    _family = "discrete_gsm"
+    _family = "discrete_gaussian_scale"
     _min_dims = {"locs": 2, "coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
     def __init__(self, locs, coord_scale, component_logits, component_scale, validate_args=None):

@@ -1,5 +1,5 @@
 """Shared pieces of the mpmath references: a lazy mpmath import and the Gauss-Legendre rule whose
-nodes csrc/core/vonmises.h and csrc/core/copula.h carry as constants (tools/gen_gauss_legendre.py prints
+nodes csrc/core/vonmises_cdf.h and csrc/core/copula.h carry as constants (tools/gen_gauss_legendre.py prints
 them). Kept free of torch and of the compiled extension so tools/ can load it by path."""
 
 _mp = None

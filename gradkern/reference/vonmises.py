@@ -25,7 +25,7 @@ For kappa = 1e6 this is as reliable as for kappa = 1 (no series with 1e6 terms i
 points (F(-v) > 1/4) integrate H = F(v) - 1/2 and dH/dkappa directly over [0, v] instead.
 
 ``gauss_legendre_table`` (from ._mp, shared with tools/gen_gauss_legendre.py) returns the fixed-node
-rules used by csrc/core/vonmises.h.
+rules used by csrc/core/vonmises_cdf.h.
 """
 from __future__ import annotations
 

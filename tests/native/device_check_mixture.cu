@@ -13,6 +13,7 @@ template <typename T>
 __global__ void mixture_device_check(gradkern::core::mixture::Params<T> p,
                                      gradkern::core::mixture::Grads<T> g, const T* z, const T* grad, T* out,
                                      int n) {
+  using namespace gradkern::core;
   using namespace gradkern::core::mixture;
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;

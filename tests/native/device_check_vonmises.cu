@@ -1,9 +1,10 @@
-// Compile-only check that csrc/core/vonmises.h and csrc/core/philox.h build for the device:
+// Compile-only check that csrc/core/vonmises_cdf.h, vonmises_sampler.h and csrc/core/philox.h build for the device:
 //   nvcc -std=c++17 -c tests/native/device_check_vonmises.cu -I csrc -o /tmp/dcv.o
 // Instantiates every public function for float and double in a __global__ kernel (per-element
 // Philox stream: seed, subsequence = element index, offset 0).
 #include "core/philox.h"
-#include "core/vonmises.h"
+#include "core/vonmises_cdf.h"
+#include "core/vonmises_sampler.h"
 
 using namespace gradkern::core;
 

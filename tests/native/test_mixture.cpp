@@ -18,6 +18,7 @@
 
 #include "core/mixture.h"
 
+using namespace gradkern::core;
 using namespace gradkern::core::mixture;
 
 namespace {
@@ -107,12 +108,12 @@ void check_special_functions() {
 template <typename T>
 struct Owned {
   int family, K, D;
-  std::vector<T> locs, coord, lam, logits;
+  std::vector<T> locs, coord_scale, component_scale, logits;
   std::vector<T> log_pi, inv_scale, log_norm, log_scale, ref, inv_ref, log_ref, locs_ref, ref_loc;
   T log_ref_sum = 0, lam0 = 1;
   bool common_reference = false;  // kDiagNormals: the O(K D) field, one reference N(mu', s')
   T scale(int j, int i) const {
-    return (family == kDiagNormals ? coord[j * D + i] : coord[i]) * (lam.empty() ? T(1) : lam[j]);
+    return (family == kDiagNormals ? coord_scale[j * D + i] : coord_scale[i]) * (component_scale.empty() ? T(1) : component_scale[j]);
   }
   T mean(int j, int i) const { return locs.empty() ? T(0) : locs[j * D + i]; }
   void finish() {
@@ -133,12 +134,12 @@ struct Owned {
       }
     }
     lam0 = 1;
-    if (!lam.empty()) lam0 = *std::min_element(lam.begin(), lam.end());
+    if (!component_scale.empty()) lam0 = *std::min_element(component_scale.begin(), component_scale.end());
     ref.assign(D, 0);
     for (int i = 0; i < D; ++i) {
-      ref[i] = coord[i] * lam0;
+      ref[i] = coord_scale[i] * lam0;
       if (family == kDiagNormals)
-        for (int j = 1; j < K; ++j) ref[i] = std::min(ref[i], coord[j * D + i]);
+        for (int j = 1; j < K; ++j) ref[i] = std::min(ref[i], coord_scale[j * D + i]);
     }
     inv_ref.assign(D, 0);
     log_ref.assign(D, 0);
@@ -160,8 +161,8 @@ struct Owned {
     p.D = D;
     p.family = family;
     p.locs = locs.empty() ? nullptr : locs.data();
-    p.coord = coord.data();
-    p.lam = lam.empty() ? nullptr : lam.data();
+    p.coord_scale = coord_scale.data();
+    p.component_scale = component_scale.empty() ? nullptr : component_scale.data();
     p.log_pi = log_pi.data();
     p.inv_scale = inv_scale.data();
     p.log_norm = log_norm.data();
@@ -200,10 +201,10 @@ Mix random_mix(int family, int K, int D, std::mt19937_64& rng, bool common_refer
   m.common_reference = common_reference;
   m.K = K;
   m.D = D;
-  if (family != kScaleMixture) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
-  for (int t = 0; t < (family == kDiagNormals ? K * D : D); ++t) m.coord.push_back(u(rng));
+  if (family != kGaussianScale) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
+  for (int t = 0; t < (family == kDiagNormals ? K * D : D); ++t) m.coord_scale.push_back(u(rng));
   for (int j = 0; j < K; ++j) m.logits.push_back(0.5 * n01(rng));
-  if (family == kScaleMixture || family == kDiscreteScaleMixture) for (int j = 0; j < K; ++j) m.lam.push_back(u(rng));
+  if (family == kGaussianScale || family == kDiscreteGaussianScale) for (int j = 0; j < K; ++j) m.component_scale.push_back(u(rng));
   m.finish();
   return m;
 }
@@ -216,27 +217,27 @@ struct PlainAdd {
 // All parameter gradients for one sample and upstream gradient g, logits finished as the ops do.
 std::vector<double> grads(const Mix& m, const double* z, const double* g) {
   const int K = m.K, D = m.D;
-  std::vector<double> logits(K), acc(K), locs(K * D), coord(m.coord.size()), lam(K);
-  Grads<double> out{logits.data(), acc.data(), m.locs.empty() ? nullptr : locs.data(), coord.data(),
-                    m.lam.empty() ? nullptr : lam.data()};
+  std::vector<double> logits(K), acc(K), locs(K * D), coord_scale(m.coord_scale.size()), component_scale(K);
+  Grads<double> out{logits.data(), acc.data(), m.locs.empty() ? nullptr : locs.data(), coord_scale.data(),
+                    m.component_scale.empty() ? nullptr : component_scale.data()};
   backward_sample(m.params(), z, g, out, PlainAdd{});
   double mean_acc = 0;
   for (int j = 0; j < K; ++j) mean_acc += std::exp(m.log_pi[j]) * acc[j];
   for (int j = 0; j < K; ++j) logits[j] += std::exp(m.log_pi[j]) * (acc[j] - mean_acc);
-  std::vector<double> all;  // order: locs, coord, logits, lam (the parameter vectors below)
+  std::vector<double> all;  // order: locs, coord_scale, logits, component_scale (the parameter vectors below)
   if (!m.locs.empty()) all.insert(all.end(), locs.begin(), locs.end());
-  all.insert(all.end(), coord.begin(), coord.end());
+  all.insert(all.end(), coord_scale.begin(), coord_scale.end());
   all.insert(all.end(), logits.begin(), logits.end());
-  if (!m.lam.empty()) all.insert(all.end(), lam.begin(), lam.end());
+  if (!m.component_scale.empty()) all.insert(all.end(), component_scale.begin(), component_scale.end());
   return all;
 }
 
 std::vector<double*> param_slots(Mix& m) {
   std::vector<double*> s;
   for (auto& v : m.locs) s.push_back(&v);
-  for (auto& v : m.coord) s.push_back(&v);
+  for (auto& v : m.coord_scale) s.push_back(&v);
   for (auto& v : m.logits) s.push_back(&v);
-  for (auto& v : m.lam) s.push_back(&v);
+  for (auto& v : m.component_scale) s.push_back(&v);
   return s;
 }
 
@@ -298,7 +299,7 @@ void check_responsibilities(std::mt19937_64& rng) {
     const double w = std::exp(m.logits[j]) / s * m.component(j, z) / q;
     for (int i = 0; i < 3; ++i) {
       expect(rel(all[j * 3 + i], w * g[i]) < 1e-12, "eq. 12 locs gradient", all[j * 3 + i], w * g[i]);
-      const double want = w * g[i] * (z[i] - m.mean(j, i)) / m.coord[j * 3 + i];
+      const double want = w * g[i] * (z[i] - m.mean(j, i)) / m.coord_scale[j * 3 + i];
       expect(rel(all[12 + j * 3 + i], want) < 1e-12, "eq. 12 scale gradient", all[12 + j * 3 + i], want);
     }
   }
@@ -308,7 +309,7 @@ void check_high_dimension_float(std::mt19937_64& rng) {
   const int K = 5, D = 500;
   std::normal_distribution<float> n01;
   std::uniform_real_distribution<float> u(0.025f, 0.075f);
-  const int variants[] = {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture, -1};
+  const int variants[] = {kSharedCovariance, kGaussianScale, kDiagNormals, kDiscreteGaussianScale, -1};
   for (int variant : variants) {
     const int family = variant < 0 ? kDiagNormals : variant;  // -1: kDiagNormals, common reference
     Owned<float> m;
@@ -316,18 +317,18 @@ void check_high_dimension_float(std::mt19937_64& rng) {
     m.common_reference = variant < 0;
     m.K = K;
     m.D = D;
-    if (family != kScaleMixture) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
-    for (int t = 0; t < (family == kDiagNormals ? K * D : D); ++t) m.coord.push_back(u(rng));
+    if (family != kGaussianScale) for (int t = 0; t < K * D; ++t) m.locs.push_back(n01(rng));
+    for (int t = 0; t < (family == kDiagNormals ? K * D : D); ++t) m.coord_scale.push_back(u(rng));
     for (int j = 0; j < K; ++j) m.logits.push_back(0.3f * n01(rng));
-    if (family == kScaleMixture || family == kDiscreteScaleMixture)
-      for (int j = 0; j < K; ++j) m.lam.push_back(0.5f + 0.25f * j);
+    if (family == kGaussianScale || family == kDiscreteGaussianScale)
+      for (int j = 0; j < K; ++j) m.component_scale.push_back(0.5f + 0.25f * j);
     m.finish();
     std::vector<float> z(D), g(D);
     for (int i = 0; i < D; ++i) {  // a sample from component 2
       z[i] = m.mean(2, i) + m.scale(2, i) * n01(rng);
       g[i] = n01(rng);
     }
-    std::vector<float> logits(K), acc(K), gl(K * D), gc(m.coord.size()), glam(K);
+    std::vector<float> logits(K), acc(K), gl(K * D), gc(m.coord_scale.size()), glam(K);
     Grads<float> out{logits.data(), acc.data(), gl.data(), gc.data(), glam.data()};
     backward_sample(m.params(), z.data(), g.data(), out, PlainAdd{});
     bool finite = std::isfinite(log_density(m.params(), z.data()));
@@ -387,7 +388,7 @@ void check_split_ndtr() {
 int main() {
   std::mt19937_64 rng(20240611);
   check_special_functions();
-  for (int family : {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture}) {
+  for (int family : {kSharedCovariance, kGaussianScale, kDiagNormals, kDiscreteGaussianScale}) {
     check_transport(family, 1, 2, rng);
     check_transport(family, 3, 1, rng);
     check_transport(family, 3, 3, rng);
@@ -399,7 +400,7 @@ int main() {
   check_transport(kDiagNormals, 5, 4, rng, true);
   check_responsibilities(rng);
   check_high_dimension_float(rng);
-  for (int family : {kSharedCovariance, kScaleMixture, kDiagNormals, kDiscreteScaleMixture}) {
+  for (int family : {kSharedCovariance, kGaussianScale, kDiagNormals, kDiscreteGaussianScale}) {
     check_linearity(family, 3, 4, rng);
   }
   check_linearity(kDiagNormals, 3, 4, rng, true);

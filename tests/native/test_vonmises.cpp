@@ -1,4 +1,4 @@
-// Standalone accuracy / sanity test of csrc/core/vonmises.h and csrc/core/philox.h (no torch).
+// Standalone accuracy / sanity test of csrc/core/vonmises_cdf.h, vonmises_sampler.h and csrc/core/philox.h (no torch).
 //   g++ -O2 -std=c++17 -I csrc tests/native/test_vonmises.cpp -o /tmp/test_vonmises
 //   /tmp/test_vonmises tests/data/vonmises_ref.csv
 // The CSV (x, kappa, F, dFdk, dxdk, set) is generated with mpmath by
@@ -21,7 +21,8 @@
 #endif
 
 #include "core/philox.h"
-#include "core/vonmises.h"
+#include "core/vonmises_cdf.h"
+#include "core/vonmises_sampler.h"
 
 using namespace gradkern::core;
 
