@@ -1,7 +1,8 @@
 // CPU kernels for the Gaussian-mixture ops: the reparameterised forward (the row body shared with CUDA,
 // ops/mixture.h) and the fused transport-equation backward, a plain loop over samples around the
-// per-sample core (csrc/core/mixture.h). Samples are split into one contiguous range per thread; each range sums into
-// its own partial accumulators (no atomics, deterministic for a fixed thread count), reduced at the end.
+// per-sample core (csrc/core/mixture.h). Samples are split into contiguous ranges fixed by the sizes; each range sums
+// into its own partial accumulators (no atomics), reduced at the end in a fixed order, so the result does
+// not depend on the thread count.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -143,7 +144,13 @@ std::vector<at::Tensor> cpu_backward(const char* op, const mx::Inputs& in, const
   TORCH_CHECK(grad.is_cpu(), "gradkern.", op, ": expected CPU tensors, got ", grad.device());
   const mx::Prepared prep = mx::prepare(in);
   const int64_t n = z.size(0) * B;
-  const int64_t P = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n));
+  // The samples go in P contiguous ranges, each summed into its own partial accumulators and reduced
+  // in a fixed order at the end. P depends on the sizes only, never on the thread count, so the
+  // gradients are bit for bit the same whatever the number of threads: up to 32 ranges of at least
+  // 1024 samples, and at most ~2^24 accumulator elements in all.
+  const int64_t per_range = B * (K * D + 3 * K + D);
+  const int64_t P = std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(32), n / 1024, (int64_t(1) << 24) / std::max<int64_t>(per_range, 1)}));
   mx::Accumulators acc = mx::make_accumulators(in, P, B, K, D);
   if (n > 0) {
     // .contiguous(): the core reads each sample's D values as one row; grad is usually contiguous
