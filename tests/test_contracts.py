@@ -15,13 +15,13 @@ the same op list and derives its inputs from the samples (a random op is one wit
 * empty / 0-dim: a batch dimension cut to length 0 gives outputs of the right shape (zeros where the
   dimension is summed over); every batch dimension indexed away gives the matching element of the full
   output;
-* non-contiguous / expanded: strided, transposed and stride-0 inputs give the bits of their contiguous
-  copies;
-* threads: inputs grown along a batch dimension to THREAD_ELEMENTS elements give the same bits with 1 and
-  2 threads;
+* non-contiguous / expanded: strided, transposed and stride-0 inputs, and broadcasting, give the bits of
+  their contiguous (materialised) copies;
+* threads: inputs grown along a batch dimension to THREAD_ELEMENTS elements give the same bits with 1
+  thread as with 2 (and with the default count where it is larger);
 * seeded: random ops reproduce from a seeded torch.Generator (and from torch.manual_seed), and another
   seed gives another draw;
-* cuda: CPU and CUDA agree (skipped without a GPU);
+* cuda: CPU and CUDA agree, within Sample.tol (random ops: in shape and dtype; skipped without a GPU);
 * float32 and float64 throughout (compile: float64).
 
 COMPOSITES does the same for the public functions that combine ops with torch code (the samplers,

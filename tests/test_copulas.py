@@ -1,8 +1,8 @@
 """ARMS copulas (csrc/core/copula.h via torch.ops.gradkern): samplers, correlations, bivariate normal CDF.
 
 Organised by what each test proves: ground truth (mpmath / SciPy's Owen's T), samplers (uniform marginals,
-antithetic structure, Monte Carlo correlation, seeded reproducibility), op contracts (opcheck, compile,
-shapes, zero-size, bad input).
+antithetic structure, Monte Carlo correlation), bad input and gradients. The op contracts (opcheck,
+torch.compile, seeding, thread count, shapes, zero-size and strided inputs) are in test_contracts.py.
 """
 import math
 
@@ -163,40 +163,7 @@ def test_closed_form_rho_matches_monte_carlo(copula, n):
         assert abs(b.mean() - p) < 4.5 * math.sqrt(p * (1 - p) / draws)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("copula", sorted(SAMPLERS))
-def test_seeded_reproducibility(copula, device):
-    fn = SAMPLERS[copula]
-    a = fn(4, (3, 50), _gen(device, 7), device=device)
-    b = fn(4, (3, 50), _gen(device, 7), device=device)
-    c = fn(4, (3, 50), _gen(device, 8), device=device)
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    # The global generator follows torch.manual_seed.
-    torch.manual_seed(11)
-    d = fn(4, (3, 50), device=device)
-    torch.manual_seed(11)
-    assert torch.equal(d, fn(4, (3, 50), device=device))
-
-
-def test_independent_of_thread_count():
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        a = copulas.dirichlet(7, (50000,), _gen("cpu", 5))
-        torch.set_num_threads(2)
-        b = copulas.dirichlet(7, (50000,), _gen("cpu", 5))
-    finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(a, b)
-
-
-# --- op contracts and bad input -------------------------------------------------------------------------
-@pytest.mark.parametrize("device", DEVICES)
-def test_zero_size_and_shapes(device):
-    assert copulas.dirichlet(3, (0,), device=device).shape == (3, 0)
-    assert copulas.gaussian(3, (2, 0, 4), device=device).shape == (3, 2, 0, 4)
-    assert copulas.dirichlet(3, (), device=device).shape == (3,)
-    assert copulas.dirichlet_rho(torch.empty(0, device=device), 3).shape == (0,)
+# --- bad input and gradients -----------------------------------------------------------------------------
 
 
 def test_bad_input_errors():
@@ -227,31 +194,3 @@ def test_bivariate_normal_cdf_gradcheck():
     k = torch.tensor([0.2, 0.4, -0.5], dtype=torch.float64, requires_grad=True)
     r = torch.tensor([0.5, -0.3, 0.8], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(copulas.bivariate_normal_cdf, (h, k, r))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_opcheck(device):
-    like = torch.empty(4, 3, device=device)
-    # The samplers are random: comparing two calls (test_aot_dispatch_dynamic) would fail by design, so
-    # only the schema, autograd-registration and fake-tensor checks apply.
-    for name in ("dirichlet_copula", "gaussian_copula"):
-        torch.library.opcheck(getattr(torch.ops.gradkern, name), (like, 5),
-                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
-    p = torch.rand(4, 3, dtype=torch.float64, device=device)
-    torch.library.opcheck(torch.ops.gradkern.dirichlet_copula_rho, (p, 5, "oriented"))
-    torch.library.opcheck(torch.ops.gradkern.gaussian_copula_rho, (p, 5))
-    h, k = torch.randn(2, 4, 3, dtype=torch.float64, device=device)
-    r = (torch.rand(4, 3, dtype=torch.float64, device=device) * 2 - 1).requires_grad_()
-    torch.library.opcheck(torch.ops.gradkern.bivariate_normal_cdf, (h.requires_grad_(), k, r))
-
-
-def test_torch_compile_fullgraph():
-    def fn(p):
-        u = torch.ops.gradkern.dirichlet_copula(p, 4)
-        rho = copulas.dirichlet_rho(p, 4) + copulas.gaussian_rho(p, 4)
-        return (u < p).double().mean(0) * rho
-
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    p = torch.rand(16, dtype=torch.float64)
-    out = compiled(p)
-    assert out.shape == (16,) and torch.isfinite(out).all()

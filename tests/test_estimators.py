@@ -1,6 +1,7 @@
 """Multi-sample Bernoulli gradient estimators (gradkern.estimators): unbiasedness against exact gradients,
 the identities of Dimitriev & Zhou 2021 (ARMS at n = 2 is DisARM, ARMS with rho = 0 is LOORF), the
-surrogate-loss form, shapes, devices and bad input.
+surrogate-loss form, shapes, devices and bad input. Seeded reproducibility, thread-count independence and
+torch.compile of the estimators are in test_contracts.py (COMPOSITES).
 
 Unbiasedness tests replicate the problem R times along a batch dimension (the objective of each copy
 reads only its own samples), so one call gives R independent estimates; the mean must lie within a few
@@ -227,12 +228,6 @@ def test_half_precision_logits():
         assert g.dtype == torch.bfloat16 and g.shape == logits.shape and torch.isfinite(g).all()
 
 
-def test_seeded_reproducibility():
-    logits, f, _ = table_problem(50, m=3)
-    for name, fn in ESTIMATORS.items():
-        assert torch.equal(fn(logits, f, 4, _gen(1)), fn(logits, f, 4, _gen(1))), name
-
-
 def test_bad_input_errors():
     logits = torch.zeros(3)
     f = lambda b: b.sum(-1)  # noqa: E731
@@ -246,14 +241,3 @@ def test_bad_input_errors():
         est.loorf(torch.zeros(3, dtype=torch.long), f, 3)
     with pytest.raises(ValueError, match="n \\(the number of samples\\) must be >= 2"):
         est.arms_msb(logits, f, 1)
-
-
-def test_torch_compile_fullgraph():
-    logits = torch.randn(8, 5)
-
-    def step(lg):
-        return est.arms(lg, lambda b: (b - 0.3).pow(2).sum(-1), 4, "dirichlet")
-
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
-    out = compiled(logits)
-    assert out.shape == logits.shape and torch.isfinite(out).all()

@@ -1,7 +1,8 @@
 """Gaussian mixtures (gradkern.mixtures, gradkern.distributions.mixtures): unbiasedness of the pathwise
 gradients against closed-form expectations, the transport equation checked by finite differences,
-agreement with Pyro, high-dimensional stability, op contracts (opcheck, torch.compile), the
-Distribution API and bad input."""
+agreement with Pyro, high-dimensional stability, the ops' forward and autograd formula, the Distribution
+API and bad input. The op contracts (opcheck, torch.compile, sizes, strides, seeding, thread count,
+CPU/CUDA) are in test_contracts.py."""
 import math
 import types
 
@@ -328,7 +329,7 @@ def test_high_dimension_float32_finite(family, vel):
         print(f"Pyro {family} at D=500 float32: gradients finite = {finite}")
 
 
-# --- op contracts ------------------------------------------------------------------------------------
+# --- the ops' forward and autograd formula (their contracts: test_contracts.py) ----------------------
 def _op_inputs(family, device, requires_grad):
     _, names = M.FAMILIES[family]
     S, B, K, D = 5, 2, 3, 4
@@ -337,53 +338,6 @@ def _op_inputs(family, device, requires_grad):
     noise = torch.randn(S, B, D, dtype=torch.float64, device=device)
     component = torch.randint(0, K, (S, B), device=device)
     return noise, component, params
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
-def test_opcheck(family, vel, device):
-    stem, _ = M.FAMILIES[family]
-    noise, component, params = _op_inputs(family, device, True)
-    torch.library.opcheck(getattr(OPS, stem + "_rsample"), (noise, component, *params, *extra(vel)))
-    z = getattr(OPS, stem + "_rsample")(noise, component, *[q.detach() for q in params])
-    torch.library.opcheck(getattr(OPS, stem + "_backward"),
-                          (torch.randn_like(z), z, *[q.detach() for q in params], *extra(vel)))
-
-
-def _compiled_vs_eager(family, rsample, vel=()):
-    """Gradients of sum(cos z) for z = rsample(noise, component, *params, *vel), eager and through
-    torch.compile(fullgraph=True); asserts they agree and returns the eager ones and the inputs."""
-    p = make_params(family, 3, 4, seed=12, batch=(2,))
-    names = M.FAMILIES[family][1]
-    noise = torch.randn(8, 2, 4, dtype=torch.float64)
-    component = torch.randint(0, 3, (8, 2))
-
-    def f(*params):
-        return torch.cos(rsample(noise, component, *params, *vel)).sum()
-
-    eager_p = [p[n].clone().requires_grad_() for n in names]
-    comp_p = [p[n].clone().requires_grad_() for n in names]
-    g_eager = torch.autograd.grad(f(*eager_p), eager_p)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    g_comp = torch.autograd.grad(compiled(*comp_p), comp_p)
-    for a, b in zip(g_comp, g_eager):
-        torch.testing.assert_close(a, b)
-    return g_eager, noise, component, [q.detach() for q in eager_p]
-
-
-def test_torch_compile_fullgraph():
-    _compiled_vs_eager("discrete_gaussian_scale", OPS.mixture_discrete_gaussian_scale_rsample)
-
-
-@pytest.mark.parametrize("vel", ["reference", "pairwise"])
-def test_torch_compile_fullgraph_diag_velocity(vel):
-    # The string argument of the diagonal family's ops survives tracing and reaches the backward op.
-    g_eager, noise, component, params = _compiled_vs_eager("diag_normals", OPS.mixture_diag_normals_rsample,
-                                                           (vel,))
-    # And it is the requested field: the eager logits gradient equals the backward op's with `vel`.
-    z = OPS.mixture_diag_normals_rsample(noise, component, *params)
-    direct = OPS.mixture_diag_normals_backward(-torch.sin(z), z, *params, vel)
-    torch.testing.assert_close(g_eager[2], direct[2])
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -397,29 +351,17 @@ def test_rsample_forward_is_component_sample(family):
     torch.testing.assert_close(z, locs[b, component] + scales[b, component] * noise)
 
 
-def test_backward_cpu_matches_cuda_when_available():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    for family, vel in CASES:
-        noise, component, params = _op_inputs(family, "cpu", False)
-        stem, _ = M.FAMILIES[family]
-        z = getattr(OPS, stem + "_rsample")(noise, component, *params)
-        g = torch.randn_like(z)
-        cpu = getattr(OPS, stem + "_backward")(g, z, *params, *extra(vel))
-        cuda = getattr(OPS, stem + "_backward")(g.cuda(), z.cuda(), *[q.cuda() for q in params], *extra(vel))
-        for a, b in zip(cpu, cuda):
-            torch.testing.assert_close(b.cpu(), a)
-
-
-def test_empty_samples_and_batch():
-    p = make_params("shared_cov", 3, 2, batch=(0,))
-    d = MixtureOfDiagNormalsSharedCovariance(**p)
-    assert d.rsample((4,)).shape == (4, 0, 2)
-    q = {k: v.requires_grad_() for k, v in make_params("diag_normals", 3, 2).items()}
-    z = MixtureOfDiagNormals(**q).rsample((0,))
-    assert z.shape == (0, 2)
-    z.sum().backward()
-    assert all(bool((v.grad == 0).all()) for v in q.values())
+@pytest.mark.parametrize("family,vel", CASES, ids=CASE_IDS)
+def test_rsample_gradient_is_the_backward_op(family, vel):
+    # The autograd formula of *_rsample is the family's *_backward op, called with the same velocity
+    # field (the string argument reaches the backward op): gradients of sum(cos z) equal it exactly.
+    noise, component, params = _op_inputs(family, "cpu", True)
+    stem, _ = M.FAMILIES[family]
+    z = getattr(OPS, stem + "_rsample")(noise, component, *params, *extra(vel))
+    grads = torch.autograd.grad(torch.cos(z).sum(), params)
+    direct = backward_op(family, vel)(-torch.sin(z.detach()), z.detach(), *[q.detach() for q in params])
+    for a, b in zip(grads, direct):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # --- Distribution API --------------------------------------------------------------------------------
@@ -440,13 +382,6 @@ def test_distribution_shapes_and_moments(family):
     e = d.expand((5, 4))
     assert e.batch_shape == (5, 4) and e.rsample((3,)).shape == (3, 5, 4, 2)
     torch.testing.assert_close(e.log_prob(z[:1]), lp[:1].expand(5, 4))
-
-
-def test_generator_reproducible():
-    d = DiscreteGaussianScaleMixture(**make_params("discrete_gaussian_scale", 4, 3, seed=15))
-    a = d.rsample((10,), generator=torch.Generator().manual_seed(1))
-    b = d.rsample((10,), generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_log_prob_high_dimension_no_underflow():
