@@ -38,7 +38,7 @@ struct Params {
   int family;
   const T* locs;       // K x D, or nullptr (zero mean)
   const T* coord_scale;      // D (shared) or K x D (per component, kDiagNormals): c
-  const T* component_scale;        // K component scales, or nullptr (lambda = 1)
+  const T* component_scale;  // K component scales, or nullptr (lambda = 1)
   const T* log_pi;     // K, log softmax of the logits
   const T* inv_scale;  // K x D: 1 / s_ji
   const T* log_norm;   // K: -sum_i log s_ji - D log sqrt(2 pi), the log normaliser of q_j

@@ -23,7 +23,8 @@ __global__ void mixture_device_check(gradkern::core::mixture::Params<T> p,
   T lp, lq;
   log_gamma_pq_half(p.D, z[i] * z[i], &lp, &lq);
   out[4 * i + 2] = lp;
-  out[4 * i + 3] = sample_coordinate(p, 0, 0, z[i]);
+  // The forward row (z = mu + c lambda eps) into out's last slot, with D = 1.
+  sample_row(p.coord_scale, p.component_scale, p.locs, z + i, out + 4 * i + 3, 1);
 }
 }  // namespace gk_device_check
 
