@@ -1,20 +1,38 @@
 // Device-agnostic kernels composed of ATen calls (registered for CompositeExplicitAutograd, so they run
 // on CPU and CUDA alike; their autograd formulas are registered in Python, gradkern/gamma.py).
+//
+// Conventions shared with the fused kernels: an invalid concentration (alpha <= 0 or NaN) gives a NaN
+// sample, as torch's special functions do for out-of-domain arguments (torch's own Gamma sampler
+// returns a finite number there); half and bfloat16 are sampled in float32 and rounded once, as the
+// elementwise ops compute them.
 #include <ATen/ATen.h>
 #include <torch/library.h>
+
+#include <limits>
 
 #include "ops/tensor_checks.h"
 
 namespace gradkern {
 namespace {
 
+bool reduced_precision(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+}
+
+// NaN where alpha is not a valid concentration (alpha > 0 fails for NaN too).
+at::Tensor nan_where_invalid(at::Tensor out, const at::Tensor& alpha) {
+  return out.masked_fill_(alpha.le(0).logical_or_(alpha.isnan()), std::numeric_limits<double>::quiet_NaN());
+}
+
 at::Tensor standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   ops::check_floating("standard_gamma", "alpha", alpha);
-  return at::_standard_gamma(alpha, generator);
+  if (reduced_precision(alpha)) return standard_gamma(alpha.to(at::kFloat), generator).to(alpha.scalar_type());
+  return nan_where_invalid(at::_standard_gamma(alpha, generator), alpha);
 }
 
 at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   ops::check_floating("log_standard_gamma", "alpha", alpha);
+  if (reduced_precision(alpha)) return log_standard_gamma(alpha.to(at::kFloat), generator).to(alpha.scalar_type());
   // Gamma(a) = Gamma(a + 1) * U^(1/a) in distribution. For a < 1, U^(1/a) underflows (a = 1e-4 already
   // gives 0 for u < 0.9 in float32), so the product is formed as a sum of logs. For a >= 1 the sample
   // itself is safe and one uniform per element is the only overhead.
@@ -22,7 +40,7 @@ at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generat
   const auto y = at::_standard_gamma(at::where(small, alpha + 1, alpha), generator);
   // 1 - U lies in (0, 1]: uniform_ can return exactly 0, whose log would be -inf.
   const auto u = at::empty_like(alpha, at::MemoryFormat::Contiguous).uniform_(0, 1, generator).neg_().add_(1);
-  return at::where(small, at::log(y) + at::log(u) / alpha, at::log(y));
+  return nan_where_invalid(at::where(small, at::log(y) + at::log(u) / alpha, at::log(y)), alpha);
 }
 
 }  // namespace

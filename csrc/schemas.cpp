@@ -12,6 +12,8 @@ PyMODINIT_FUNC PyInit__C(void) {
   return PyModule_Create(&module_def);
 }
 
+// Random ops carry the nondeterministic_seeded tag (as torch's _standard_gamma does), so tracing and
+// compilers treat them as seeded draws, never as pure functions.
 TORCH_LIBRARY(gradkern, m) {
   // --- Gamma family (csrc/core/igamma.h) -------------------------------------------------------
   // Regularized incomplete gamma P(a, x) and Q(a, x) = 1 - P(a, x).
@@ -26,10 +28,10 @@ TORCH_LIBRARY(gradkern, m) {
   // x such that P(a, x) = p.
   m.def("gammaincinv(Tensor a, Tensor p) -> Tensor");
   // Gamma(alpha, 1) samples (torch's sampler); autograd gives the exact implicit gradient.
-  m.def("standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor");
+  m.def("standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
   // log of Gamma(alpha, 1) samples, drawn in log space for alpha < 1 (log Gamma(alpha + 1) + log(u) / alpha)
   // so that concentrations down to 1e-6 do not underflow to log(0).
-  m.def("log_standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor");
+  m.def("log_standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
 
   // --- von Mises (csrc/core/vonmises_cdf.h, vonmises_sampler.h) ----------------------------------------------------------
   // CDF of vonMises(0, kappa), eq. 14, wrapped so that F(x + 2 pi k) = F(x) + k.
@@ -39,7 +41,7 @@ TORCH_LIBRARY(gradkern, m) {
   // dx/dkappa at fixed quantile for x ~ vonMises(0, kappa): -(dF/dkappa) / q(x), fused.
   m.def("vonmises_grad(Tensor concentration, Tensor x) -> Tensor");
   // Samples of vonMises(0, kappa) in [-pi, pi), one per element of concentration.
-  m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor");
+  m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
   // (x + loc) wrapped into [-pi, pi) in one pass (the location shift of vonmises_rsample).
   m.def("vonmises_shift_wrap(Tensor x, Tensor loc) -> Tensor");
 
@@ -73,8 +75,8 @@ TORCH_LIBRARY(gradkern, m) {
   // n mutually antithetic uniforms per element of `like` (only its shape, dtype and device are used):
   // returns u of shape (n, *like.shape), column u[:, j] one draw of Algorithm 1 (Dirichlet) or
   // Algorithm 2 (Gaussian, R_ij = -1/(n-1)). n >= 2.
-  m.def("dirichlet_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
-  m.def("gaussian_copula(Tensor like, int n, Generator? generator=None) -> Tensor");
+  m.def("dirichlet_copula(Tensor like, int n, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
+  m.def("gaussian_copula(Tensor like, int n, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
   // Common pairwise correlation of b_i = 1[u_i < p] (Theorem 4 / eq. 8); mode "oriented": the
   // orientation ARMS uses (u for p >= 1/2, 1 - u below), "direct": u, "reflected": 1 - u.
   m.def("dirichlet_copula_rho(Tensor p, int n, str mode=\"oriented\") -> Tensor");

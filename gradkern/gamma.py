@@ -8,6 +8,8 @@ through the same kernel. Beta and Dirichlet are normalised in log space (logsume
 samples, which keeps concentrations down to 1e-6 correctly distributed where torch's samplers return
 degenerate values because the Gamma samples underflow to 0.
 """
+import math
+
 import torch
 
 from . import special  # noqa: F401  (registers the gradient ops used below)
@@ -54,6 +56,13 @@ def _shape(sample_shape, *tensors):
     return torch.Size(sample_shape) + torch.broadcast_shapes(*(t.shape for t in tensors))
 
 
+def _nan_unless_positive(t):
+    # An out-of-domain rate or scale gives NaN samples (torch's convention for out-of-domain arguments
+    # of its special functions; the concentration is handled the same way by the sampler ops), never a
+    # finite number of the wrong sign. The gradient of the valid entries is unchanged.
+    return torch.where(t > 0, t, torch.full_like(t, float("nan")))
+
+
 # --- public API -------------------------------------------------------------------------------------
 def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
     r"""Reparameterized samples of Gamma(concentration, rate) with exact implicit gradients.
@@ -75,7 +84,7 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
     rate = as_float_tensor("gamma_rsample", "rate", rate, like=alpha)
     check_same("gamma_rsample", [("concentration", alpha), ("rate", rate)])
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.standard_gamma(alpha.expand(shape), generator) / rate.expand(shape)
+    return _ops.standard_gamma(alpha.expand(shape), generator) / _nan_unless_positive(rate).expand(shape)
 
 
 def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
@@ -96,7 +105,7 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
     rate = as_float_tensor("log_gamma_rsample", "rate", rate, like=alpha)
     check_same("log_gamma_rsample", [("concentration", alpha), ("rate", rate)])
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.log_standard_gamma(alpha.expand(shape), generator) - torch.log(rate).expand(shape)
+    return _ops.log_standard_gamma(alpha.expand(shape), generator) - torch.log(_nan_unless_positive(rate)).expand(shape)
 
 
 def dirichlet_rsample(concentration, sample_shape=(), generator=None):
@@ -149,7 +158,9 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
     and ``scale`` the usual location-scale ones.
 
     Returns:
-        Tensor of shape ``sample_shape + broadcast(df, loc, scale).shape``.
+        Tensor of shape ``sample_shape + broadcast(df, loc, scale).shape``. Samples beyond the dtype's
+        range (possible for tiny ``df``) are the largest finite value of their sign; NaN where ``df`` or
+        ``scale`` is not positive.
     """
     df = as_float_tensor("student_t_rsample", "df", df)
     loc = as_float_tensor("student_t_rsample", "loc", loc, like=df)
@@ -159,4 +170,11 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
     log_g = _ops.log_standard_gamma((0.5 * df).expand(shape), generator)
     eps = torch.randn(shape, dtype=df.dtype, device=df.device, generator=generator)
     # chi2 = 2 g, so sqrt(df / chi2) = exp((log(df / 2) - log g) / 2).
-    return loc + scale * eps * torch.exp(0.5 * (torch.log(0.5 * df) - log_g))
+    # For tiny df a fraction of the exact distribution lies beyond the dtype's range (float32, df = 0.1:
+    # about 1 in 8000). The factor is capped below the overflow threshold in log space and the sample at
+    # the largest finite value of its sign, so samples, log_prob and gradients stay finite (a capped
+    # sample has gradient 0, as any clamped value; capping after exp would give 0 * inf = NaN).
+    info = torch.finfo(df.dtype)
+    log_factor = (0.5 * (torch.log(0.5 * df) - log_g)).clamp(max=math.log(info.max) - 1e-3)
+    value = loc + _nan_unless_positive(scale) * eps * torch.exp(log_factor)
+    return value.clamp(-info.max, info.max)

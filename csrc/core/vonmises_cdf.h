@@ -460,9 +460,15 @@ template <typename T> GK_HD bool vm_promote(T k);
 template <> GK_HD bool vm_promote<double>(double) { return false; }
 template <> GK_HD bool vm_promote<float>(float k) { return k < vm_cfg<float>::k_switch; }
 
+// kappa >= 0 (kappa = 0: the uniform distribution on the circle) and finite, x finite.
 template <typename T> GK_HD bool vm_bad(T x, T k) {
-  return !(k > T(0)) || !gk_isfinite(k) || !gk_isfinite(x);
+  return !(k >= T(0)) || !gk_isfinite(k) || !gk_isfinite(x);
 }
+
+// kappa = 0 is evaluated at kappa = 1e-30: the CDF, density and dF/dkappa differ from their kappa -> 0
+// limits (F = (x + pi) / (2 pi), q = 1 / (2 pi), dF/dkappa = sin(x) / (2 pi), dx/dkappa = -sin x) by a
+// relative O(kappa), far below the rounding of either type.
+template <typename T> GK_HD T vm_positive(T k) { return k == T(0) ? T(1e-30) : k; }
 
 // F and dF/dkappa and dx/dkappa from the core result at the reduced point.
 template <typename T> GK_HD T vm_assemble_F(const VmArg<T>& a, const VmOut<T>& o) {
@@ -476,6 +482,7 @@ template <typename T> GK_HD T vm_assemble_F(const VmArg<T>& a, const VmOut<T>& o
 template <typename T> GK_HD T vonmises_log_pdf(T x, T kappa) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();
+  kappa = vm_positive(kappa);
   const T sh = gk_sin(T(0.5) * x);
   const T alpha = (kappa * sh) * (T(2) * sh);
   T log_i0e;
@@ -501,6 +508,7 @@ template <typename T> GK_HD T vonmises_log_pdf(T x, T kappa) {
 template <typename T> GK_HD T vonmises_cdf(T x, T kappa) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();
+  kappa = vm_positive(kappa);
   if (vm_promote(kappa)) return T(vonmises_cdf<double>(double(x), double(kappa)));
   const VmArg<T> a = vm_reduce(x);
   const VmOut<T> o = vm_core<T, false>(a, kappa);
@@ -511,6 +519,7 @@ template <typename T> GK_HD T vonmises_cdf(T x, T kappa) {
 template <typename T> GK_HD T vonmises_cdf_grad_concentration(T x, T kappa) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();
+  kappa = vm_positive(kappa);
   if (vm_promote(kappa)) return T(vonmises_cdf_grad_concentration<double>(double(x), double(kappa)));
   const VmArg<T> a = vm_reduce(x);
   const VmOut<T> o = vm_core<T, true>(a, kappa);
@@ -528,6 +537,17 @@ template <typename T> GK_HD T vonmises_shift_wrap(T x, T loc) {
   T y = x + loc;
   if (y >= -consts<T>::pi && y < consts<T>::pi) return y;
   if (!(gk_fabs(y) < infinity<T>())) return quiet_nan<T>();
+  if (gk_fabs(loc) > T(4) * consts<T>::pi) {
+    // A large |loc| would round x away in x + loc (float: loc = 1e7 leaves 3 distinct sums of 2e4
+    // samples). Reduce loc first, in double: fmod is exact for the rounded 2 pi, so the reduced loc is
+    // off by m (2 pi - fl(2 pi)) ~ m 2.4e-16 for m turns, below float rounding for |loc| < 1e8.
+    double yd = double(x) + gk_fmod(double(loc), consts<double>::two_pi);
+    yd -= consts<double>::two_pi * gk_floor((yd + consts<double>::pi) / consts<double>::two_pi);
+    y = T(yd);  // float: may round up to pi
+    if (y >= consts<T>::pi) y -= consts<T>::two_pi;
+    if (y < -consts<T>::pi) y += consts<T>::two_pi;
+    return y;
+  }
   y -= consts<T>::two_pi * gk_floor((y + consts<T>::pi) / consts<T>::two_pi);
   if (y >= consts<T>::pi) y -= consts<T>::two_pi;
   if (y < -consts<T>::pi) y += consts<T>::two_pi;
@@ -537,6 +557,7 @@ template <typename T> GK_HD T vonmises_shift_wrap(T x, T loc) {
 template <typename T> GK_HD T vonmises_grad(T kappa, T x) {
   using namespace vm_detail;
   if (vm_bad(x, kappa)) return quiet_nan<T>();
+  kappa = vm_positive(kappa);
   if (vm_promote(kappa)) return T(vonmises_grad<double>(double(kappa), double(x)));
   const VmArg<T> a = vm_reduce(x);
   const VmOut<T> o = vm_core<T, true>(a, kappa);
@@ -551,6 +572,7 @@ template <typename T> GK_HD void vonmises_cdf_and_grad(T x, T kappa, T& F, T& gr
     F = grad = quiet_nan<T>();
     return;
   }
+  kappa = vm_positive(kappa);
   if (vm_promote(kappa)) {
     double Fd, gd;
     vonmises_cdf_and_grad<double>(double(x), double(kappa), Fd, gd);

@@ -157,7 +157,8 @@ template <typename T> struct VmSamplerParams {
   T krm1;   // kappa (r - 1)
 };
 
-// kappa must be > 0 and finite (callers return NaN otherwise). Branch-free.
+// kappa must be >= 0 and finite (callers return NaN otherwise); kappa = 0 (the uniform distribution)
+// gives gamma = 1 and kappa (r - 1) = 1, so every proposal is accepted and x = 2 phi. Branch-free.
 template <typename T> GK_HD_FORCE VmSamplerParams<T> vonmises_sampler_params(T kappa) {
   const T k = kappa > num<T>::max * T(0.125) ? num<T>::max * T(0.125) : kappa;
   // s = sqrt(1 + 4 k^2); above `big` the 1 is below half an ulp of 4 k^2 and s = 2 k (k^2 would
@@ -223,7 +224,7 @@ template <typename T> GK_HD_FORCE T vonmises_proposal_angle(T num, T den) {
 template <typename T, typename Uniform>
 GK_HD T vonmises_sample(T kappa, Uniform& next_uniform, int max_draws, bool* exhausted = nullptr) {
   if (exhausted) *exhausted = false;
-  if (!(kappa > T(0)) || !gk_isfinite(kappa)) return quiet_nan<T>();
+  if (!(kappa >= T(0)) || !gk_isfinite(kappa)) return quiet_nan<T>();
   const VmSamplerParams<T> p = vonmises_sampler_params(kappa);
   T num = T(0), den = T(1);
   for (int it = 0; it < max_draws; ++it) {
