@@ -1,5 +1,6 @@
 """Small helpers shared by the Python wrappers."""
 import math
+import sys
 from numbers import Number
 
 import torch
@@ -55,12 +56,76 @@ def sum_to_shape(grad, shape):
     return grad.sum_to_size(shape) if len(shape) > 0 else grad.sum()
 
 
+def fake_op_schema():
+    """(op name, argument names) of the gradkern operator whose fake kernel is running, for error
+    messages: under FakeTensorMode from torch.library's context, on meta tensors from the frame of
+    torch's meta-kernel wrapper; ("<gradkern op>", None) where neither is found."""
+    op = None
+    try:
+        op = getattr(torch._library.fake_impl.global_ctx_getter(), "_op", None)
+    except Exception:  # meta tensors: the context getter raises by design
+        pass
+    if op is None:
+        frame = sys._getframe(1)
+        for _ in range(16):
+            if frame is None:
+                break
+            qualname = frame.f_locals.get("qualname") if frame.f_code.co_name == "meta_kernel" else None
+            if isinstance(qualname, str) and "::" in qualname:
+                ns, name = qualname.split("::", 1)
+                try:
+                    op = getattr(getattr(torch.ops, ns), name.split(".")[0]).default
+                except (AttributeError, RuntimeError):
+                    op = None
+                break
+            frame = frame.f_back
+    if op is None:
+        return "<gradkern op>", None
+    schema = op._schema
+    return schema.name.split("::")[-1], [a.name for a in schema.arguments]
+
+
+def _is_cpu_scalar(t):
+    return t.dim() == 0 and t.device.type == "cpu"
+
+
+def check_fake_elementwise(tensors, names=None):
+    """The checks of gradkern's elementwise kernels (csrc/ops/tensor_checks.h) for their fake kernels:
+    floating tensors of one dtype on one device, where a 0-dim CPU tensor combines with any device (as
+    in torch's binary ops). Raises RuntimeError naming the op and the arguments, as the real kernels do;
+    returns the output device."""
+    def describe():
+        op, schema_names = fake_op_schema()
+        arg_names = list(names or schema_names or [f"input{i}" for i in range(len(tensors))])[:len(tensors)]
+        return op, arg_names
+
+    for i, t in enumerate(tensors):
+        if not t.is_floating_point():
+            op, n = describe()
+            raise RuntimeError(f"gradkern.{op}: {n[i]} must be a floating point tensor, got {t.dtype}")
+    if any(t.dtype != tensors[0].dtype for t in tensors):
+        op, n = describe()
+        got = " and ".join(f"{name}: {t.dtype}" for name, t in zip(n, tensors))
+        raise RuntimeError(f"gradkern.{op}: {_join(n)} must have the same dtype, got {got}")
+    devices = {t.device for t in tensors if not _is_cpu_scalar(t)}
+    if len(devices) > 1:
+        op, n = describe()
+        got = _join([f"{name} on {t.device}" for name, t in zip(n, tensors)])
+        raise RuntimeError(f"gradkern.{op}: {_join(n)} must be on the same device, got {got} "
+                           "(only 0-dim CPU tensors combine with tensors on another device)")
+    return devices.pop() if devices else tensors[0].device
+
+
+def _join(words):
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def broadcast_fake(a, b):
-    """Output of a broadcasting elementwise op, for fake (meta) kernels."""
+    """Output of a broadcasting elementwise op, for fake (meta) kernels, after the real kernels' checks
+    (:func:`check_fake_elementwise`): the broadcast shape, on the common device."""
+    device = check_fake_elementwise((a, b))
     shape = torch.broadcast_shapes(a.shape, b.shape)
-    device = a.device if a.dim() > 0 or b.dim() == 0 else b.device
-    if a.dim() == 0 and a.device.type == "cpu" and b.device.type != "cpu":
-        device = b.device
     return a.new_empty(shape, dtype=a.dtype, device=device)
 
 

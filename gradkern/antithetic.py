@@ -340,6 +340,7 @@ def _standardized_native(noise, method, reflection):
 def _standardized_fake(noise, table, u_lo, u_hi, method="marsaglia", reflection="exact"):
     torch._check(noise.dim() >= 1 and noise.shape[0] >= 3 and noise.shape[0] % 2 == 1,
                  lambda: "gradkern.antithetic_normal_standardized: noise must have shape (2k - 1, *batch)")
+    _check_table_device_fake("antithetic_normal_standardized", noise, table, reflection)
     return noise.new_empty((noise.shape[0] + 1, *noise.shape[1:])).contiguous()
 
 
@@ -352,7 +353,16 @@ def _construction_fake(z, method="marsaglia"):
 
 @torch.library.register_fake("gradkern::chi2_reflect")
 def _chi2_reflect_fake(s, df, table, u_lo, u_hi, reflection="exact"):
+    _check_table_device_fake("chi2_reflect", s, table, reflection)
     return torch.empty_like(s)
+
+
+def _check_table_device_fake(op, like, table, reflection):
+    # As the real kernels (csrc/ops/antithetic.h, check_table): the exact reflection reads the table on
+    # the device of the samples; "hawkins-wixley" ignores it.
+    if reflection == "exact" and table.device != like.device:
+        raise RuntimeError(f"gradkern.{op}: table must be on the device of the samples ({like.device}), "
+                           f"got {table.device}")
 
 
 @torch.library.register_fake("gradkern::antithetic_reflection_table")

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ._utils import not_differentiable
+from ._utils import check_fake_elementwise, not_differentiable
 
 __all__ = ["dirichlet", "gaussian", "dirichlet_rho", "gaussian_rho", "bivariate_normal_cdf"]
 
@@ -50,8 +50,11 @@ def _gaussian_rho_fake(p, n):
 
 @torch.library.register_fake("gradkern::bivariate_normal_cdf")
 def _bvn_fake(h, k, r):
+    # The real kernel's checks (one floating dtype; one device, 0-dim CPU tensors excepted), then the
+    # broadcast shape on the common device.
+    device = check_fake_elementwise((h, k, r), ("h", "k", "r"))
     shape = torch.broadcast_shapes(h.shape, k.shape, r.shape)
-    return h.new_empty(shape)
+    return h.new_empty(shape, device=device)
 
 
 # --- autograd ----------------------------------------------------------------------------------------

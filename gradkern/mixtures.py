@@ -42,12 +42,46 @@ VELOCITIES = {"diag_normals": ("reference", "pairwise")}
 
 
 # --- fake kernels ---------------------------------------------------------------------------------
-def _rsample_fake(noise, component, *params):
-    return noise.new_empty(noise.shape)
+# They make the real kernels' dtype and device checks (csrc/ops/mixture.h: every parameter, the samples
+# and the components on the device of component_logits, with its dtype), so that fake and meta tensors
+# fail as real ones do instead of returning a tensor on the wrong device.
+def _check_fake(op, names, params, samples):
+    """names: the op's parameter names; params: the tensors; samples: [(name, tensor)] (noise or grad, z)."""
+    logits = params[names.index("component_logits")]
+    if not logits.is_floating_point():
+        raise RuntimeError(f"gradkern.{op}: component_logits must be a floating point tensor, got {logits.dtype}")
+    for name, t in list(zip(names, params)) + samples:
+        if name == "component_logits":
+            continue
+        if not t.is_floating_point():
+            raise RuntimeError(f"gradkern.{op}: {name} must be a floating point tensor, got {t.dtype}")
+        if t.dtype != logits.dtype:
+            raise RuntimeError(f"gradkern.{op}: {name} must have the same dtype as component_logits "
+                               f"({logits.dtype}), got {t.dtype}")
+        if t.device != logits.device:
+            raise RuntimeError(f"gradkern.{op}: {name} must be on the same device as component_logits "
+                               f"({logits.device}), got {t.device}")
 
 
-def _backward_fake(grad, z, *params):
-    return tuple(p.new_empty(p.shape) for p in params if isinstance(p, torch.Tensor))  # not `velocity`
+def _make_rsample_fake(op, names):
+    def fake(noise, component, *params):
+        tensors = [p for p in params if isinstance(p, torch.Tensor)]  # not `velocity`
+        _check_fake(op, names, tensors, [("noise", noise)])
+        if component.dtype != torch.long:
+            raise RuntimeError(f"gradkern.{op}: component must be an int64 tensor, got {component.dtype}")
+        if component.device != noise.device:
+            raise RuntimeError(f"gradkern.{op}: component must be on the same device as noise, got "
+                               f"{component.device}")
+        return noise.new_empty(noise.shape)
+    return fake
+
+
+def _make_backward_fake(op, names):
+    def fake(grad, z, *params):
+        tensors = [p for p in params if isinstance(p, torch.Tensor)]  # not `velocity`
+        _check_fake(op, names, tensors, [("grad", grad), ("z", z)])
+        return tuple(p.new_empty(p.shape) for p in tensors)
+    return fake
 
 
 # --- autograd ---------------------------------------------------------------------------------------
@@ -68,8 +102,8 @@ def _make_backward(backward_op):
 
 
 for _family, (_stem, _names) in FAMILIES.items():
-    torch.library.register_fake(f"gradkern::{_stem}_rsample")(_rsample_fake)
-    torch.library.register_fake(f"gradkern::{_stem}_backward")(_backward_fake)
+    torch.library.register_fake(f"gradkern::{_stem}_rsample")(_make_rsample_fake(f"{_stem}_rsample", _names))
+    torch.library.register_fake(f"gradkern::{_stem}_backward")(_make_backward_fake(f"{_stem}_backward", _names))
     torch.library.register_autograd(f"gradkern::{_stem}_rsample",
                                     _make_backward(getattr(_ops, f"{_stem}_backward")),
                                     setup_context=_setup_context)

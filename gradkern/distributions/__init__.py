@@ -1,8 +1,11 @@
 """Drop-in subclasses of torch.distributions whose rsample uses gradkern's exact implicit gradients,
 and Gaussian mixtures with pathwise gradients for every parameter.
 
-Everything but sampling (log_prob, entropy, moments, KL registrations, argument validation) is
-inherited from torch unchanged, so the classes can replace torch's in existing code.
+Each class is a subclass of torch's (Pyro's, for the mixtures) with the same constructor, shapes,
+constraints and validation, so it can replace torch's in existing code; what it adds or changes is
+listed in docs/distributions.md: ``generator=`` on every ``sample`` / ``rsample``, ``cdf`` / ``icdf``
+for Gamma, Chi2 and VonMises, VonMises ``entropy``, KL and concentration 0, a StudentT ``log_prob``
+that does not overflow in float32. Moments, KL registrations and the rest are torch's.
 
 One module per family; the differentiable ops they sample with, and the registrations of those ops,
 are elsewhere (gradkern.gamma, gradkern.special, gradkern.vonmises, gradkern.mixtures):

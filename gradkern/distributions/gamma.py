@@ -5,6 +5,7 @@ import torch.distributions as td
 
 from ..gamma import gamma_rsample
 from ..special import gammainc, gammaincinv
+from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["Gamma", "Chi2"]
 
@@ -33,27 +34,27 @@ class _GammaCdfMixin:
         return gammaincinv(self.concentration, value) / self.rate
 
 
-class Gamma(_GammaCdfMixin, td.Gamma):
+class Gamma(GeneratorSampleMixin, DeepcopyMixin, _GammaCdfMixin, td.Gamma):
     r"""Gamma(concentration, rate) with exact implicit reparameterization gradients
     (Figurnov et al. 2018) instead of torch's approximate ``_standard_gamma_grad``; ``cdf`` is
     differentiable in every parameter and ``icdf`` is :func:`gradkern.gammaincinv` scaled by the rate.
     See :class:`torch.distributions.Gamma` for the arguments."""
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples from :func:`gradkern.gamma_rsample` (exact implicit gradients
-        w.r.t. concentration and rate), clamped away from 0 like torch's."""
+        w.r.t. concentration and rate), clamped away from 0 like torch's; ``generator`` is passed on."""
         shape = self._extended_shape(sample_shape)
-        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape))
+        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape), generator=generator)
         return _clamp_positive(value)
 
 
-class Chi2(_GammaCdfMixin, td.Chi2):
+class Chi2(GeneratorSampleMixin, DeepcopyMixin, _GammaCdfMixin, td.Chi2):
     r"""Chi2(df) with exact implicit gradients w.r.t. ``df``, a ``cdf`` differentiable in ``df`` and an
     ``icdf``. See :class:`torch.distributions.Chi2`."""
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples (a Gamma(df / 2, 1 / 2) from :func:`gradkern.gamma_rsample`) with the
-        exact implicit gradient w.r.t. ``df``, clamped away from 0 like torch's."""
+        exact implicit gradient w.r.t. ``df``, clamped away from 0 like torch's; ``generator`` is passed on."""
         shape = self._extended_shape(sample_shape)
-        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape))
+        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape), generator=generator)
         return _clamp_positive(value)

@@ -16,6 +16,7 @@ import torch.distributions as td
 from torch.distributions import constraints
 
 from ..mixtures import mixture_rsample
+from ._common import DeepcopyMixin
 
 __all__ = ["MixtureOfDiagNormalsSharedCovariance", "MixtureOfDiagNormals", "GaussianScaleMixture",
            "DiscreteGaussianScaleMixture"]
@@ -30,7 +31,7 @@ def _check_tensor(cls, name, value, min_dim):
         raise ValueError(f"{cls}: {name} must have at least {min_dim} dimension(s), got shape {tuple(value.shape)}")
 
 
-class _GaussianMixture(td.Distribution):
+class _GaussianMixture(DeepcopyMixin, td.Distribution):
     """Shared implementation; subclasses set ``_family`` and ``_min_dims`` (checked in ``_init``)."""
 
     has_rsample = True
@@ -60,10 +61,28 @@ class _GaussianMixture(td.Distribution):
         dtypes = {v.dtype for v in params.values()}
         if len(dtypes) != 1:
             raise ValueError(f"{cls}: all parameters must have the same dtype, got {sorted(map(str, dtypes))}")
-        for name, value in params.items():
-            setattr(self, name, value.expand(batch_shape + self._tail(name, K, D)))
         self._K, self._D = K, D
+        self._raw = dict(params)  # the tensors as given (what pickle stores)
+        self._set_params(batch_shape)
         super().__init__(batch_shape, torch.Size((D,)), validate_args=validate_args)
+
+    def _set_params(self, batch_shape):
+        # The public attributes are the arguments expanded to the batch shape (views of _raw), as torch's
+        # distributions store theirs.
+        for name, value in self._raw.items():
+            setattr(self, name, value.expand(batch_shape + self._tail(name, self._K, self._D)))
+
+    def __getstate__(self):
+        # Pickle stores the arguments and rebuilds the expanded views from them (views of one argument
+        # again, rather than separate copies). copy.deepcopy goes through DeepcopyMixin.
+        state = self.__dict__.copy()
+        for name in self._raw:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._set_params(self._batch_shape)
 
     def _tail(self, name, K, D):
         if name == "locs" or (name == "coord_scale" and self._family == "diag_normals"):
@@ -98,6 +117,36 @@ class _GaussianMixture(td.Distribution):
     def mixture_probs(self):
         """Mixture weights ``softmax(component_logits)``, shape ``batch_shape + (K,)``."""
         return torch.softmax(self.component_logits, -1)
+
+    @property
+    def mixture_distribution(self):
+        """The mixing distribution, ``Categorical(logits=component_logits)`` (batch shape ``batch_shape``),
+        as :attr:`torch.distributions.MixtureSameFamily.mixture_distribution`."""
+        return td.Categorical(logits=self.component_logits, validate_args=False)
+
+    @property
+    def component_distribution(self):
+        """The components, ``Independent(Normal(component_locs, component_scales), 1)`` (batch shape
+        ``batch_shape + (K,)``, event shape ``(D,)``), as
+        :attr:`torch.distributions.MixtureSameFamily.component_distribution`: ``MixtureSameFamily(
+        d.mixture_distribution, d.component_distribution)`` is the same distribution (without the
+        pathwise gradients)."""
+        return td.Independent(td.Normal(self.component_locs, self.component_scales, validate_args=False), 1)
+
+    @property
+    def mode(self):
+        """Not implemented, as for :class:`torch.distributions.MixtureSameFamily`: a Gaussian mixture's
+        modes have no closed form (and may be several)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement mode (no closed form; "
+                                  "torch.distributions.MixtureSameFamily has none either)")
+
+    def entropy(self):
+        """Not implemented, as for :class:`torch.distributions.MixtureSameFamily`: a Gaussian mixture's
+        entropy has no closed form. Estimate it by Monte Carlo, ``-d.log_prob(d.rsample((n,))).mean(0)``
+        (differentiable in every parameter)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement entropy (no closed form; "
+                                  "torch.distributions.MixtureSameFamily has none either). Monte Carlo: "
+                                  "-d.log_prob(d.rsample((n,))).mean(0)")
 
     @property
     def mean(self):
@@ -142,10 +191,16 @@ class _GaussianMixture(td.Distribution):
         :meth:`torch.distributions.Distribution.expand`); keeps the velocity field."""
         new = self._get_checked_instance(type(self), _instance)
         batch_shape = torch.Size(batch_shape)
-        for name in self.arg_constraints:
-            value = getattr(self, name)
-            setattr(new, name, value.expand(batch_shape + value.shape[len(self.batch_shape):]))
+        try:
+            ok = torch.broadcast_shapes(batch_shape, self.batch_shape) == batch_shape
+        except RuntimeError:
+            ok = False
+        if not ok:  # RuntimeError, as Tensor.expand raises in torch's own distributions
+            raise RuntimeError(f"{type(self).__name__}.expand: batch shape {tuple(self.batch_shape)} cannot be "
+                               f"expanded to {tuple(batch_shape)}")
         new._K, new._D = self._K, self._D
+        new._raw = self._raw
+        new._set_params(batch_shape)
         new._velocity = self._velocity
         super(_GaussianMixture, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
@@ -165,8 +220,11 @@ class MixtureOfDiagNormalsSharedCovariance(_GaussianMixture):
     eqs. 14-15 (pairwise mass transport along ``mu_j - mu_k``), cost O(K^2 D) per sample.
     """
 
-    arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
-                       "component_logits": constraints.real}
+    # Constraints carry the parameters' event dimensions, (K, D), (D,) and (K,), so that check() reduces
+    # to the batch shape (torch's tooling broadcasts constraints by their event_dim).
+    arg_constraints = {"locs": constraints.independent(constraints.real, 2),
+                       "coord_scale": constraints.independent(constraints.positive, 1),
+                       "component_logits": constraints.independent(constraints.real, 1)}
     _family = "shared_cov"
     _min_dims = {"locs": 2, "coord_scale": 1, "component_logits": 1}  # dimensions each argument needs at least
 
@@ -203,8 +261,9 @@ class MixtureOfDiagNormals(_GaussianMixture):
     field's in the README (Gaussian mixtures, Fig. 1b/1c).
     """
 
-    arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
-                       "component_logits": constraints.real}
+    arg_constraints = {"locs": constraints.independent(constraints.real, 2),
+                       "coord_scale": constraints.independent(constraints.positive, 2),
+                       "component_logits": constraints.independent(constraints.real, 1)}
     _family = "diag_normals"
     _min_dims = {"locs": 2, "coord_scale": 2, "component_logits": 1}  # dimensions each argument needs at least
 
@@ -231,8 +290,9 @@ class GaussianScaleMixture(_GaussianMixture):
     Cost O(K D) per sample. Any ``D >= 1``.
     """
 
-    arg_constraints = {"coord_scale": constraints.positive, "component_logits": constraints.real,
-                       "component_scale": constraints.positive}
+    arg_constraints = {"coord_scale": constraints.independent(constraints.positive, 1),
+                       "component_logits": constraints.independent(constraints.real, 1),
+                       "component_scale": constraints.independent(constraints.positive, 1)}
     _family = "gaussian_scale"
     _min_dims = {"coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
@@ -258,8 +318,10 @@ class DiscreteGaussianScaleMixture(_GaussianMixture):
     Cost O(K^2 D) per sample.
     """
 
-    arg_constraints = {"locs": constraints.real, "coord_scale": constraints.positive,
-                       "component_logits": constraints.real, "component_scale": constraints.positive}
+    arg_constraints = {"locs": constraints.independent(constraints.real, 2),
+                       "coord_scale": constraints.independent(constraints.positive, 1),
+                       "component_logits": constraints.independent(constraints.real, 1),
+                       "component_scale": constraints.independent(constraints.positive, 1)}
     _family = "discrete_gaussian_scale"
     _min_dims = {"locs": 2, "coord_scale": 1, "component_logits": 1, "component_scale": 1}  # dimensions each argument needs at least
 
