@@ -13,7 +13,7 @@ import math
 import torch
 
 from . import special  # noqa: F401  (registers the gradient ops used below)
-from ._utils import as_float_tensor, check_same
+from ._promote import promote
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "chi2_rsample",
            "student_t_rsample"]
@@ -78,11 +78,10 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
         Tensor of shape ``S + B``. ``d z / d alpha`` is the implicit gradient (Figurnov et al. 2018,
         eq. 8) of the standard Gamma sample divided by the rate; ``dz/d rate = -z / rate``.
     """
-    alpha = as_float_tensor("gamma_rsample", "concentration", concentration)
     if rate is None:
+        (alpha,) = promote("gamma_rsample", ("concentration", concentration))
         return _ops.standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
-    rate = as_float_tensor("gamma_rsample", "rate", rate, like=alpha)
-    check_same("gamma_rsample", [("concentration", alpha), ("rate", rate)])
+    alpha, rate = promote("gamma_rsample", ("concentration", concentration), ("rate", rate))
     shape = _shape(sample_shape, alpha, rate)
     return _ops.standard_gamma(alpha.expand(shape), generator) / _nan_unless_positive(rate).expand(shape)
 
@@ -99,11 +98,10 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
     Returns:
         Tensor of shape ``sample_shape + broadcast(concentration, rate).shape``.
     """
-    alpha = as_float_tensor("log_gamma_rsample", "concentration", concentration)
     if rate is None:
+        (alpha,) = promote("log_gamma_rsample", ("concentration", concentration))
         return _ops.log_standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
-    rate = as_float_tensor("log_gamma_rsample", "rate", rate, like=alpha)
-    check_same("log_gamma_rsample", [("concentration", alpha), ("rate", rate)])
+    alpha, rate = promote("log_gamma_rsample", ("concentration", concentration), ("rate", rate))
     shape = _shape(sample_shape, alpha, rate)
     return _ops.log_standard_gamma(alpha.expand(shape), generator) - torch.log(_nan_unless_positive(rate)).expand(shape)
 
@@ -121,7 +119,7 @@ def dirichlet_rsample(concentration, sample_shape=(), generator=None):
     Returns:
         Tensor of shape ``sample_shape + B + (K,)`` on the simplex.
     """
-    alpha = as_float_tensor("dirichlet_rsample", "concentration", concentration)
+    (alpha,) = promote("dirichlet_rsample", ("concentration", concentration))
     if alpha.dim() < 1:
         raise ValueError("gradkern.dirichlet_rsample: concentration must have at least one dimension (K)")
     log_g = _ops.log_standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
@@ -131,11 +129,7 @@ def dirichlet_rsample(concentration, sample_shape=(), generator=None):
 def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None):
     r"""Reparameterized Beta(concentration1, concentration0) samples, :math:`z = g_1 / (g_1 + g_0)`
     formed in log space (see :func:`dirichlet_rsample`). Shape ``sample_shape + broadcast shape``."""
-    a = as_float_tensor("beta_rsample", "concentration1", concentration1)
-    b = as_float_tensor("beta_rsample", "concentration0", concentration0, like=a)
-    if not isinstance(concentration1, torch.Tensor):
-        a = a.to(b.dtype).to(b.device)
-    check_same("beta_rsample", [("concentration1", a), ("concentration0", b)])
+    a, b = promote("beta_rsample", ("concentration1", concentration1), ("concentration0", concentration0))
     shape = _shape(sample_shape, a, b)
     ab = torch.stack([a.expand(shape), b.expand(shape)], dim=-1)
     log_g = _ops.log_standard_gamma(ab, generator)
@@ -146,7 +140,7 @@ def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None
 def chi2_rsample(df, sample_shape=(), generator=None):
     r"""Reparameterized Chi2(df) samples, :math:`2\,\mathrm{Gamma}(df/2, 1)`, exact implicit gradient
     w.r.t. ``df``. Shape ``sample_shape + df.shape``."""
-    df = as_float_tensor("chi2_rsample", "df", df)
+    (df,) = promote("chi2_rsample", ("df", df))
     return 2 * _ops.standard_gamma((0.5 * df).expand(_shape(sample_shape, df)), generator)
 
 
@@ -162,10 +156,7 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
         range (possible for tiny ``df``) are the largest finite value of their sign; NaN where ``df`` or
         ``scale`` is not positive.
     """
-    df = as_float_tensor("student_t_rsample", "df", df)
-    loc = as_float_tensor("student_t_rsample", "loc", loc, like=df)
-    scale = as_float_tensor("student_t_rsample", "scale", scale, like=df)
-    check_same("student_t_rsample", [("df", df), ("loc", loc), ("scale", scale)])
+    df, loc, scale = promote("student_t_rsample", ("df", df), ("loc", loc), ("scale", scale))
     shape = _shape(sample_shape, df, loc, scale)
     log_g = _ops.log_standard_gamma((0.5 * df).expand(shape), generator)
     eps = torch.randn(shape, dtype=df.dtype, device=df.device, generator=generator)

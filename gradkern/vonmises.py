@@ -7,7 +7,8 @@ import math
 
 import torch
 
-from ._utils import as_tensor_pair, broadcast_fake, check_same, not_differentiable, sum_to_shape
+from ._promote import promote
+from ._utils import broadcast_fake, not_differentiable, sum_to_shape
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
 
@@ -89,10 +90,8 @@ def vonmises_cdf(x, loc, concentration):
     Returns:
         Tensor of the broadcast shape; NaN where ``concentration <= 0`` or an input is NaN or inf.
     """
-    if not isinstance(loc, torch.Tensor) and not isinstance(x, torch.Tensor):
-        x, concentration = as_tensor_pair("vonmises_cdf", "x", x, "concentration", concentration)
+    x, loc, concentration = promote("vonmises_cdf", ("x", x), ("loc", loc), ("concentration", concentration))
     y = x - loc
-    y, concentration = as_tensor_pair("vonmises_cdf", "x - loc", y, "concentration", concentration)
     return _ops.vonmises_cdf(y, concentration)
 
 
@@ -106,7 +105,7 @@ def vonmises_grad(concentration, x):
         concentration (Tensor): kappa > 0.
         x (Tensor): samples; broadcasts with ``concentration``; same dtype and device.
     """
-    concentration, x = as_tensor_pair("vonmises_grad", "concentration", concentration, "x", x)
+    concentration, x = promote("vonmises_grad", ("concentration", concentration), ("x", x))
     return _ops.vonmises_grad(concentration, x)
 
 
@@ -127,8 +126,7 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     Returns:
         Tensor of shape ``sample_shape + broadcast(loc, concentration).shape``.
     """
-    loc, concentration = as_tensor_pair("vonmises_rsample", "loc", loc, "concentration", concentration)
-    check_same("vonmises_rsample", [("loc", loc), ("concentration", concentration)])
+    loc, concentration = promote("vonmises_rsample", ("loc", loc), ("concentration", concentration))
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
     # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).

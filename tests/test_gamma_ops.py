@@ -93,14 +93,27 @@ def test_edge_values():
     assert (gradkern.standard_gamma_grad(a, zero) == 0).all()
 
 
-def test_dtype_and_type_errors():
-    a32 = torch.ones(3)
-    x64 = torch.ones(3, dtype=torch.float64)
+def test_dtype_promotion_and_type_errors():
+    # The functions promote as torch.special does (float32 with float64 gives float64, integers the
+    # default dtype); the ops themselves take one dtype.
+    a32 = torch.tensor([0.5, 2.0, 7.0])
+    x64 = torch.tensor([0.3, 2.5, 4.0], dtype=torch.float64)
+    out = gradkern.gammainc(a32, x64)
+    ref = torch.special.gammainc(a32, x64)
+    assert out.dtype == ref.dtype == torch.float64
+    torch.testing.assert_close(out, ref)
+    # Integer tensors are promoted to the default dtype (torch.special.gammaincc raises for them).
+    ints = gradkern.gammaincc(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    assert ints.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(ints, torch.special.gammaincc(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0])))
+    a = a32.clone().requires_grad_()
+    gradkern.gammainc(a, x64).sum().backward()  # the gradient comes back in the argument's dtype
+    assert a.grad.dtype == torch.float32 and a.grad.isfinite().all()
     with pytest.raises(RuntimeError, match=r"a and x must have the same dtype"):
-        gradkern.gammainc(a32, x64)
+        OPS.gammainc(a32, x64)
     with pytest.raises(RuntimeError, match=r"x must be a floating point tensor"):
         OPS.gammainc(a32, torch.ones(3, dtype=torch.long))
-    with pytest.raises(TypeError, match=r"x must be a Tensor or a number"):
+    with pytest.raises(TypeError, match=r"gradkern.gammainc: x must be a Tensor or a real number"):
         gradkern.gammainc(a32, "1.0")
 
 

@@ -221,10 +221,14 @@ def test_distributions_validate_args():
         D.Beta(torch.tensor([1.0]), torch.tensor([-2.0]), validate_args=True)
 
 
-def test_rsample_errors():
-    with pytest.raises(TypeError, match="rate has dtype"):
-        gradkern.gamma_rsample(torch.ones(2), torch.ones(2, dtype=torch.float64))
-    with pytest.raises(TypeError, match="concentration must be a floating point tensor"):
-        gradkern.gamma_rsample(torch.ones(2, dtype=torch.long))
+def test_rsample_promotion_and_errors():
+    # torch's promotion: float32 with float64 gives float64 (torch's Gamma(a64, r32) works too), an
+    # integer concentration the default dtype.
+    z = gradkern.gamma_rsample(torch.ones(2), torch.ones(2, dtype=torch.float64))
+    assert z.dtype == torch.float64
+    assert gradkern.distributions.Gamma(torch.ones(2, dtype=torch.float64), torch.ones(2)).rsample().dtype == torch.float64
+    assert gradkern.gamma_rsample(torch.ones(2, dtype=torch.long)).dtype == torch.get_default_dtype()
+    with pytest.raises(TypeError, match="gradkern.gamma_rsample: concentration must be a real tensor"):
+        gradkern.gamma_rsample(torch.ones(2, dtype=torch.complex64))
     with pytest.raises(ValueError, match="at least one dimension"):
         gradkern.dirichlet_rsample(torch.tensor(1.0))

@@ -1,0 +1,92 @@
+"""torch's type promotion for the Python wrappers: several arguments (Tensors or Python numbers) to
+tensors of one floating dtype on one device.
+
+The rule is torch's: ``torch.result_type`` over the arguments (a Python number takes the tensors'
+dtype, a 0-dim tensor does not up-cast a dimensioned one of the same category), integer and bool
+results promoted to the default floating dtype as ``torch.special`` does, complex refused. Devices
+follow torch's binary ops: CPU 0-dim tensors and numbers join any device, other tensors must share
+one. Errors name the public function and the argument.
+"""
+from numbers import Number
+
+import torch
+
+
+def _check_kind(fn, name, value):
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"gradkern.{fn}: {name} must be a real tensor, got {value.dtype}")
+        return
+    if isinstance(value, complex) or not isinstance(value, Number):
+        raise TypeError(f"gradkern.{fn}: {name} must be a Tensor or a real number, got {type(value).__name__}")
+
+
+def _category(dtype):
+    return 2 if dtype.is_floating_point else (0 if dtype == torch.bool else 1)
+
+
+def _join_float(a, b):
+    # torch.promote_types on floating dtypes, written out so that torch.compile traces it as constants
+    # (torch.result_type returns a non-Tensor, which dynamo cannot put in a graph).
+    if a == b:
+        return a
+    if torch.float64 in (a, b):
+        return torch.float64
+    return torch.float32  # float32 with a 16-bit type, or float16 with bfloat16
+
+
+def _join(tier):
+    cat, dtype = -1, None
+    for dt in tier:
+        c = _category(dt)
+        if c > cat:
+            cat, dtype = c, dt
+        elif c == cat == 2:
+            dtype = _join_float(dtype, dt)
+    return cat, dtype
+
+
+def _result_dtype(values):
+    """torch.result_type over tensors and numbers, then integer / bool results to the default dtype."""
+    dims = [v.dtype for v in values if isinstance(v, torch.Tensor) and v.dim() > 0]
+    zeros = [v.dtype for v in values if isinstance(v, torch.Tensor) and v.dim() == 0]
+    cat, dtype = _join(dims)
+    zcat, zdtype = _join(zeros)
+    if zcat > cat:  # a 0-dim tensor up-casts only across categories (or when nothing has dimensions)
+        cat, dtype = zcat, zdtype
+    if any(isinstance(v, float) for v in values if not isinstance(v, torch.Tensor)) and cat < 2:
+        cat, dtype = 2, torch.get_default_dtype()
+    return dtype if cat == 2 else torch.get_default_dtype()
+
+
+def _device(fn, named):
+    device, owner = None, None
+    for name, v in named:
+        if not isinstance(v, torch.Tensor) or (v.dim() == 0 and v.device.type == "cpu"):
+            continue
+        if device is None:
+            device, owner = v.device, name
+        elif v.device != device:
+            raise RuntimeError(f"gradkern.{fn}: expected all tensors on one device, got {owner} on {device} "
+                               f"and {name} on {v.device}")
+    if device is None:
+        cpu0 = [v.device for _, v in named if isinstance(v, torch.Tensor)]
+        device = cpu0[0] if cpu0 else torch.device("cpu")
+    return device
+
+
+def promote(fn, *named):
+    """``named``: (name, value) pairs. Returns the values as tensors of the common floating dtype on the
+    common device, in order (tensors already right are returned as they are)."""
+    for name, v in named:
+        _check_kind(fn, name, v)
+    values = [v for _, v in named]
+    dtype = _result_dtype(values)
+    device = _device(fn, named)
+    out = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            out.append(v if (v.dtype == dtype and v.device == device) else v.to(device=device, dtype=dtype))
+        else:
+            out.append(torch.tensor(float(v), dtype=dtype, device=device))
+    return out
