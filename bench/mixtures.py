@@ -192,7 +192,7 @@ def memory_probe(lib, family, K, D, n, threads, linear=True, vel=None):
     code = (
         "import sys, os; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
         "import _common as C; C.limit_threads_env(%d); import torch; torch.set_num_threads(%d)\n"
-        "C.import_gradkern(); import gradkern.mixtures\n"
+        "C.import_gradkern(); import gradkern._mixtures\n"
         "import mixtures as B\n"
         "p, mk = B.build(torch, %r, %r, %d, %d, vel=%r)\n"
         "B.step(torch, mk, p, 16)\n"  # warm-up: lazy initialisation is not the op's memory
@@ -221,7 +221,7 @@ def peak_memory(lib, family, K, D, n, threads, probes=3, vel=None):
 def check_agreement(torch, family, K, D, n):
     """Same samples through both libraries' backward: eq. 12 gradients must agree."""
     import types
-    import gradkern.mixtures as gm
+    import gradkern._mixtures as gm
     from pyro.distributions.diag_normal_mixture import _MixDiagNormalSample
     from pyro.distributions.diag_normal_mixture_shared_cov import _MixDiagNormalSharedCovarianceSample
     from pyro.distributions.gaussian_scale_mixture import _GSMSample
@@ -311,7 +311,7 @@ def main():
     gk, note = C.import_gradkern()
     if gk is None:
         sys.exit(note)
-    import gradkern.mixtures as gk_mix
+    import gradkern._mixtures as gk_mix
     have_pyro = False
     if not args.no_pyro:
         try:

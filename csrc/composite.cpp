@@ -1,5 +1,5 @@
 // Device-agnostic kernels composed of ATen calls (registered for CompositeExplicitAutograd, so they run
-// on CPU and CUDA alike; their autograd formulas are registered in Python, gradkern/gamma.py).
+// on CPU and CUDA alike; their autograd formulas are registered in Python, gradkern/_gamma.py).
 //
 // Conventions shared with the fused kernels: an invalid concentration (alpha <= 0 or NaN) gives a NaN
 // sample, as torch's special functions do for out-of-domain arguments (torch's own Gamma sampler

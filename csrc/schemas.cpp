@@ -1,6 +1,6 @@
 // Every gradkern operator schema, declared once. Backend kernels live in cpu/ and cuda/; fake (meta)
-// kernels and autograd formulas are registered next to the Python wrappers (gradkern/special.py,
-// gamma.py, vonmises.py, mixtures.py, copulas.py, antithetic.py).
+// kernels and autograd formulas are registered next to the Python wrappers (gradkern/_special.py,
+// _gamma.py, _vonmises.py, _mixtures.py, copulas.py, antithetic.py).
 #include <Python.h>
 #include <torch/library.h>
 

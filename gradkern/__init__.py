@@ -1,9 +1,10 @@
 """gradkern: exact, low-variance gradients through random variables for PyTorch.
 
 Importing the package loads the native extension (gradkern._C), which registers the ``torch.ops.gradkern``
-operators, then registers their fake kernels and autograd formulas.
+operators, then registers their fake kernels and autograd formulas. The namespace holds only the API
+(``__all__``); the implementation modules are private (``gradkern._special``, ``gradkern._gamma``, ...).
 """
-import torch
+import torch  # noqa: F401  (loads libtorch before the extension; removed from the namespace below)
 
 
 def _source_tree_without_extension():
@@ -36,13 +37,16 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by test
         "`pip install --no-build-isolation .`, or for development "
         "`python setup.py build_ext --inplace`. Original error: " + str(e)) from e
 
-from .special import gammainc, gammaincc, gammaincinv, log_standard_gamma_grad, standard_gamma_grad
-from .gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_gamma_rsample,
+from ._special import gammainc, gammaincc, gammaincinv, log_standard_gamma_grad, standard_gamma_grad
+from ._gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_gamma_rsample,
                     student_t_rsample)
-from .vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
+from ._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
 from . import antithetic, copulas, distributions, estimators
 
 __version__ = "0.1.0"
+
+# Only the API in the namespace: torch and the private helpers were bound by the imports above.
+del torch
 
 __all__ = [
     "gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad",

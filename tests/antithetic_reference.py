@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from gradkern import special
+from gradkern import _special as special
 from gradkern._utils import log_gamma_density as _log_gamma_density
 from gradkern.antithetic import _hawkins_wixley_reflect
 

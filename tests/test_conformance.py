@@ -714,7 +714,7 @@ def test_fake_bivariate_normal_cdf_checks_devices():
         OPS.bivariate_normal_cdf(meta, meta, meta.double())
 
 
-MIXTURE_OPS = [(stem, names) for stem, names in gradkern.mixtures.FAMILIES.values()]
+MIXTURE_OPS = [(stem, names) for stem, names in gradkern._mixtures.FAMILIES.values()]
 
 
 @pytest.mark.parametrize("stem,names", MIXTURE_OPS, ids=[s for s, _ in MIXTURE_OPS])

@@ -37,7 +37,7 @@ import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import gradkern
-import gradkern.mixtures as M
+import gradkern._mixtures as M
 from gradkern import antithetic, copulas, estimators
 from conftest import CUDA, DEVICES, FLOAT_DTYPES
 
@@ -49,7 +49,7 @@ THREAD_ELEMENTS = 100_000  # batch elements for the thread-count checks: several
 # Valid-domain values, small sizes; several Samples per op where its arguments change what runs (shapes that
 # broadcast, enum strings, k, n, the schema's defaults). Sample, ew and the builders are defined below.
 SAMPLES = {
-    # Gamma family (gradkern.special, gradkern.gamma)
+    # Gamma family (gradkern._special, gradkern._gamma)
     "gammainc": lambda device, dtype: _gamma_pair(device, dtype, "x", grad=(0, 1)),
     "gammaincc": lambda device, dtype: _gamma_pair(device, dtype, "x", grad=(0, 1)),
     "gammainc_grad_a": lambda device, dtype: _gamma_pair(device, dtype, "x"),
@@ -58,13 +58,13 @@ SAMPLES = {
     "gammaincinv": lambda device, dtype: _gamma_pair(device, dtype, "p", grad=(0, 1)),
     "standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
     "log_standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
-    # von Mises (gradkern.vonmises)
+    # von Mises (gradkern._vonmises)
     "vonmises_cdf": lambda device, dtype: _vonmises_pair(device, dtype, "xk", grad=(0, 1)),
     "vonmises_cdf_grad_concentration": lambda device, dtype: _vonmises_pair(device, dtype, "xk"),
     "vonmises_grad": lambda device, dtype: _vonmises_pair(device, dtype, "kx"),
     "vonmises_sample": lambda device, dtype: _vonmises_sample(device, dtype),
     "vonmises_shift_wrap": lambda device, dtype: _vonmises_shift_wrap(device, dtype),
-    # Gaussian mixtures (gradkern.mixtures)
+    # Gaussian mixtures (gradkern._mixtures)
     "mixture_shared_cov_rsample": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "rsample"),
     "mixture_shared_cov_backward": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "backward"),
     "mixture_diag_normals_rsample": lambda device, dtype: _mixture(device, dtype, "mixture_diag_normals", "rsample"),

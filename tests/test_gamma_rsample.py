@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gradkern
-import gradkern.gamma as gamma_mod
+import gradkern._gamma as gamma_mod
 from conftest import DEVICES, mc_check
 
 N = 200_000
@@ -107,7 +107,7 @@ def test_student_t_second_moment_gradient():
 
 # --- gradients through the composition, sample held fixed -------------------------------------------
 class _QuantileOps:
-    """Stands in for torch.ops.gradkern inside gradkern.gamma: log-Gamma 'samples' at fixed quantiles u,
+    """Stands in for torch.ops.gradkern inside gradkern._gamma: log-Gamma 'samples' at fixed quantiles u,
     log(gammaincinv(alpha, u)), whose alpha-derivative is the implicit gradient by definition. gradcheck
     then checks every gradient of the Beta / Dirichlet / Student-t compositions by finite differences."""
 

@@ -1,4 +1,4 @@
-"""Gaussian mixtures (gradkern.mixtures, gradkern.distributions.mixtures): unbiasedness of the pathwise
+"""Gaussian mixtures (gradkern._mixtures, gradkern.distributions._mixtures): unbiasedness of the pathwise
 gradients against closed-form expectations, the transport equation checked by finite differences,
 agreement with Pyro, high-dimensional stability, the ops' forward and autograd formula, the Distribution
 API and bad input. The op contracts (opcheck, torch.compile, sizes, strides, seeding, thread count,
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import gradkern  # noqa: F401
-import gradkern.mixtures as M
+import gradkern._mixtures as M
 from gradkern.distributions import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
                                     MixtureOfDiagNormalsSharedCovariance)
 from conftest import DEVICES

@@ -529,7 +529,7 @@ template <typename T> GK_HD T vonmises_cdf_grad_concentration(T x, T kappa) {
 
 // Implicit reparameterization gradient dx/dkappa = -(dF/dkappa) / q(x), density factor fused.
 // (x + loc) wrapped into [-pi, pi): the location shift of vonmises_rsample, one pass. The wrap is
-// piecewise a shift, so d/dx = d/dloc = 1 (registered in gradkern/vonmises.py). Samples of
+// piecewise a shift, so d/dx = d/dloc = 1 (registered in gradkern/_vonmises.py). Samples of
 // vonMises(0, kappa) lie in [-pi, pi) already, so with loc = 0 the result is x itself. The rounded
 // floor() step can land exactly on pi (or just below -pi): the two final checks put it back in range.
 // NaN or inf in either argument gives NaN.

@@ -8,7 +8,7 @@ for Gamma, Chi2 and VonMises, VonMises ``entropy``, KL and concentration 0, a St
 that does not overflow in float32. Moments, KL registrations and the rest are torch's.
 
 One module per family; the differentiable ops they sample with, and the registrations of those ops,
-are elsewhere (gradkern.gamma, gradkern.special, gradkern.vonmises, gradkern.mixtures):
+are elsewhere (gradkern._gamma, gradkern._special, gradkern._vonmises, gradkern._mixtures):
 
 * :mod:`.gamma`: :class:`Gamma`, :class:`Chi2` (and their shared ``cdf`` / ``icdf``)
 * :mod:`.beta`: :class:`Beta`
@@ -18,13 +18,13 @@ are elsewhere (gradkern.gamma, gradkern.special, gradkern.vonmises, gradkern.mix
 * :mod:`.mixtures`: :class:`MixtureOfDiagNormalsSharedCovariance`, :class:`MixtureOfDiagNormals`,
   :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`
 """
-from .beta import Beta
-from .dirichlet import Dirichlet
-from .gamma import Chi2, Gamma
-from .mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
+from ._beta import Beta
+from ._dirichlet import Dirichlet
+from ._gamma import Chi2, Gamma
+from ._mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
                        MixtureOfDiagNormalsSharedCovariance)
-from .student_t import StudentT
-from .von_mises import VonMises
+from ._student_t import StudentT
+from ._von_mises import VonMises
 
 __all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]

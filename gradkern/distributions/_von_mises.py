@@ -8,7 +8,7 @@ from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
 from .._utils import sum_to_shape
-from ..vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
+from .._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["VonMises"]

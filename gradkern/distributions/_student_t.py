@@ -6,7 +6,7 @@ import torch
 import torch.distributions as td
 from torch.distributions.utils import broadcast_all
 
-from ..gamma import student_t_rsample
+from .._gamma import student_t_rsample
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["StudentT"]

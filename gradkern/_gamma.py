@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from . import special  # noqa: F401  (registers the gradient ops used below)
+from . import _special  # noqa: F401  (registers the gradient ops used below)
 from ._promote import promote
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "chi2_rsample",

@@ -15,7 +15,7 @@ import torch
 import torch.distributions as td
 from torch.distributions import constraints
 
-from ..mixtures import mixture_rsample
+from .._mixtures import mixture_rsample
 from ._common import DeepcopyMixin
 
 __all__ = ["MixtureOfDiagNormalsSharedCovariance", "MixtureOfDiagNormals", "GaussianScaleMixture",

@@ -3,8 +3,8 @@ differentiable in every parameter."""
 import torch
 import torch.distributions as td
 
-from ..gamma import gamma_rsample
-from ..special import gammainc, gammaincinv
+from .._gamma import gamma_rsample
+from .._special import gammainc, gammaincinv
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["Gamma", "Chi2"]

@@ -2,7 +2,7 @@
 import torch
 import torch.distributions as td
 
-from ..gamma import beta_rsample
+from .._gamma import beta_rsample
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["Beta"]
