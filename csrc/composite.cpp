@@ -26,6 +26,7 @@ at::Tensor nan_where_invalid(at::Tensor out, const at::Tensor& alpha) {
 
 at::Tensor standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   ops::check_floating("standard_gamma", "alpha", alpha);
+  // The sample is the first allocation (an impossible request fails at once); peak ~1.25x the output.
   if (reduced_precision(alpha)) return standard_gamma(alpha.to(at::kFloat), generator).to(alpha.scalar_type());
   return nan_where_invalid(at::_standard_gamma(alpha, generator), alpha);
 }
@@ -36,11 +37,22 @@ at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generat
   // Gamma(a) = Gamma(a + 1) * U^(1/a) in distribution. For a < 1, U^(1/a) underflows (a = 1e-4 already
   // gives 0 for u < 0.9 in float32), so the product is formed as a sum of logs. For a >= 1 the sample
   // itself is safe and one uniform per element is the only overhead.
-  const auto small = alpha < 1;
-  const auto y = at::_standard_gamma(at::where(small, alpha + 1, alpha), generator);
-  // 1 - U lies in (0, 1]: uniform_ can return exactly 0, whose log would be -inf.
-  const auto u = at::empty_like(alpha, at::MemoryFormat::Contiguous).uniform_(0, 1, generator).neg_().add_(1);
-  return nan_where_invalid(at::where(small, at::log(y) + at::log(u) / alpha, at::log(y)), alpha);
+  // Memory: peak ~2.25x the output (float32: the shape buffer and its mask, then the sample with the
+  // uniforms, everything else in place). An impossible request fails at once: an output-sized block is
+  // reserved first and released untouched, so the allocator refuses it before any pass writes memory.
+  (void)at::empty_like(alpha, at::MemoryFormat::Contiguous);
+  at::Tensor out;
+  {
+    const at::Tensor shape = alpha + (alpha < 1);  // alpha + 1 where alpha < 1, exactly; one buffer
+    out = at::_standard_gamma(shape, generator);
+  }
+  out.log_();
+  // log(1 - U) with U in [0, 1): uniform_ can return exactly 0, whose log would be -inf.
+  at::Tensor u = at::empty_like(out).uniform_(0, 1, generator).neg_().log1p_().div_(alpha);
+  u.masked_fill_(alpha >= 1, 0);
+  out.add_(u);
+  u.reset();  // before the validity masks
+  return nan_where_invalid(out, alpha);
 }
 
 }  // namespace

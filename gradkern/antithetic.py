@@ -41,7 +41,8 @@ from numbers import Number
 
 import torch
 
-from ._utils import as_float_tensor, check_same, log_gamma_density, not_differentiable
+from ._promote import promote
+from ._utils import as_float_tensor, log_gamma_density, not_differentiable
 
 _ops = torch.ops.gradkern
 
@@ -77,14 +78,11 @@ def _as_float_tensor(fn, name, value, like=None):
 
 
 def _as_pair(fn, name_a, a, name_b, b):
-    # Numbers take the dtype/device of the tensor argument, as torch's binary ops do.
-    if isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        a = _as_float_tensor(fn, name_a, a)
-        b = _as_float_tensor(fn, name_b, b, like=a)
-    else:
-        b = _as_float_tensor(fn, name_b, b)
-        a = _as_float_tensor(fn, name_a, a, like=b)
-    check_same(f"antithetic.{fn}", [(name_a, a), (name_b, b)])
+    # torch's type promotion (gradkern._promote): numbers take the tensor's dtype, float32 with float64
+    # gives float64.
+    a, b = promote(f"antithetic.{fn}", (name_a, a), (name_b, b))
+    if a.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"gradkern.antithetic.{fn}: {name_a} and {name_b} must be float32 or float64, got {a.dtype}")
     return a, b
 
 

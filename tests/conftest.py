@@ -5,8 +5,20 @@ import torch
 import gradkern  # noqa: F401  (loads the extension once for the whole session)
 
 CUDA = torch.cuda.is_available()
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="needs a CUDA device"))]
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
+                                                pytest.mark.skipif(not CUDA, reason="needs a CUDA device")])]
 FLOAT_DTYPES = [torch.float32, torch.float64]
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that runs on CUDA carries the `cuda` marker, so that `pytest -m cuda` (tools/gpu_check.sh)
+    # selects them all: the DEVICES parameter above, the test files' own "cuda" parameters, and tests
+    # named for CUDA (test_cuda.py marks its own).
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "cuda" in item.name.lower() or any(isinstance(v, str) and v.startswith("cuda") for v in params):
+            item.add_marker(pytest.mark.cuda)
 
 
 @pytest.fixture(autouse=True)

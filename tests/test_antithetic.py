@@ -354,10 +354,11 @@ def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="scale must be > 0"):
         A.normal_rsample(loc, torch.tensor([1.0, 0.0, 1.0]), 2, validate_args=True)
     A.normal_rsample(loc, torch.tensor([1.0, 0.0, 1.0]), 2, validate_args=False)  # opted out: no check
-    with pytest.raises(TypeError, match="scale has dtype"):
-        A.normal_rsample(loc, scale.double(), 2)
-    with pytest.raises(TypeError, match="loc must be a floating point"):
-        A.normal_rsample(torch.zeros(3, dtype=torch.long), scale, 2)
+    # torch's type promotion: float32 with float64 gives float64, integers the default dtype.
+    assert A.normal_rsample(loc, scale.double(), 2).dtype == torch.float64
+    assert A.normal_rsample(torch.zeros(3, dtype=torch.long), scale, 2).dtype == torch.get_default_dtype()
+    with pytest.raises(TypeError, match="gradkern.antithetic.normal_rsample: loc and scale must be float32 or float64"):
+        A.normal_rsample(loc.half(), scale.half(), 2)
     with pytest.raises(ValueError, match="k must be an integer >= 2"):
         A.reflect_moments(torch.zeros(1, 3), 0.0, 1.0)
     with pytest.raises(ValueError, match="noise must have shape"):

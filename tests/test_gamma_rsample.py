@@ -113,9 +113,19 @@ class _QuantileOps:
 
     def __init__(self, u):
         self.u = u
+        self.calls = 0
+
+    def _quantiles(self, alpha):
+        # One call per draw: when the sampler draws its Gamma components one call each (beta_rsample:
+        # g1 then g0), call i takes u[..., i % n] so every component keeps its own fixed quantiles.
+        if self.u.shape == alpha.shape or self.u.dim() <= alpha.dim():
+            return self.u.expand_as(alpha)
+        i = self.calls % self.u.shape[-1]
+        self.calls += 1
+        return self.u[..., i].expand_as(alpha)
 
     def log_standard_gamma(self, alpha, generator=None):
-        return torch.log(gradkern.gammaincinv(alpha, self.u.expand_as(alpha)))
+        return torch.log(gradkern.gammaincinv(alpha, self._quantiles(alpha)))
 
     def standard_gamma(self, alpha, generator=None):
         return gradkern.gammaincinv(alpha, self.u.expand_as(alpha))

@@ -11,6 +11,8 @@ forming K x K x D tensors.
 Shapes: ``K`` components, event dimension ``D >= 1``, any batch shape; every parameter broadcasts to
 the batch shape. Samples have shape ``sample_shape + batch_shape + (D,)``.
 """
+import functools
+
 import torch
 import torch.distributions as td
 from torch.distributions import constraints
@@ -58,9 +60,10 @@ class _GaussianMixture(DeepcopyMixin, td.Distribution):
         except RuntimeError as e:
             raise ValueError(f"{cls}: parameter batch shapes {[tuple(b) for b in batch_shapes]} do not "
                              "broadcast") from e
-        dtypes = {v.dtype for v in params.values()}
-        if len(dtypes) != 1:
-            raise ValueError(f"{cls}: all parameters must have the same dtype, got {sorted(map(str, dtypes))}")
+        # torch's type promotion across the parameters (float32 with float64 gives float64), as
+        # torch.distributions' broadcast_all does; .to keeps the gradient path to the given tensors.
+        dtype = functools.reduce(torch.promote_types, [v.dtype for v in params.values()])
+        params = {n: (v if v.dtype == dtype else v.to(dtype)) for n, v in params.items()}
         self._K, self._D = K, D
         self._raw = dict(params)  # the tensors as given (what pickle stores)
         self._set_params(batch_shape)

@@ -137,7 +137,7 @@ template <typename T> static void report(const char* name, const Eval<T>& e, dou
 
 template <typename T> static void bad_inputs(const char* name) {
   const T nan = T(NAN), inf = T(INFINITY);
-  const T ks[] = {T(0), T(-1), nan, inf, -inf};
+  const T ks[] = {T(-1e-30), T(-1), nan, inf, -inf};
   for (T k : ks) {
     check(std::isnan(double(vonmises_cdf(T(0.5), k))) && std::isnan(double(vonmises_cdf_grad_concentration(T(0.5), k))) &&
               std::isnan(double(vonmises_grad(k, T(0.5)))) && std::isnan(double(vonmises_log_pdf(T(0.5), k))),
@@ -147,6 +147,21 @@ template <typename T> static void bad_inputs(const char* name) {
   for (T x : xs) {
     check(std::isnan(double(vonmises_cdf(x, T(1)))) && std::isnan(double(vonmises_cdf_grad_concentration(x, T(1)))) &&
               std::isnan(double(vonmises_grad(T(1), x))) && std::isnan(double(vonmises_log_pdf(x, T(1)))),
+          name);
+  }
+}
+
+// kappa = 0 is the uniform distribution: F = (x + pi) / (2 pi), log q = -log(2 pi), dF/dkappa = sin(x) / (2 pi),
+// dx/dkappa = -sin x (the kappa -> 0 limits), to the type's rounding.
+template <typename T> static void zero_concentration(const char* name) {
+  const double tol = sizeof(T) == sizeof(double) ? 1e-14 : 1e-6, pi = 3.14159265358979323846;
+  const T xs[] = {T(-3), T(-1), T(-0.1), T(0), T(0.5), T(2), T(3.1)};
+  for (T x : xs) {
+    const double xd = double(x);
+    check(std::fabs(double(vonmises_cdf(x, T(0))) - (xd + pi) / (2 * pi)) <= tol &&
+              std::fabs(double(vonmises_log_pdf(x, T(0))) + std::log(2 * pi)) <= tol &&
+              std::fabs(double(vonmises_cdf_grad_concentration(x, T(0))) - std::sin(xd) / (2 * pi)) <= tol &&
+              std::fabs(double(vonmises_grad(T(0), x)) + std::sin(xd)) <= tol,
           name);
   }
 }
@@ -257,6 +272,8 @@ int main(int argc, char** argv) {
   report("float", ef, 1e-5, 3e-8);
   bad_inputs<double>("double: NaN for invalid input");
   bad_inputs<float>("float: NaN for invalid input");
+  zero_concentration<double>("double: kappa = 0 limits");
+  zero_concentration<float>("float: kappa = 0 limits");
   const long ebd = edge_nonfinite<double>(), ebf = edge_nonfinite<float>();
   std::printf("  extreme inputs (|x| up to 3e38, kappa 1e-40..3e38): nonfinite double %ld, float %ld\n", ebd, ebf);
   check(ebd == 0 && ebf == 0, "finite output for extreme valid input");
