@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from ._promote import check_reverse_mode_only
 from ._utils import not_differentiable
 
 __all__ = ["FAMILIES", "VELOCITIES", "mixture_rsample"]
@@ -132,6 +133,7 @@ def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.S
     Returns:
         Tensor of shape ``sample_shape + batch_shape + (D,)``.
     """
+    check_reverse_mode_only(f"distributions ({family} mixture) rsample", list(params.values()))
     stem, names = FAMILIES[family]
     sample_shape, batch_shape = torch.Size(sample_shape), torch.Size(batch_shape)
     logits = params["component_logits"]

@@ -75,11 +75,40 @@ def _device(fn, named):
     return device
 
 
+def _forward_mode_active(values):
+    """True under torch.func.jvp / jacfwd, or inside torch.autograd.forward_ad.dual_level with a dual
+    input: modes whose tangents gradkern's ops do not propagate yet."""
+    get_stack = getattr(torch._C._functorch, "get_interpreter_stack", None)
+    stack = get_stack() if get_stack is not None else [torch._C._functorch.peek_interpreter_stack()]
+    for interp in stack or ():
+        if interp is not None and interp.key() == torch._C._functorch.TransformType.Jvp:
+            return True
+    from torch.autograd import forward_ad
+
+    if forward_ad._current_level >= 0:
+        return any(isinstance(v, torch.Tensor) and forward_ad.unpack_dual(v).tangent is not None for v in values)
+    return False
+
+
+def check_reverse_mode_only(fn, values):
+    """Raise instead of returning wrong (zero) tangents: forward-mode differentiation through gradkern's
+    ops is not implemented yet, and a silent zero is the worst answer."""
+    if torch.compiler.is_compiling():
+        return
+    if _forward_mode_active(values):
+        raise NotImplementedError(
+            f"gradkern.{fn}: forward-mode differentiation (torch.func.jvp / jacfwd, "
+            "torch.autograd.forward_ad) is not supported yet (its tangents would be wrong); use reverse mode "
+            "(loss.backward(), torch.autograd.grad, torch.func.vjp)")
+
+
 def promote(fn, *named):
     """``named``: (name, value) pairs. Returns the values as tensors of the common floating dtype on the
-    common device, in order (tensors already right are returned as they are)."""
+    common device, in order (tensors already right are returned as they are). Raises under forward-mode
+    differentiation (check_reverse_mode_only)."""
     for name, v in named:
         _check_kind(fn, name, v)
+    check_reverse_mode_only(fn, [v for _, v in named])
     values = [v for _, v in named]
     dtype = _result_dtype(values)
     device = _device(fn, named)
