@@ -138,6 +138,93 @@ def time_per_element(fn, n_elements, repeats=5, warmup=1, device="cpu", block=No
     return times[len(times) // 2] / n_elements
 
 
+# --- CUDA timing ---------------------------------------------------------------------------------------
+# The GPU columns of the benches: CUDA events around each call after warm-up calls, tens of millions
+# of elements per launch, and the throughput set against the device-to-device copy measured in the same
+# run (the memory-bandwidth limit an elementwise op can reach).
+CUDA_ELEMENTS = 1 << 25  # elements per launch on CUDA (33.5 million)
+NOMINAL_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12}  # bytes/s by the vendors' datasheets
+
+
+def cuda_event_time(fn, n_elements, repeats=5, warmup=2):
+    """Median over repeats of (CUDA-event time of one call of fn) / n_elements, after warm-up calls.
+    The events are recorded on the current stream around the call, so host gaps inside fn (a
+    sampler's rejection loop that synchronises) are counted, as they are in the caller's time."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    times.sort()
+    return times[len(times) // 2] / n_elements
+
+
+def wall_time_blocked(fn, n_elements, block, repeats=5, warmup=2):
+    """Median wall time per element of fn() waited for with block(result): JAX on the GPU, whose
+    streams torch's events do not see."""
+    for _ in range(warmup):
+        block(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        block(fn())
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] / n_elements
+
+
+def cuda_copy_bandwidth(nbytes=1 << 31, repeats=10):
+    """Bytes per second of a device-to-device copy of nbytes (read + written), CUDA-event timed."""
+    import torch
+
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
+    dst = torch.empty_like(src)
+    t = cuda_event_time(lambda: dst.copy_(src), 1, repeats=repeats, warmup=2)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * nbytes / t
+
+
+def nominal_bandwidth():
+    """(name, bytes/s) of the device's datasheet memory bandwidth, or (None, None) when unknown."""
+    import torch
+
+    name = torch.cuda.get_device_name()
+    for key, bw in NOMINAL_BANDWIDTH.items():
+        if key in name:
+            return key, bw
+    return None, None
+
+
+def bandwidth_note(copy_bw):
+    key, bw = nominal_bandwidth()
+    note = f"device-to-device copy in this run: {copy_bw / 1e12:.2f} TB/s (bytes read + written)"
+    if bw:
+        note += f", {copy_bw / bw:.0%} of the {key}'s nominal {bw / 1e12:.2f} TB/s"
+    return note
+
+
+def jax_on_gpu():
+    """The JAX module when its default backend is a GPU, else None (its columns are then left out of
+    the CUDA tables rather than mixing CPU times into them). JAX is kept from preallocating most of
+    the device's memory."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    try:
+        import jax
+
+        return jax if jax.default_backend() == "gpu" else None
+    except Exception:
+        return None
+
+
 # --- cache ---------------------------------------------------------------------------------------------
 def cache_key(**key):
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -495,6 +495,7 @@ class Method:
     def __init__(self, name, kind, build, to_numpy, block=None, error=True, note=None, device="cpu"):
         self.name, self.kind, self.build, self.to_numpy = name, kind, build, to_numpy
         self.block, self.error, self.note, self.device = block, error, note, device
+        self.gpu = False  # timed on the GPU (--device cuda): CUDA_ELEMENTS per launch, see prepare_gpu_timer
 
 
 def torch_methods(gk, dtype, device):
@@ -630,10 +631,35 @@ def jax_methods(dtype, notes):
 
 
 # --- measuring -------------------------------------------------------------------------------------------
+# --device cuda: the grid tiled to this many elements per launch, CUDA-event timing (JAX on the GPU: wall
+# time to block_until_ready), 5 calls after 2 warm-up calls.
+GPU_ELEMENTS = 1 << 24
+GPU_BYTES_PER_ELEMENT = 3  # per byte of the dtype: two inputs read, one output written
+
+
+def prepare_gpu_timer(m, p, x):
+    import numpy as np
+
+    tiles = math.ceil(GPU_ELEMENTS / x.size)
+    f = m.build(np.tile(p.ravel(), tiles), np.tile(x.ravel(), tiles))
+    n = x.size * tiles
+    m.elements = n
+
+    def measure(repeats=None):
+        reps, warm = (5, 2) if repeats is None else (repeats, 0)
+        if m.block:
+            return C.wall_time_blocked(f, n, m.block, repeats=reps, warmup=warm)
+        return C.cuda_event_time(f, n, repeats=reps, warmup=warm)
+    return measure
+
+
 def prepare_timer(m, p, x, device):
     """A callable measure(repeats=None) -> seconds per element of m, the median of repeats over >= 1e6
     elements after a warm-up (the default repeats and warm-up are the table's; re-timings pass fewer)."""
     import numpy as np
+
+    if m.gpu:
+        return prepare_gpu_timer(m, p, x)
 
     n0 = x.size
     f1 = m.build(p.ravel(), x.ravel())
@@ -725,6 +751,8 @@ def measure_paper(methods, tables, truths, dtype, no_time, keep_timers):
             try:
                 measure = prepare_timer(m, t.p, t.x, m.device)
                 rec["time"] = measure()
+                if m.gpu:
+                    rec["gpu"], rec["elements"] = True, m.elements
                 if (m.name, m.kind) in keep_timers:
                     timers[(m.name, m.kind)] = measure
             except Exception as e:
@@ -808,6 +836,31 @@ def paper_table_md(table):
                      _cell(v, "mae") if entry["error"] else C.DASH, _cell(v, "time")])
     return C.markdown_table(["Method", "Gamma mean abs. error", "Gamma time (s/elem)",
                              "von Mises mean abs. error", "von Mises time (s/elem)"], rows)
+
+
+def cuda_throughput_md(results, dtypes):
+    """The GPU rows of the paper tables as throughput: elements per second and the fraction of the
+    memory-bandwidth limit (the device-to-device copy measured in this run)."""
+    cu = results["cuda"]
+    bw = cu["copy_bandwidth_Bps"]
+    out = ["", f"### CUDA throughput ({cu['device']})", "",
+           f"{cu['elements']:,} elements per launch (the grid tiled), CUDA-event time, median of 5 calls after 2 "
+           f"warm-up calls (JAX: wall time to block_until_ready); {C.bandwidth_note(bw)}. % of copy = "
+           f"{GPU_BYTES_PER_ELEMENT} x the dtype's bytes per element (two inputs read, one output written) at the "
+           "row's throughput over that copy bandwidth."]
+    rows = []
+    for dtype in dtypes:
+        item = 4 if dtype == "float32" else 8
+        for name, entry in sorted(results["tables"][dtype].items(), key=lambda kv: _row_rank(kv[0])):
+            for kind in ("gamma", "vonmises"):
+                rec = entry.get(kind) or {}
+                if not rec.get("gpu") or not rec.get("time"):
+                    continue
+                eps = 1 / rec["time"]
+                rows.append([dtype, name, KIND_LABEL[kind], f"{eps:.2e}", f"{GPU_BYTES_PER_ELEMENT * item * eps / bw:.1%}"])
+    out += ["", C.markdown_table(["dtype", "Method", "column", "elements/s", "% of copy"], rows,
+                                 align=["l", "l", "l", "r", "r"])]
+    return out
 
 
 def stress_table_md(ext):
@@ -908,6 +961,8 @@ def render(results, dtypes, extended, tables, checks_by_dtype, notes, t_truth, t
     paper = title_lines(results["truth"]) + ["", setup_line(results)]
     for dtype in dtypes:
         paper += ["", f"### {dtype}", "", paper_table_md(results["tables"][dtype])]
+    if results.get("cuda"):
+        paper += cuda_throughput_md(results, dtypes)
     targets = [c for d in dtypes for c in checks_by_dtype[d]["accuracy_paper"] + checks_by_dtype[d]["time"]]
     if targets:
         paper += ["", "Targets (gradkern's bounds; the paper's Table 2 figure, where it has one, in parentheses):"]
@@ -1008,8 +1063,22 @@ def run_methods(args, dtypes, tables, truths, notes):
                "tables": {}, "extended": {}, "notes": notes}
     keep = {c[3] for c in TIME_CHECKS} | {c[4] for c in TIME_CHECKS}
     timers, jax_notes = {}, []
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        import torch
+
+        jax_gpu = C.jax_on_gpu() is not None
+        results["cuda"] = {"device": torch.cuda.get_device_name(), "elements": GPU_ELEMENTS,
+                           "copy_bandwidth_Bps": C.cuda_copy_bandwidth(),
+                           "nominal_bandwidth_Bps": C.nominal_bandwidth()[1], "timing": "CUDA events"}
+        if not jax_gpu:
+            notes.append("JAX is not on the GPU (its default backend is not one): its rows are timed there, "
+                         "not in the CUDA throughput table")
     for dtype in dtypes:
         methods = torch_methods(gk, dtype, device) + jax_methods(dtype, jax_notes if dtype == dtypes[0] else [])
+        if on_gpu:
+            for m in methods:
+                m.gpu = m.device.startswith("cuda") or (m.block is not None and jax_gpu)
         methods += scipy_methods()
         results["tables"][dtype], timers[dtype] = measure_paper(methods, tables, truths, dtype, args.no_time, keep)
     notes.extend(jax_notes)

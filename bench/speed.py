@@ -11,6 +11,12 @@ torch.distributions.VonMises.sample(); vonmises_grad vs vonmises_cdf and scipy.s
 The ratio column is peer time / gradkern time (> 1: gradkern is faster). Correctness is checked before
 anything is timed; a failing check stops the script. Parameters: the paper's grid (Gamma alpha in
 {1e-2..1e3}, von Mises kappa in {1e-2..10}) tiled to n elements.
+
+CUDA (--device cuda or both): --cuda-n elements per launch (default 2**25), CUDA-event timing after
+warm-up calls, the same pairs on the device plus JAX's random_gamma_grad on the GPU (when JAX's default
+backend is one), and per row the throughput in elements per second and the fraction of the
+memory-bandwidth limit: the op's compulsory traffic (each input read once, each output written once;
+bytes/elem column) at that throughput, over the device-to-device copy bandwidth measured in the same run.
 """
 from __future__ import annotations
 
@@ -164,6 +170,112 @@ def cases(gk, n, dtype, device):
                lambda: stats.vonmises.cdf(xn, kn))
 
 
+# --- CUDA ---------------------------------------------------------------------------------------------------
+def cuda_cases(gk, n, dtype):
+    """Yield (op, peer name, gradkern fn, peer fn, compulsory bytes per element) on the device, inputs
+    made there: the same pairs as cases() (SciPy has no GPU) and JAX's random_gamma_grad on the GPU."""
+    import torch
+    import torch.distributions as D
+
+    dev = "cuda"
+    item = torch.empty((), dtype=dtype).element_size()
+    a = tiled(ALPHAS, n, dtype, dev)
+    k = tiled(KAPPAS, n, dtype, dev)
+    torch.manual_seed(0)
+    x = torch._standard_gamma(a)  # Gamma(a, 1) points, drawn on the device
+    xv = torch.ops.gradkern.vonmises_sample(k)  # vonMises(0, k) points
+    g = torch.Generator(device=dev).manual_seed(1)
+    ops = torch.ops.gradkern
+
+    yield ("standard_gamma_grad", "torch._standard_gamma_grad", lambda: ops.standard_gamma_grad(a, x),
+           lambda: torch._standard_gamma_grad(a, x), 3 * item)
+    jax = C.jax_on_gpu()
+    if jax is not None:
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        ja, jx = jnp.asarray(a.cpu().numpy()), jnp.asarray(x.cpu().numpy())
+        f = jax.jit(jax.lax.random_gamma_grad)
+        yield ("standard_gamma_grad", f"JAX random_gamma_grad (jax {jax.__version__}, GPU)",
+               lambda: ops.standard_gamma_grad(a, x), ("jax", lambda: f(ja, jx)), 3 * item)
+    yield ("gammainc", "torch.special.gammainc", lambda: ops.gammainc(a, x), lambda: torch.special.gammainc(a, x),
+           3 * item)
+
+    yield ("gamma_rsample", "Gamma.rsample", lambda: gk.gamma_rsample(a, generator=g),
+           lambda: D.Gamma(a, 1.0).rsample(), 2 * item)
+    b = a.flip(0)
+    yield ("beta_rsample", "Beta.rsample", lambda: gk.beta_rsample(a, b, generator=g), lambda: D.Beta(a, b).rsample(),
+           3 * item)
+    cd = a[: n - n % 10].reshape(-1, 10)
+    yield ("dirichlet_rsample (rows of 10)", "Dirichlet.rsample", lambda: gk.dirichlet_rsample(cd, generator=g),
+           lambda: D.Dirichlet(cd).rsample(), 2 * item)
+    yield ("student_t_rsample", "StudentT.rsample", lambda: gk.student_t_rsample(a, generator=g),
+           lambda: D.StudentT(a).rsample(), 2 * item)
+
+    def fb(sampler, *params):
+        def f():
+            ps = [p.detach().requires_grad_() for p in params]
+            sampler(*ps).sum().backward()
+            return ps[0].grad
+        return f
+
+    # forward + backward: the parameters read, the sample and one gradient per parameter written
+    yield ("gamma_rsample fwd+bwd", "Gamma.rsample fwd+bwd", fb(lambda p: gk.gamma_rsample(p, generator=g), a),
+           fb(lambda p: D.Gamma(p, 1.0).rsample(), a), 3 * item)
+    yield ("beta_rsample fwd+bwd", "Beta.rsample fwd+bwd", fb(lambda p, q: gk.beta_rsample(p, q, generator=g), a, b),
+           fb(lambda p, q: D.Beta(p, q).rsample(), a, b), 5 * item)
+    yield ("dirichlet_rsample fwd+bwd", "Dirichlet.rsample fwd+bwd",
+           fb(lambda p: gk.dirichlet_rsample(p, generator=g), cd), fb(lambda p: D.Dirichlet(p).rsample(), cd), 3 * item)
+    yield ("student_t_rsample fwd+bwd", "StudentT.rsample fwd+bwd",
+           fb(lambda p: gk.student_t_rsample(p, generator=g), a), fb(lambda p: D.StudentT(p).rsample(), a), 3 * item)
+
+    zero = torch.zeros((), dtype=dtype, device=dev)
+    yield ("vonmises_rsample", "VonMises.sample", lambda: gk.vonmises_rsample(zero, k, generator=g),
+           lambda: D.VonMises(zero, k).sample(), 2 * item)
+    yield ("vonmises_rsample fwd+bwd", None, fb(lambda p: gk.vonmises_rsample(zero, p, generator=g), k), None,
+           3 * item)
+    yield ("vonmises_grad", "gradkern vonmises_cdf", lambda: ops.vonmises_grad(k, xv), lambda: ops.vonmises_cdf(xv, k),
+           3 * item)
+
+
+def _cuda_time(fn, n, repeats):
+    if isinstance(fn, tuple):  # ("jax", fn): JAX's own stream, waited for with block_until_ready
+        return C.wall_time_blocked(fn[1], n, lambda r: r.block_until_ready(), repeats=repeats)
+    return C.cuda_event_time(fn, n, repeats=repeats)
+
+
+def cuda_tables(gk, n, dtypes, repeats, results):
+    """Markdown lines of the CUDA tables; fills results["cuda"] and appends to results["runs"]."""
+    import torch
+
+    copy_bw = C.cuda_copy_bandwidth()
+    key, nominal = C.nominal_bandwidth()
+    results["cuda"] = {"device": torch.cuda.get_device_name(), "elements_per_launch": n,
+                       "copy_bandwidth_Bps": copy_bw, "nominal_bandwidth_Bps": nominal, "timing": "CUDA events"}
+    lines = ["", f"CUDA: {n:,} elements per launch, CUDA-event time, median of {repeats} calls after 2 warm-up "
+             f"calls (JAX: wall time to block_until_ready); {C.bandwidth_note(copy_bw)}. % of copy = the op's "
+             "compulsory bytes (bytes/elem) at its throughput over that copy bandwidth."]
+    for dt in dtypes:
+        rows = []
+        for op, peer, f_gk, f_peer, nbytes in cuda_cases(gk, n, dt):
+            tg = _cuda_time(f_gk, n, repeats)
+            tp = _cuda_time(f_peer, n, repeats) if f_peer is not None else None
+            frac = lambda t: nbytes / t / copy_bw  # noqa: E731
+            rows.append([op, peer or C.DASH, str(nbytes), f"{1 / tg:.2e}", f"{frac(tg):.1%}",
+                         f"{1 / tp:.2e}" if tp else C.DASH, f"{frac(tp):.1%}" if tp else C.DASH,
+                         f"{tp / tg:.2f}x" if tp else C.DASH])
+            results["runs"].append({"device": "cuda", "threads": None, "dtype": str(dt), "op": op, "peer": peer,
+                                    "gradkern_s": tg * n, "peer_s": tp * n if tp else None,
+                                    "ratio": tp / tg if tp else None, "elements": n, "bytes_per_element": nbytes,
+                                    "gradkern_elements_per_s": 1 / tg, "peer_elements_per_s": 1 / tp if tp else None,
+                                    "gradkern_copy_fraction": frac(tg), "peer_copy_fraction": frac(tp) if tp else None})
+        lines += ["", f"### cuda ({torch.cuda.get_device_name()}), {str(dt)[6:]}", "",
+                  C.markdown_table(["gradkern op", "peer", "bytes/elem", "gradkern (elem/s)", "gradkern % of copy",
+                                    "peer (elem/s)", "peer % of copy", "ratio"], rows,
+                                   align=["l", "l", "r", "r", "r", "r", "r", "r"])]
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10 ** 6, help="elements per call (default 1e6)")
@@ -172,6 +284,8 @@ def main(argv=None):
                     help="comma-separated thread counts for CPU (default: 1 and all cores)")
     ap.add_argument("--device", default=None, help="cpu, cuda or both (default: cpu, plus cuda if present)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cuda-n", type=int, default=C.CUDA_ELEMENTS,
+                    help=f"elements per launch on CUDA (default {C.CUDA_ELEMENTS:,})")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--docs", action="store_true", help="write the tables into docs/performance.md (section speed)")
     args = ap.parse_args(argv)
@@ -189,6 +303,9 @@ def main(argv=None):
     else:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     dtypes = [getattr(torch, d) for d in args.dtype.split(",")]
+    if "cuda" in devices and not torch.cuda.is_available():
+        print("--device cuda requested but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
 
     results = {"machine": C.machine_description("cuda" if "cuda" in devices else "cpu"), "n": args.n, "runs": []}
     lines = [f"Machine: {results['machine']}; {args.n:g} elements per call, median of {args.repeats} repeats "
@@ -209,7 +326,7 @@ def main(argv=None):
                     C.write_json(args.json, results)
                 return 1
 
-    configs = [("cpu", t) for t in thread_list if "cpu" in devices] + [("cuda", None) for _ in [0] if "cuda" in devices]
+    configs = [("cpu", t) for t in thread_list if "cpu" in devices]
     for device, threads in configs:
         if threads is not None:
             torch.set_num_threads(threads)
@@ -233,6 +350,8 @@ def main(argv=None):
             lines.append("")
             lines.append(C.markdown_table(["gradkern op", "peer", "gradkern (s/call)", "peer (s/call)", "ratio"], rows,
                                            align=["l", "l", "r", "r", "r"]))
+    if "cuda" in devices:
+        lines += cuda_tables(gk, args.cuda_n, dtypes, args.repeats, results)
     print("\n".join(lines))
     if args.json:
         C.write_json(args.json, results)

@@ -32,6 +32,24 @@ __global__ void construction_kernel(const T* z, T* out, int64_t k, int64_t rows,
   }
 }
 
+// chi2_reflect's core (the incomplete gamma function and its inverse behind the table) out of line: the
+// elementwise loop's variants (see csrc/cuda/copula.cu) then share one copy instead of inlining it each.
+__device__ __noinline__ double chi2_reflect_device(double x, double df, double lgamma_a, core::AntitheticReflection refl,
+                                                   core::ReflectTable tab, bool polish) {
+  return core::chi2_reflect_value(x, df, lgamma_a, refl, tab, polish);
+}
+
+template <typename scalar_t>
+struct Chi2ReflectDevice {
+  double df, lgamma_a;
+  core::AntitheticReflection refl;
+  core::ReflectTable tab;
+  bool polish;
+  __device__ scalar_t operator()(scalar_t x) const {
+    return static_cast<scalar_t>(chi2_reflect_device(static_cast<double>(x), df, lgamma_a, refl, tab, polish));
+  }
+};
+
 at::Tensor antithetic_normal_standardized(const at::Tensor& noise, const at::Tensor& table, double u_lo, double u_hi,
                                           c10::string_view method, c10::string_view reflection) {
   TORCH_CHECK(noise.is_cuda(), "gradkern.antithetic_normal_standardized: expected a CUDA tensor, got ",
@@ -72,12 +90,7 @@ at::Tensor chi2_reflect(const at::Tensor& s, double df, const at::Tensor& table,
   auto r = an::prepare_reflect(s, df, table, u_lo, u_hi, reflection);
   AT_DISPATCH_FLOATING_TYPES(r.iter.common_dtype(), "chi2_reflect", [&] {
     const bool polish = std::is_same<scalar_t, double>::value;
-    const double df_ = r.df, lgamma_a = r.lgamma_a;
-    const core::AntitheticReflection refl = r.reflection;
-    const core::ReflectTable tab = r.tab;
-    at::native::gpu_kernel(r.iter, [=] GPU_LAMBDA(scalar_t x) -> scalar_t {
-      return static_cast<scalar_t>(core::chi2_reflect_value(static_cast<double>(x), df_, lgamma_a, refl, tab, polish));
-    });
+    at::native::gpu_kernel(r.iter, Chi2ReflectDevice<scalar_t>{r.df, r.lgamma_a, r.reflection, r.tab, polish});
   });
   return r.iter.output();
 }

@@ -64,14 +64,57 @@ at::Tensor gaussian_copula(const at::Tensor& like, int64_t n, std::optional<at::
   return cuda_copula<true>("gaussian_copula", like, n, generator);
 }
 
-// Elementwise ops: the shared functors of ops/copula.h (no --extended-lambda needed).
+// Elementwise ops: the shared functors of ops/copula.h, each called through a non-inlined device
+// function of the compute type. gpu_kernel instantiates several loop variants (vectorised at three
+// widths, unrolled, strided, casting) per dtype; with the core inlined into each of them ptxas took
+// over 20 minutes on this file (sm_90, -O3), the longest step of the whole build. Out of line, the core
+// is compiled once per compute type (half and bfloat16 share float's), and the results are the same.
+template <typename acc_t>
+__device__ __noinline__ acc_t dirichlet_rho_device(acc_t p, int64_t n, core::DirichletMode mode) {
+  return ops::DirichletRhoFn<acc_t, acc_t>{n, mode}(p);
+}
+
+__device__ __noinline__ double gaussian_rho_device(double p, int64_t n) { return ops::GaussianRhoFn<double>{n}(p); }
+
+template <typename acc_t>
+__device__ __noinline__ acc_t bvn_device(acc_t h, acc_t k, acc_t r) {
+  return ops::BvnFn<acc_t, acc_t>{}(h, k, r);
+}
+
+template <typename scalar_t>
+struct DirichletRhoDevice {
+  int64_t n;
+  core::DirichletMode mode;
+  __device__ scalar_t operator()(scalar_t p) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    return static_cast<scalar_t>(dirichlet_rho_device<acc_t>(static_cast<acc_t>(p), n, mode));
+  }
+};
+
+// GaussianRhoFn evaluates every dtype in double and rounds once; so does this.
+template <typename scalar_t>
+struct GaussianRhoDevice {
+  int64_t n;
+  __device__ scalar_t operator()(scalar_t p) const {
+    return static_cast<scalar_t>(gaussian_rho_device(static_cast<double>(p), n));
+  }
+};
+
+template <typename scalar_t>
+struct BvnDevice {
+  __device__ scalar_t operator()(scalar_t h, scalar_t k, scalar_t r) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    return static_cast<scalar_t>(bvn_device<acc_t>(static_cast<acc_t>(h), static_cast<acc_t>(k), static_cast<acc_t>(r)));
+  }
+};
+
 at::Tensor dirichlet_copula_rho(const at::Tensor& p, int64_t n, c10::string_view mode) {
   const auto m = ops::dirichlet_mode(mode);
   auto iter = ops::copula_rho_iter("dirichlet_copula_rho", p, n);
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "dirichlet_copula_rho", [&] {
-    at::native::gpu_kernel(iter, ops::DirichletRhoFn<scalar_t, at::opmath_type<scalar_t>>{n, m});
+    at::native::gpu_kernel(iter, DirichletRhoDevice<scalar_t>{n, m});
   });
   return iter.output();
 }
@@ -81,7 +124,7 @@ at::Tensor gaussian_copula_rho(const at::Tensor& p, int64_t n) {
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gaussian_copula_rho", [&] {
-    at::native::gpu_kernel(iter, ops::GaussianRhoFn<scalar_t>{n});
+    at::native::gpu_kernel(iter, GaussianRhoDevice<scalar_t>{n});
   });
   return iter.output();
 }
@@ -91,7 +134,7 @@ at::Tensor bivariate_normal_cdf(const at::Tensor& h, const at::Tensor& k, const 
   if (iter.numel() == 0) return iter.output();
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "bivariate_normal_cdf", [&] {
-    at::native::gpu_kernel(iter, ops::BvnFn<scalar_t, at::opmath_type<scalar_t>>{});
+    at::native::gpu_kernel(iter, BvnDevice<scalar_t>{});
   });
   return iter.output();
 }
