@@ -32,6 +32,16 @@ ALPHAS = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
 KAPPAS = [1e-2, 1e-1, 1.0, 10.0]
 
 
+def fb(sampler, *params):
+    """Forward + backward of a sampler with fresh leaf copies of its parameters (returns the first
+    parameter's gradient, so a timed call cannot be optimised away)."""
+    def f():
+        ps = [p.detach().requires_grad_() for p in params]
+        sampler(*ps).sum().backward()
+        return ps[0].grad
+    return f
+
+
 def tiled(vals, n, dtype, device):
     import torch
 
@@ -140,12 +150,6 @@ def cases(gk, n, dtype, device):
            lambda: D.StudentT(a).rsample())
 
     # samplers, forward + backward
-    def fb(sampler, *params):
-        def f():
-            ps = [p.detach().requires_grad_() for p in params]
-            sampler(*ps).sum().backward()
-            return ps[0].grad
-        return f
 
     yield ("gamma_rsample fwd+bwd", "Gamma.rsample fwd+bwd", fb(lambda p: gk.gamma_rsample(p, generator=g), a),
            fb(lambda p: D.Gamma(p, 1.0).rsample(), a))
@@ -212,12 +216,6 @@ def cuda_cases(gk, n, dtype):
     yield ("student_t_rsample", "StudentT.rsample", lambda: gk.student_t_rsample(a, generator=g),
            lambda: D.StudentT(a).rsample(), 2 * item)
 
-    def fb(sampler, *params):
-        def f():
-            ps = [p.detach().requires_grad_() for p in params]
-            sampler(*ps).sum().backward()
-            return ps[0].grad
-        return f
 
     # forward + backward: the parameters read, the sample and one gradient per parameter written
     yield ("gamma_rsample fwd+bwd", "Gamma.rsample fwd+bwd", fb(lambda p: gk.gamma_rsample(p, generator=g), a),
