@@ -33,6 +33,29 @@ TORCH_LIBRARY(gradkern, m) {
   // so that concentrations down to 1e-6 do not underflow to log(0).
   m.def("log_standard_gamma(Tensor alpha, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
 
+  // --- Beta family (csrc/core/ibeta.h) -----------------------------------------------------------
+  // Regularized incomplete beta I_x(a, b) and 1 - I_x(a, b), each computed directly.
+  m.def("betainc(Tensor a, Tensor b, Tensor x) -> Tensor");
+  m.def("betaincc(Tensor a, Tensor b, Tensor x) -> Tensor");
+  // (dI/da, dI/db) by forward-mode differentiation of the continued fraction.
+  m.def("betainc_grads(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor)");
+  // (dx/da, dx/db) at fixed I_x(a, b) for x ~ Beta(a, b): -(dI/da, dI/db) / q(x), the density fused.
+  m.def("standard_beta_grad(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor)");
+  // x with I_x(a, b) = p.
+  m.def("betaincinv(Tensor a, Tensor b, Tensor p) -> Tensor");
+  // Beta(concentration1, concentration0) samples (log-space Gamma draws), clamped into [tiny, 1 - eps/2];
+  // autograd: the marginal implicit gradient standard_beta_grad (exact).
+  m.def("standard_beta(Tensor concentration1, Tensor concentration0, Generator? generator=None) -> Tensor",
+        {at::Tag::nondeterministic_seeded});
+  // sigmoid(x - y) with bits independent of the thread count (the last step of Beta sampling from two
+  // log-Gamma draws, standard_beta and the "gamma" reparameterization of beta_rsample).
+  m.def("sigmoid_difference(Tensor x, Tensor y) -> Tensor");
+  // Dirichlet(concentration) samples along the last dimension, clamped likewise; autograd: torch's
+  // Dirichlet backward (each coordinate's marginal Beta gradient, dirichlet_grad), exact.
+  m.def("standard_dirichlet(Tensor concentration, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
+  // torch._dirichlet_grad's contract: (dx/dalpha) / (1 - x) for x ~ Beta(alpha, total - alpha), exact.
+  m.def("dirichlet_grad(Tensor x, Tensor alpha, Tensor total) -> Tensor");
+
   // --- von Mises (csrc/core/vonmises_cdf.h, vonmises_sampler.h) ----------------------------------------------------------
   // CDF of vonMises(0, kappa), eq. 14, wrapped so that F(x + 2 pi k) = F(x) + k.
   m.def("vonmises_cdf(Tensor x, Tensor concentration) -> Tensor");

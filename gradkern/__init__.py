@@ -38,8 +38,9 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by test
         "`python setup.py build_ext --inplace`. Original error: " + str(e)) from e
 
 from ._special import gammainc, gammaincc, gammaincinv, log_standard_gamma_grad, standard_gamma_grad
-from ._gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_gamma_rsample,
-                    student_t_rsample)
+from ._beta import betainc, betaincc, betaincinv, standard_beta_grad
+from ._gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_dirichlet_rsample,
+                    log_gamma_rsample, student_t_rsample)
 from ._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
 from . import antithetic, copulas, distributions, estimators
 
@@ -50,7 +51,8 @@ del torch
 
 __all__ = [
     "gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad",
-    "gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "chi2_rsample",
+    "betainc", "betaincc", "betaincinv", "standard_beta_grad",
+    "gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample", "chi2_rsample",
     "student_t_rsample", "vonmises_cdf", "vonmises_grad", "vonmises_rsample", "distributions", "antithetic",
     "copulas", "estimators",
 ]

@@ -249,7 +249,7 @@ def test_expand(case):
 
 
 # --- cdf / icdf --------------------------------------------------------------------------------------------
-CDF_CASES = [c for c in CASES if c.name in ("Gamma", "Chi2", "VonMises")]
+CDF_CASES = [c for c in CASES if c.name in ("Gamma", "Chi2", "VonMises", "Beta")]
 
 
 @pytest.mark.parametrize("case", CDF_CASES, ids=[c.name for c in CDF_CASES])
@@ -286,6 +286,9 @@ def test_cdf_matches_torch_where_torch_has_one(case):
     except NotImplementedError:
         if case.name == "VonMises":  # torch has none; scipy's convention (from loc - pi, periodic)
             want = torch.from_numpy(stats.vonmises.cdf(x.numpy(), p["concentration"].numpy(), loc=p["loc"].numpy()))
+        elif case.name == "Beta":  # torch has none; scipy's
+            want = torch.from_numpy(stats.beta.cdf(x.numpy(), p["concentration1"].numpy(), p["concentration0"].numpy()))
+            torch.testing.assert_close(d.icdf(want), x)
         else:
             with pytest.raises(NotImplementedError):
                 d.cdf(x)

@@ -58,6 +58,16 @@ SAMPLES = {
     "gammaincinv": lambda device, dtype: _gamma_pair(device, dtype, "p", grad=(0, 1)),
     "standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
     "log_standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
+    # Beta family (gradkern._beta)
+    "betainc": lambda device, dtype: _beta_triple(device, dtype, "x", grad=(0, 1, 2)),
+    "betaincc": lambda device, dtype: _beta_triple(device, dtype, "x", grad=(0, 1, 2)),
+    "betainc_grads": lambda device, dtype: _beta_triple(device, dtype, "x", pair=True),
+    "standard_beta_grad": lambda device, dtype: _beta_triple(device, dtype, "x", pair=True),
+    "betaincinv": lambda device, dtype: _beta_triple(device, dtype, "p", grad=(0, 1, 2)),
+    "dirichlet_grad": lambda device, dtype: _dirichlet_grad(device, dtype),
+    "standard_beta": lambda device, dtype: _beta_sampler(device, dtype),
+    "standard_dirichlet": lambda device, dtype: _dirichlet_sampler(device, dtype),
+    "sigmoid_difference": lambda device, dtype: _sigmoid_difference(device, dtype),
     # von Mises (gradkern._vonmises)
     "vonmises_cdf": lambda device, dtype: _vonmises_pair(device, dtype, "xk", grad=(0, 1)),
     "vonmises_cdf_grad_concentration": lambda device, dtype: _vonmises_pair(device, dtype, "xk"),
@@ -171,6 +181,51 @@ def _gamma_sampler(device, dtype):
     alpha = torch.tensor([1e-3, 0.5, 3.0], dtype=dtype)
     grid = torch.linspace(0.05, 6.0, 12, dtype=dtype).reshape(4, 3)
     return [ew(alpha.to(device), grad=(0,)), ew(grid.to(device), grad=(0,))]
+
+
+def _beta_triple(device, dtype, third, grad=(), pair=False):
+    """(a, b, third) for the incomplete-beta family, third "x" (a quantile of Beta(a, b)) or "p"; (a, b)
+    on both sides of the continued fraction's symmetry and across small and large parameters."""
+    a = torch.tensor([0.3, 1.0, 2.5, 17.0, 150.0, 0.05], dtype=dtype)
+    b = torch.tensor([2.0, 1.0, 0.4, 30.0, 3.0, 0.05], dtype=dtype)
+    p = torch.rand(6, generator=_gen(2), dtype=dtype) * 0.9 + 0.05
+    a2 = torch.linspace(0.5, 5.0, 12, dtype=dtype).reshape(3, 4).t().contiguous()  # (4, 3), broadcasts
+    b2 = torch.tensor([0.7, 2.0, 9.0], dtype=dtype)
+    p2 = torch.tensor([0.1, 0.5, 0.9], dtype=dtype)
+    b0 = torch.tensor(2.0, dtype=dtype)  # 0-dim with a tensor, as a Python number argument becomes
+    cases = []
+    for a_, b_, p_ in ((a, b, p), (a2, b2, p2), (a2, b0, p2)):
+        arg = OPS.betaincinv(a_, b_, p_) if third == "x" else p_
+        s = ew(a_.to(device), b_.to(device), arg.to(device), grad=grad, tol=GAMMA_TOL)
+        if pair:
+            s.out = s.out * 2
+        cases.append(s)
+    return cases
+
+
+def _dirichlet_grad(device, dtype):
+    alpha = torch.tensor([[0.3, 1.0, 2.5], [17.0, 0.05, 4.0]], dtype=dtype)
+    total = alpha.sum(-1, keepdim=True).expand_as(alpha).contiguous()
+    x = OPS.betaincinv(alpha, total - alpha, torch.tensor([0.2, 0.5, 0.8], dtype=dtype))
+    return [ew(x.to(device), alpha.to(device), total.to(device), tol=GAMMA_TOL)]
+
+
+def _beta_sampler(device, dtype):
+    a = torch.tensor([1e-3, 0.5, 3.0], dtype=dtype)
+    b = torch.linspace(0.05, 6.0, 12, dtype=dtype).reshape(4, 3)
+    return [ew(a.to(device), a.flip(0).to(device), grad=(0, 1)), ew(a.to(device), b.to(device), grad=(0, 1))]
+
+
+def _sigmoid_difference(device, dtype):
+    x = torch.tensor([-800.0, -3.0, 0.0, 2.5, 40.0], dtype=dtype)
+    y = torch.linspace(-2.0, 2.0, 15, dtype=dtype).reshape(3, 5)
+    return [ew(x.to(device), x.flip(0).to(device), grad=(0, 1)), ew(x.to(device), y.to(device), grad=(0, 1))]
+
+
+def _dirichlet_sampler(device, dtype):
+    alpha = torch.tensor([[1e-3, 0.5, 3.0], [2.0, 2.0, 0.3]], dtype=dtype)
+    # The last dimension is the event (normalised over), not a batch dimension.
+    return [Sample(alpha.to(device), dims=("bk",), out=("bk",), batch="b", grad=(0,))]
 
 
 def _vonmises_pair(device, dtype, order, grad=()):
@@ -666,6 +721,21 @@ def _dirichlet_rsample(device, dtype, n):
                  shape=(n, 3))]
 
 
+def _beta_rsample(device, dtype, n):
+    a = _req(torch.linspace(0.01, 3.0, n, dtype=dtype, device=device))
+    b = _req(torch.linspace(2.0, 0.05, n, dtype=dtype, device=device))
+    return [Case(lambda x, y, generator=None: gradkern.beta_rsample(x, y, (4,), generator=generator), a, b,
+                 shape=(4, n)),
+            Case(lambda x, y, generator=None: gradkern.beta_rsample(x, y, (4,), generator=generator,
+                                                                    reparameterization="gamma"), a, b, shape=(4, n))]
+
+
+def _log_dirichlet_rsample(device, dtype, n):
+    conc = _req(torch.tensor([1e-3, 0.5, 4.0], dtype=dtype, device=device))
+    return [Case(lambda c, generator=None: gradkern.log_dirichlet_rsample(c, (n,), generator=generator), conc,
+                 shape=(n, 3))]
+
+
 def _vonmises_rsample(device, dtype, n):
     loc = _req(torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device))
     kappa = _req(torch.linspace(0.5, 8.0, n, dtype=dtype, device=device))
@@ -739,6 +809,8 @@ def _mixture_distribution(cls_name):
 COMPOSITES = {
     "gamma_rsample": _gamma_rsample,
     "dirichlet_rsample": _dirichlet_rsample,
+    "beta_rsample": _beta_rsample,
+    "log_dirichlet_rsample": _log_dirichlet_rsample,
     "vonmises_rsample": _vonmises_rsample,
     "antithetic.normal_rsample": _normal_rsample,
     "estimators.arms": _estimator(estimators.arms, {"copula": "dirichlet"}, {"copula": "gaussian"},

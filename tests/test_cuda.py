@@ -81,6 +81,15 @@ ULPS = {
     "standard_gamma_grad": Tol(32),
     "log_standard_gamma_grad": Tol(16),
     "gammaincinv": Tol(16),
+    # The incomplete beta ops run in double for float32 too (one rounding at the end); in float64 the
+    # continued fraction's steps on the device (FMA contractions) differ from the CPU's in the last bits.
+    "betainc": Tol(16),
+    "betaincc": Tol(16),
+    "betainc_grads": Tol(32),
+    "standard_beta_grad": Tol(32),
+    "betaincinv": Tol(16),
+    "dirichlet_grad": Tol(32),
+    "sigmoid_difference": Tol(4),
     "vonmises_cdf": Tol(8),
     "vonmises_cdf_grad_concentration": Tol(8),
     "vonmises_grad": Tol(16),
@@ -115,6 +124,11 @@ GRAD_ULPS = {
     "gammainc": Tol(1 << 18, per_sqrt=4),
     "gammaincc": Tol(1 << 18, per_sqrt=4),
     "gammaincinv": Tol(1 << 18, per_sqrt=4),
+    # The Beta density from lgamma (torch's CPU and CUDA lgamma differ by a few ulps of lgamma(a)).
+    "betainc": Tol(1 << 18, per_sqrt=4),
+    "betaincc": Tol(1 << 18, per_sqrt=4),
+    "betaincinv": Tol(1 << 18, per_sqrt=4),
+    "sigmoid_difference": Tol(16, per_sqrt=4),
     "vonmises_cdf": Tol(1024, per_sqrt=4),  # the density exp(kappa (cos x - 1)) / (2 pi i0e(kappa)): 88
     "vonmises_shift_wrap": Tol(4, per_sqrt=4),  # the upstream gradient, summed over broadcast dimensions
     "chi2_reflect": Tol(128),  # 23 on the CPU
@@ -126,7 +140,22 @@ GRAD_ULPS = {
 }
 # A sampler's autograd formula: grad * dx/dparam from this deterministic op, at (parameter, draw).
 SAMPLER_GRAD_OP = {"standard_gamma": "standard_gamma_grad", "log_standard_gamma": "log_standard_gamma_grad",
-                   "vonmises_sample": "vonmises_grad"}
+                   "vonmises_sample": "vonmises_grad", "standard_beta": "standard_beta_grad",
+                   "standard_dirichlet": "dirichlet_grad"}
+
+
+def _sampler_formula(name, params, x, weight):
+    """The CPU autograd formula of sampler `name` at the draw x: the gradient of (weight * x).sum() w.r.t.
+    each parameter in params (tensors of the draw's shape), as gradkern/_gamma.py and _beta.py register it."""
+    op = getattr(OPS, SAMPLER_GRAD_OP[name])
+    if name == "standard_beta":
+        return [weight * g for g in op(params[0], params[1], x)]
+    if name == "standard_dirichlet":
+        alpha = params[0]
+        total = alpha.sum(-1, keepdim=True).expand_as(alpha).contiguous()
+        g = op(x, alpha.contiguous(), total)
+        return [g * (weight - (x * weight).sum(-1, keepdim=True))]
+    return [weight * op(params[0], x)]
 
 # Parameter values at which each sampler's CUDA draws are compared with its CPU draws.
 DIST_PARAMS = {
@@ -135,6 +164,8 @@ DIST_PARAMS = {
     "standard_gamma": [0.1, 0.5, 1.0, 3.0, 50.0, 1e3],
     "log_standard_gamma": [1e-5, 1e-3, 0.1, 0.5, 1.0, 3.0, 1e3],
     "vonmises_sample": [1e-3, 0.1, 1.0, 4.0, 50.0, 1e4],
+    "standard_beta": [(0.5, 0.5), (2.0, 5.0), (1e-3, 1.0), (30.0, 0.2)],  # (concentration1, concentration0)
+    "standard_dirichlet": [(0.3, 1.0, 4.0), (2.0, 2.0, 2.0)],  # the concentration; marginals compared
     "dirichlet_copula": [2, 3, 7],  # n, the number of mutually antithetic uniforms
     "gaussian_copula": [2, 3, 7],
 }
@@ -316,13 +347,13 @@ def test_cuda_gradients_match_cpu(name, dtype, size):
             # The CUDA draw's gradient against the CPU formula at that draw: grad * dx/dparam, summed over
             # the parameter's broadcast dimensions (the contract samples do not broadcast a parameter).
             out, weights, grads = _autograd(name, gsample)
-            op = SAMPLER_GRAD_OP[name]
-            param = sample.args[sample.grad[0]]
-            want = weights[0].cpu() * getattr(OPS, op)(param.expand(out[0].shape), out[0].detach().cpu())
-            want = want.sum_to_size(param.shape)
-            tol = ULPS[op]
-            _check_ulps(f"{name}{sample} gradient", name, f"grad/{size}", grads[0],
-                        want, Tol(tol.ulps + 2, tol.scale))
+            x = out[0].detach().cpu()
+            params = [sample.args[i] for i in sample.grad]
+            wants = _sampler_formula(name, [p.expand(x.shape) for p in params], x, weights[0].cpu())
+            tol = ULPS[SAMPLER_GRAD_OP[name]]
+            for j, (g, w, p) in enumerate(zip(grads, wants, params)):
+                _check_ulps(f"{name}{sample} gradient {j}", name, f"grad/{size}", g, w.sum_to_size(p.shape),
+                            Tol(tol.ulps + 2, tol.scale))
         else:
             _, _, want = _autograd(name, sample)
             _, _, got = _autograd(name, gsample)
@@ -342,6 +373,12 @@ def _draws(name, param, dtype, device, seed):
     if name in ("dirichlet_copula", "gaussian_copula"):
         like = torch.zeros((), dtype=dtype, device=device).expand(DIST_DRAWS)
         return getattr(OPS, name)(like, int(param), generator=gen)  # (n, DIST_DRAWS)
+    if name == "standard_beta":
+        a, b = (torch.full((DIST_DRAWS,), v, dtype=dtype, device=device) for v in param)
+        return OPS.standard_beta(a, b, generator=gen)[None]  # (1, DIST_DRAWS)
+    if name == "standard_dirichlet":
+        alpha = torch.tensor(param, dtype=dtype, device=device).expand(DIST_DRAWS, len(param))
+        return OPS.standard_dirichlet(alpha, generator=gen).t()  # (K, DIST_DRAWS): marginals and correlations
     p = torch.full((DIST_DRAWS,), param, dtype=dtype, device=device)
     return getattr(OPS, name)(p, generator=gen)[None]  # (1, DIST_DRAWS)
 
@@ -368,7 +405,8 @@ def test_cuda_sampler_distribution_matches_cpu(name, dtype):
         assert cpu.shape == gpu.shape and np.isfinite(gpu).all(), (name, param, gpu.shape)
         columns = [(f"row {i}", cpu[i], gpu[i]) for i in range(cpu.shape[0])]
         if cpu.shape[0] > 1:
-            columns.append(("row sum", cpu.sum(0), gpu.sum(0)))
+            if name != "standard_dirichlet":  # a Dirichlet's coordinates sum to 1 by construction
+                columns.append(("row sum", cpu.sum(0), gpu.sum(0)))
             cc, cg = np.corrcoef(cpu), np.corrcoef(gpu)
             gap = float(np.abs(cc - cg).max())
             if gap > 5 * math.sqrt(2.0 / DIST_DRAWS):

@@ -36,6 +36,11 @@ MIXED = {
     "gradkern.gammaincinv": ((f32(1.0, 2.0), f64(0.5, 0.25)), torch.float64),
     "gradkern.standard_gamma_grad": ((f32(1.0, 2.0), f64(0.5, 3.0)), torch.float64),
     "gradkern.log_standard_gamma_grad": ((f32(1.0, 2.0), f64(-0.5, 1.0)), torch.float64),
+    "gradkern.betainc": ((f32(1.0, 2.0), f64(0.5, 3.0), f32(0.25, 0.5)), torch.float64),
+    "gradkern.betaincc": ((f64(1.0, 2.0), f32(0.5, 3.0), f32(0.25, 0.5)), torch.float64),
+    "gradkern.betaincinv": ((f32(1.0, 2.0), f32(0.5, 3.0), f64(0.25, 0.5)), torch.float64),
+    "gradkern.standard_beta_grad": ((f32(1.0, 2.0), f64(0.5, 3.0), f32(0.25, 0.5)), torch.float64),
+    "gradkern.log_dirichlet_rsample": "one floating argument",
     "gradkern.gamma_rsample": ((f32(1.0, 2.0), f64(2.0, 1.0)), torch.float64),
     "gradkern.log_gamma_rsample": ((f32(1.0, 2.0), f64(2.0, 1.0)), torch.float64),
     "gradkern.beta_rsample": ((f32(1.0, 2.0), f64(2.0, 1.0)), torch.float64),
@@ -50,7 +55,8 @@ MIXED = {
 # loss function; copulas draw uniforms of a requested dtype; antithetic requires one dtype for loc and
 # scale, checked in its own tests).
 OWN_RULES = ("gradkern.antithetic.", "gradkern.copulas.", "gradkern.estimators.")
-FIRST_ORDER_ONLY = {"gradkern.standard_gamma_grad", "gradkern.log_standard_gamma_grad", "gradkern.vonmises_grad"}
+FIRST_ORDER_ONLY = {"gradkern.standard_gamma_grad", "gradkern.log_standard_gamma_grad", "gradkern.vonmises_grad",
+                    "gradkern.standard_beta_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC))
@@ -81,7 +87,8 @@ def test_mixed_float32_float64_promotes(name):
     args, dtype = MIXED[name]
     fn = FUNCTIONS[name]
     out = fn(*args)
-    assert out.dtype == dtype, f"{name}: {out.dtype}, expected {dtype} as torch's type promotion gives"
+    for o in out if isinstance(out, tuple) else (out,):
+        assert o.dtype == dtype, f"{name}: {o.dtype}, expected {dtype} as torch's type promotion gives"
     if name in FIRST_ORDER_ONLY:  # derivatives themselves: not differentiable (yet), and they say so
         return
     # The gradient reaches every floating argument, in that argument's dtype.

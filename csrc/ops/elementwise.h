@@ -2,6 +2,7 @@
 // They are the only place where an op name meets a core function, so CPU and CUDA cannot drift.
 #pragma once
 
+#include "core/ibeta.h"
 #include "core/igamma.h"
 #include "core/vonmises_cdf.h"
 
@@ -42,6 +43,39 @@ GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
   X(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration") \
   X(vonmises_grad, VonmisesGrad, "concentration", "x")                                  \
   X(vonmises_shift_wrap, VonmisesShiftWrap, "x", "loc")
+
+// --- three-argument ops (the incomplete beta family, csrc/core/ibeta.h) ------------------------------
+#define GK_TERNARY_FUNCTOR(NAME, EXPR)                         \
+  struct NAME {                                                \
+    template <typename T>                                      \
+    GK_HD T operator()(T a, T b, T c) const { return EXPR; }   \
+  };
+GK_TERNARY_FUNCTOR(Betainc, core::betainc(a, b, c))
+GK_TERNARY_FUNCTOR(Betaincc, core::betaincc(a, b, c))
+GK_TERNARY_FUNCTOR(Betaincinv, core::betaincinv(a, b, c))
+// (x, alpha, total) argument order: torch._dirichlet_grad's.
+GK_TERNARY_FUNCTOR(DirichletGrad, core::dirichlet_grad(a, b, c))
+#undef GK_TERNARY_FUNCTOR
+
+// Two outputs from one evaluation (the pair of partials shares the continued fraction).
+#define GK_TERNARY_PAIR_FUNCTOR(NAME, FN)                                  \
+  struct NAME {                                                            \
+    template <typename T>                                                  \
+    GK_HD void operator()(T a, T b, T c, T& o0, T& o1) const { FN(a, b, c, o0, o1); } \
+  };
+GK_TERNARY_PAIR_FUNCTOR(BetaincGrads, core::betainc_grads)
+GK_TERNARY_PAIR_FUNCTOR(StandardBetaGrad, core::standard_beta_grad)
+#undef GK_TERNARY_PAIR_FUNCTOR
+
+// X(op name, functor, three argument names), expanded by csrc/cpu/ibeta.cpp and csrc/cuda/ibeta.cu.
+#define GK_TERNARY_OPS(X)                                \
+  X(betainc, Betainc, "a", "b", "x")                     \
+  X(betaincc, Betaincc, "a", "b", "x")                   \
+  X(betaincinv, Betaincinv, "a", "b", "p")               \
+  X(dirichlet_grad, DirichletGrad, "x", "alpha", "total")
+#define GK_TERNARY_PAIR_OPS(X)                           \
+  X(betainc_grads, BetaincGrads, "a", "b", "x")          \
+  X(standard_beta_grad, StandardBetaGrad, "a", "b", "x")
 
 }  // namespace ops
 }  // namespace gradkern

@@ -54,5 +54,30 @@ inline at::TensorIterator binary_iter(const char* op, const char* name_a, const 
       .build();
 }
 
+// Three-argument elementwise ops with `outputs` outputs: the checks of binary_iter over all three inputs.
+inline at::TensorIterator ternary_iter(const char* op, const char* name_a, const at::Tensor& a,
+                                       const char* name_b, const at::Tensor& b, const char* name_c,
+                                       const at::Tensor& c, int outputs = 1) {
+  const char* names[3] = {name_a, name_b, name_c};
+  const at::Tensor* ts[3] = {&a, &b, &c};
+  for (int i = 0; i < 3; ++i) check_floating(op, names[i], *ts[i]);
+  // The device every non-scalar input must share (a CPU 0-dim tensor combines with any device).
+  int ref = 0;
+  for (int i = 0; i < 3; ++i)
+    if (!(ts[i]->dim() == 0 && ts[i]->is_cpu())) { ref = i; break; }
+  for (int i = 0; i < 3; ++i) {
+    TORCH_CHECK(ts[i]->scalar_type() == a.scalar_type(), "gradkern.", op, ": ", name_a, " and ", names[i],
+                " must have the same dtype, got ", name_a, ": ", a.scalar_type(), " and ", names[i], ": ",
+                ts[i]->scalar_type());
+    const bool scalar = ts[i]->dim() == 0 && ts[i]->is_cpu();
+    TORCH_CHECK(scalar || ts[i]->device() == ts[ref]->device(), "gradkern.", op, ": ", names[ref], " and ",
+                names[i], " must be on the same device, got ", names[ref], " on ", ts[ref]->device(), " and ",
+                names[i], " on ", ts[i]->device());
+  }
+  at::TensorIteratorConfig config;
+  for (int i = 0; i < outputs; ++i) config.add_owned_output(at::Tensor());
+  return config.add_const_input(a).add_const_input(b).add_const_input(c).build();
+}
+
 }  // namespace ops
 }  // namespace gradkern

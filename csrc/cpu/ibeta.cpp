@@ -1,0 +1,71 @@
+// CPU kernels of the incomplete beta ops (csrc/core/ibeta.h): TensorIterator loops over the core
+// functors of ops/elementwise.h (broadcasting, strides, type checks, multi-threading). half and bfloat16
+// are computed in float (and the core works in double for both float and double).
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/native/cpu/Loops.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "ops/elementwise.h"
+#include "ops/tensor_checks.h"
+
+namespace gradkern {
+namespace {
+
+// Grain: 0.1-2 us per element (the continued fraction), so small tensors already use every thread.
+constexpr int64_t kGrain = 512;
+
+template <typename Op>
+at::Tensor cpu_ternary(const char* op, const char* na, const at::Tensor& a, const char* nb, const at::Tensor& b,
+                       const char* nc, const at::Tensor& c) {
+  auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    at::native::cpu_kernel(iter, [](scalar_t x, scalar_t y, scalar_t z) -> scalar_t {
+      return static_cast<scalar_t>(Op{}(static_cast<acc_t>(x), static_cast<acc_t>(y), static_cast<acc_t>(z)));
+    }, kGrain);
+  });
+  return iter.output();
+}
+
+template <typename Op>
+std::tuple<at::Tensor, at::Tensor> cpu_ternary_pair(const char* op, const char* na, const at::Tensor& a,
+                                                    const char* nb, const at::Tensor& b, const char* nc,
+                                                    const at::Tensor& c) {
+  auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c, 2);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    at::native::cpu_kernel_multiple_outputs(iter, [](scalar_t x, scalar_t y, scalar_t z) {
+      acc_t o0, o1;
+      Op{}(static_cast<acc_t>(x), static_cast<acc_t>(y), static_cast<acc_t>(z), o0, o1);
+      return std::make_tuple(static_cast<scalar_t>(o0), static_cast<scalar_t>(o1));
+    }, kGrain);
+  });
+  return std::make_tuple(iter.output(0), iter.output(1));
+}
+
+#define GK_DEFINE_KERNEL(FN, OP, NA, NB, NC)                                          \
+  at::Tensor FN(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {      \
+    return cpu_ternary<ops::OP>(#FN, NA, a, NB, b, NC, c);                            \
+  }
+GK_TERNARY_OPS(GK_DEFINE_KERNEL)
+#undef GK_DEFINE_KERNEL
+#define GK_DEFINE_KERNEL(FN, OP, NA, NB, NC)                                                              \
+  std::tuple<at::Tensor, at::Tensor> FN(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {  \
+    return cpu_ternary_pair<ops::OP>(#FN, NA, a, NB, b, NC, c);                                           \
+  }
+GK_TERNARY_PAIR_OPS(GK_DEFINE_KERNEL)
+#undef GK_DEFINE_KERNEL
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
+#define GK_REGISTER_KERNEL(FN, OP, NA, NB, NC) m.impl(#FN, &FN);
+  GK_TERNARY_OPS(GK_REGISTER_KERNEL)
+  GK_TERNARY_PAIR_OPS(GK_REGISTER_KERNEL)
+#undef GK_REGISTER_KERNEL
+}
+
+}  // namespace gradkern
