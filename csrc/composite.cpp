@@ -1,5 +1,8 @@
-// Device-agnostic kernels composed of ATen calls (registered for CompositeExplicitAutograd, so they run
-// on CPU and CUDA alike; their autograd formulas are registered in Python, gradkern/_gamma.py).
+// Device-agnostic kernels composed of ATen calls and gradkern ops (registered for
+// CompositeExplicitAutograd, so they run on CPU and CUDA alike; their autograd formulas are registered in
+// Python, gradkern/_gamma.py and _beta.py): standard_gamma (torch's sampler), the Dirichlet sampler
+// (softmax of the fused log-space Gamma draws) and sigmoid_difference. The log-space Gamma and the Beta
+// samplers are fused kernels (csrc/cpu/gamma_sampler.cpp, csrc/cuda/gamma_sampler.cu).
 //
 // Conventions shared with the fused kernels: an invalid concentration (alpha <= 0 or NaN) gives a NaN
 // sample, as torch's special functions do for out-of-domain arguments (torch's own Gamma sampler
@@ -29,6 +32,8 @@ at::Tensor nan_where_invalid(at::Tensor out, const at::Tensor& alpha) {
   return out.masked_fill_(alpha.le(0).logical_or_(alpha.isnan()), std::numeric_limits<double>::quiet_NaN());
 }
 
+// Gamma(alpha, 1) samples from torch's sampler (faster in float64 than the fused scalar loop that
+// log_standard_gamma and standard_beta use), NaN for an invalid alpha.
 at::Tensor standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   ops::check_floating("standard_gamma", "alpha", alpha);
   // The sample is the first allocation (an impossible request fails at once); peak ~1.25x the output.
@@ -36,28 +41,13 @@ at::Tensor standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> 
   return nan_where_invalid(at::_standard_gamma(alpha, generator), alpha);
 }
 
+// The fused log-space Gamma sampler (csrc/cpu/gamma_sampler.cpp, csrc/cuda/gamma_sampler.cu), through the
+// dispatcher: its CPU or CUDA kernel, whichever the tensor needs.
 at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generator> generator) {
-  ops::check_floating("log_standard_gamma", "alpha", alpha);
-  if (reduced_precision(alpha)) return log_standard_gamma(alpha.to(at::kFloat), generator).to(alpha.scalar_type());
-  // Gamma(a) = Gamma(a + 1) * U^(1/a) in distribution. For a < 1, U^(1/a) underflows (a = 1e-4 already
-  // gives 0 for u < 0.9 in float32), so the product is formed as a sum of logs. For a >= 1 the sample
-  // itself is safe and one uniform per element is the only overhead.
-  // Memory: peak ~2.25x the output (float32: the shape buffer and its mask, then the sample with the
-  // uniforms, everything else in place). An impossible request fails at once: an output-sized block is
-  // reserved first and released untouched, so the allocator refuses it before any pass writes memory.
-  (void)at::empty_like(alpha, at::MemoryFormat::Contiguous);
-  at::Tensor out;
-  {
-    const at::Tensor shape = alpha + (alpha < 1);  // alpha + 1 where alpha < 1, exactly; one buffer
-    out = at::_standard_gamma(shape, generator);
-  }
-  out.log_();
-  // log(1 - U) with U in [0, 1): uniform_ can return exactly 0, whose log would be -inf.
-  at::Tensor u = at::empty_like(out).uniform_(0, 1, generator).neg_().log1p_().div_(alpha);
-  u.masked_fill_(alpha >= 1, 0);
-  out.add_(u);
-  u.reset();  // before the validity masks
-  return nan_where_invalid(out, alpha);
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("gradkern::log_standard_gamma", "")
+                             .typed<at::Tensor(const at::Tensor&, std::optional<at::Generator>)>();
+  return op.call(alpha, generator);
 }
 
 // The open unit interval's ends in the sample's dtype: samples are clamped into [tiny, 1 - eps/2] as
@@ -95,22 +85,6 @@ at::Tensor sigmoid_difference(const at::Tensor& x, const at::Tensor& y) {
   return out;
 }
 
-at::Tensor standard_beta(const at::Tensor& a, const at::Tensor& b, std::optional<at::Generator> generator) {
-  ops::check_floating("standard_beta", "concentration1", a);
-  ops::check_floating("standard_beta", "concentration0", b);
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gradkern.standard_beta: concentration1 and concentration0 "
-              "must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
-  if (reduced_precision(a)) return standard_beta(a.to(at::kFloat), b.to(at::kFloat), generator).to(a.scalar_type());
-  const auto shape = at::infer_size(a.sizes(), b.sizes());
-  // x = g1 / (g1 + g0) = sigmoid(log g1 - log g0) from log-space Gamma draws: concentrations down to 1e-6,
-  // whose Gamma samples underflow, stay correctly distributed. Two draws on the expanded (stride-0)
-  // parameters, no stacked copy.
-  // In place into the first draw: peak ~3.25x the output (the first draw, the second's ~2.25x).
-  at::Tensor out = log_standard_gamma(a.expand(shape), generator);
-  sigmoid_difference_into(out, out, log_standard_gamma(b.expand(shape), generator));
-  return out.clamp_(open_lo(out.scalar_type()), open_hi(out.scalar_type()));
-}
-
 at::Tensor standard_dirichlet(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   ops::check_floating("standard_dirichlet", "concentration", alpha);
   TORCH_CHECK(alpha.dim() >= 1, "gradkern.standard_dirichlet: concentration must have at least one dimension (K)");
@@ -125,8 +99,6 @@ at::Tensor standard_dirichlet(const at::Tensor& alpha, std::optional<at::Generat
 
 TORCH_LIBRARY_IMPL(gradkern, CompositeExplicitAutograd, m) {
   m.impl("standard_gamma", &standard_gamma);
-  m.impl("log_standard_gamma", &log_standard_gamma);
-  m.impl("standard_beta", &standard_beta);
   m.impl("sigmoid_difference", &sigmoid_difference);
   m.impl("standard_dirichlet", &standard_dirichlet);
 }

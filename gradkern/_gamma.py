@@ -1,10 +1,13 @@
 """Reparameterized samplers of the Gamma family with exact implicit gradients.
 
-Gamma samples come from torch's sampler; their gradients w.r.t. the concentration are the implicit
-reparameterization gradients of Figurnov et al. (2018), eq. 8, computed by gradkern's kernels
-(:func:`gradkern.standard_gamma_grad`), not torch's Jankowiak-Obermeyer approximation. Beta, Dirichlet,
-Chi2 and Student-t are built from Gamma samples as in section 4 of the paper, so every gradient goes
-through the same kernel. Beta and Dirichlet are normalised in log space (logsumexp) from log-Gamma
+Gamma samples come from torch's sampler, log-Gamma and Beta samples from gradkern's fused one (Marsaglia and
+Tsang 2000 with the small-shape boost in log space, one counter-based Philox stream per element:
+csrc/core/gamma_sampler.h); their gradients w.r.t.
+the concentration are the implicit reparameterization gradients of Figurnov et al. (2018), eq. 8, computed
+by gradkern's kernels (:func:`gradkern.standard_gamma_grad`), not torch's Jankowiak-Obermeyer
+approximation. Beta, Dirichlet, Chi2 and Student-t samples are built from Gamma samples as in section 4 of
+the paper; Beta and Dirichlet gradients default to the marginal ones from the incomplete beta function
+(gradkern._beta). Beta and Dirichlet are normalised in log space (logsumexp) from log-Gamma
 samples, which keeps concentrations down to 1e-6 correctly distributed where torch's samplers return
 degenerate values because the Gamma samples underflow to 0.
 """

@@ -184,7 +184,7 @@ struct wallis {
 
 GK_HD dual2 scale_dual(dual2 x, W k) { return dual2{x.v * k, x.p * k, x.q * k}; }
 
-GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials) {
+template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials) {
   const W s = p + q;
   constexpr W eps = W(2.220446049250313e-16);
   wallis w{dual2{W(1), W(0), W(0)}, dual2{W(1), W(0), W(0)}, dual2{W(0), W(0), W(0)}, dual2{W(1), W(0), W(0)}};
@@ -222,8 +222,8 @@ GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials) {
     const W hp = (w.A1.p - hv * w.B1.p) * r, hq = (w.A1.q - hv * w.B1.q) * r;
     bool done = gk_fabs(hv - h.v) <= eps * gk_fabs(hv);
     if (with_partials && done) {
-      done = gk_fabs(hp - h.p) <= eps * (gk_fabs(hv * Lp) + gk_fabs(hp) + W(1e-300)) &&
-             gk_fabs(hq - h.q) <= eps * (gk_fabs(hv * Lq) + gk_fabs(hq) + W(1e-300));
+      done = (!(Need & 1) || gk_fabs(hp - h.p) <= eps * (gk_fabs(hv * Lp) + gk_fabs(hp) + W(1e-300))) &&
+             (!(Need & 2) || gk_fabs(hq - h.q) <= eps * (gk_fabs(hv * Lq) + gk_fabs(hq) + W(1e-300)));
     }
     h = dual2{hv, hp, hq};
     if (done) break;
@@ -240,7 +240,7 @@ GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials) {
 // h *= C_k D_k), in forward mode. Three divisions per step on the dependency chain, so about three times
 // slower than the Wallis form, but better conditioned for y > 1/2 (p >> q near the mode, where d_{2m+1}
 // -> -y ~ -1): there the Wallis convergents' partials lost up to 7 digits (a = 1e5, b = 3), Lentz's 3-4.
-GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials) {
+template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials) {
   const W s = p + q;
   constexpr W eps = W(2.220446049250313e-16);
   dual2 c{-s * y / (p + W(1)), W(0), W(0)};  // d_1 = -s y / (p + 1)
@@ -277,14 +277,17 @@ GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials) {
       // The partials of log h change by del.p / del.v (del = 1 + O(eps)).
       const W sp = gk_fabs(Lp) + gk_fabs(h.p / h.v) + W(1e-300);
       const W sq = gk_fabs(Lq) + gk_fabs(h.q / h.v) + W(1e-300);
-      if (gk_fabs(del.p) <= eps * sp && gk_fabs(del.q) <= eps * sq) break;
+      if ((!(Need & 1) || gk_fabs(del.p) <= eps * sp) && (!(Need & 2) || gk_fabs(del.q) <= eps * sq)) break;
     }
   }
   return h;
 }
 
-GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_partials) {
-  return y > W(0.5) ? cfrac_lentz(p, q, y, Lp, Lq, with_partials) : cfrac_wallis(p, q, y, Lp, Lq, with_partials);
+// Need: which partials the caller uses and the stopping test waits for (1: d/dp, 2: d/dq, 3: both); the
+// other one's arithmetic is dead code the compiler removes (dirichlet_grad needs one: 1.3x faster).
+template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_partials) {
+  return y > W(0.5) ? cfrac_lentz<Need>(p, q, y, Lp, Lq, with_partials)
+                    : cfrac_wallis<Need>(p, q, y, Lp, Lq, with_partials);
 }
 
 GK_HD bool bad_args(W a, W b, W x) {
@@ -333,6 +336,22 @@ GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb) {
   const W gp = (h.v * Lp + h.p) / p, gq = (h.v * Lq + h.q) / p;
   // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles.
   if (sw) { ga = gq; gb = gp; } else { ga = -gp; gb = -gq; }
+}
+
+// (dx/da) / (x (1 - x)) alone, for valid a, b and 0 < x < 1: on the direct side it needs the p-partial,
+// on the swapped side the q-partial (and one of the two digamma differences).
+GK_HD W grad_a_scaled(W a, W b, W x) {
+  const bool sw = swapped(a, b, x);
+  if (sw) {
+    const W p = b, q = a, y = W(1) - x;
+    const W Lq = gk_log(x) + digamma_diff(q, p);
+    const dual2 h = cfrac<2>(p, q, y, W(0), Lq, true);
+    return (h.v * Lq + h.q) / p;
+  }
+  const W p = a, q = b;
+  const W Lp = gk_log(x) + ((q >= W(1)) ? digamma_diff(p + W(1), q - W(1)) : -digamma_diff(p + q, W(1) - q));
+  const dual2 h = cfrac<1>(p, q, x, Lp, W(0), true);
+  return -(h.v * Lp + h.p) / p;
 }
 
 // dI/da and dI/db for valid a, b and 0 < x < 1: the implicit gradients times -q(x).
@@ -447,9 +466,7 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
   if (x == T(0)) return T(0);  // the limit of x (dx/dalpha) / (x (1 - x)): x log x -> 0
   // x -> 1: (dx/dalpha) / (1 - x) -> (psi(alpha + beta) - psi(alpha)) / beta, finite (torch's value there).
   if (x == T(1)) return T(digamma_diff(W(alpha), beta) / beta);
-  W ga, gb;
-  grad_scaled(W(alpha), beta, W(x), ga, gb);
-  return T(ga * W(x));
+  return T(grad_a_scaled(W(alpha), beta, W(x)) * W(x));
 }
 
 // dI/da and dI/db.
