@@ -54,7 +54,8 @@ MIXED = {
 # The modules whose functions take their own documented dtype rules (estimators take logits and a
 # loss function; copulas draw uniforms of a requested dtype; antithetic requires one dtype for loc and
 # scale, checked in its own tests).
-OWN_RULES = ("gradkern.antithetic.", "gradkern.copulas.", "gradkern.estimators.")
+OWN_RULES = ("gradkern.antithetic.", "gradkern.copulas.", "gradkern.estimators.",
+             "gradkern.implicit_rsample")  # takes the user's samples and CDF as they are
 FIRST_ORDER_ONLY = {"gradkern.standard_gamma_grad", "gradkern.log_standard_gamma_grad", "gradkern.vonmises_grad",
                     "gradkern.standard_beta_grad"}
 
