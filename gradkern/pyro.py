@@ -15,7 +15,7 @@ under the same name::
         b = pyro.param("b", torch.tensor(1.0), constraint=constraints.positive)
         pyro.sample("rate", gdist.Gamma(a, b))   # exact implicit reparameterization gradients
 
-Classes: :class:`Gamma`, :class:`Chi2`, :class:`Beta`, :class:`Dirichlet`, :class:`StudentT`,
+Classes: :class:`Gamma`, :class:`Chi2`, :class:`Beta`, :class:`Dirichlet`, :class:`StudentT`, :class:`TruncatedNormal`,
 :class:`VonMises` (reparameterized, which Pyro's is not), and the Gaussian mixtures with pathwise
 gradients for every parameter, :class:`MixtureOfDiagNormalsSharedCovariance`,
 :class:`MixtureOfDiagNormals`, :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`.
@@ -40,7 +40,8 @@ import torch
 
 from . import distributions as _gkd
 
-__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "MixtureOfDiagNormalsSharedCovariance",
+__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "TruncatedNormal",
+           "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]
 
 
@@ -74,6 +75,12 @@ class Dirichlet(_gkd.Dirichlet, TorchDistributionMixin):
 class StudentT(_gkd.StudentT, TorchDistributionMixin):
     """:class:`gradkern.distributions.StudentT` for Pyro: StudentT(df, loc, scale) with the exact
     implicit gradient w.r.t. ``df``, plus Pyro's ``TorchDistributionMixin``."""
+
+
+class TruncatedNormal(_gkd.TruncatedNormal, TorchDistributionMixin):
+    """:class:`gradkern.distributions.TruncatedNormal` for Pyro: Normal(loc, scale) truncated to
+    ``[low, high]``, sampled by the log-space inverse CDF (deep tails included) with implicit gradients
+    w.r.t. loc, scale and both bounds, plus Pyro's ``TorchDistributionMixin``."""
 
 
 class VonMises(_gkd.VonMises, TorchDistributionMixin):

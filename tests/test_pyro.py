@@ -60,6 +60,7 @@ def _args(name, device="cpu"):
         "Dirichlet": dict(concentration=pos(*B, 4)),
         "StudentT": dict(df=pos(*B) + 2, loc=real(*B), scale=pos(*B)),
         "VonMises": dict(loc=real(*B), concentration=pos(*B)),
+        "TruncatedNormal": dict(loc=real(*B), scale=pos(*B), low=real(*B) - 2.0, high=real(*B) + 2.0),
         "MixtureOfDiagNormalsSharedCovariance": dict(locs=real(*B, K, D), coord_scale=pos(*B, D),
                                                      component_logits=real(*B, K)),
         "MixtureOfDiagNormals": dict(locs=real(*B, K, D), coord_scale=pos(*B, K, D), component_logits=real(*B, K)),

@@ -15,6 +15,7 @@ are elsewhere (gradkern._gamma, gradkern._special, gradkern._vonmises, gradkern.
 * :mod:`.dirichlet`: :class:`Dirichlet`
 * :mod:`.student_t`: :class:`StudentT`
 * :mod:`.von_mises`: :class:`VonMises`
+* :mod:`.truncated`: :class:`TruncatedNormal` (implicit gradients w.r.t. loc, scale and both bounds)
 * :mod:`.mixtures`: :class:`MixtureOfDiagNormalsSharedCovariance`, :class:`MixtureOfDiagNormals`,
   :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`
 """
@@ -24,7 +25,8 @@ from ._gamma import Chi2, Gamma
 from ._mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
                        MixtureOfDiagNormalsSharedCovariance)
 from ._student_t import StudentT
+from ._truncated import TruncatedNormal
 from ._von_mises import VonMises
 
-__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "MixtureOfDiagNormalsSharedCovariance",
+__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal", "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]
