@@ -388,3 +388,52 @@ def write_doc_section(doc, name, markdown, command=None, device="cpu"):
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+# --- shipped mpmath ground truth (bench/accuracy.py, bench/beta.py) -----------------------------------------
+class TruthError(Exception):
+    """The shipped ground truth does not belong to these inputs, or mpmath disagrees with it."""
+
+
+def read_truth_file(path, fmt, regen_cmd):
+    """(meta, arrays) of a shipped ground-truth .npz (its JSON key under ``__meta__``), refusing a missing
+    file or another format with the command that regenerates it."""
+    import numpy as np
+
+    rel = os.path.relpath(path, REPO)
+    if not os.path.exists(path):
+        raise TruthError(f"{rel} is missing; regenerate it with `{regen_cmd}`")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != fmt:
+        raise TruthError(f"{rel} has format {meta.get('format')}, this script reads {fmt}; regenerate it with "
+                         f"`{regen_cmd}`")
+    return meta, arrays
+
+
+def same_bits(a, b):
+    """The two arrays are identical bit for bit (dtype, shape and bytes)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def check_truth_key(where, meta, name, key, regen_cmd):
+    """The shipped table ``name`` exists and was made for exactly these settings ``key``."""
+    shipped = meta["tables"].get(name)
+    if shipped is None:
+        raise TruthError(f"{where}: no such table; regenerate it with `{regen_cmd}`")
+    norm = lambda k: json.dumps(k, sort_keys=True)  # noqa: E731
+    if norm(shipped) != norm(key):
+        diff = sorted(k for k in set(shipped) | set(key) if shipped.get(k) != key.get(k))
+        raise TruthError(f"{where}: made for other settings (differs in {', '.join(diff)}); "
+                         f"regenerate it with `{regen_cmd}`")
+
+
+def pick_points(tables, n, rng):
+    """n random (table, flat index) pairs spread evenly over the tables (each with an array ``x``)."""
+    per = max(1, math.ceil(n / max(1, len(tables)))) if n > 0 else 0
+    out = []
+    for t in tables:
+        k = min(per, t.x.size)
+        out += [(t, int(i)) for i in sorted(rng.choice(t.x.size, size=k, replace=False))]
+    return out

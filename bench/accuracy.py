@@ -329,8 +329,7 @@ def cached_truth(table, processes):
     return arrays["truth"]
 
 
-class TruthError(Exception):
-    """The shipped ground truth does not belong to these inputs, or mpmath disagrees with it."""
+TruthError = C.TruthError
 
 
 def _mpmath_version():
@@ -369,35 +368,16 @@ def regenerate_truth(processes, path=None):
 
 def read_shipped(path=None):
     """(meta, arrays) of the shipped ground truth."""
-    import numpy as np
-
-    path = path or TRUTH_FILE
-    if not os.path.exists(path):
-        raise TruthError(f"{os.path.relpath(path, C.REPO)} is missing; regenerate it with `{REGEN_CMD}`")
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if meta.get("format") != TRUTH_FORMAT:
-        raise TruthError(f"{os.path.relpath(path, C.REPO)} has format {meta.get('format')}, this script reads "
-                         f"{TRUTH_FORMAT}; regenerate it with `{REGEN_CMD}`")
-    return meta, arrays
+    return C.read_truth_file(path or TRUTH_FILE, TRUTH_FORMAT, REGEN_CMD)
 
 
-def _same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+_same_bits = C.same_bits
 
 
 def shipped_truth(table, meta, arrays):
     """The shipped truth of ``table``, after checking that the file holds exactly these inputs."""
     where = f"{os.path.relpath(TRUTH_FILE, C.REPO)} [{table.name}]"
-    shipped_key = meta["tables"].get(table.name)
-    if shipped_key is None:
-        raise TruthError(f"{where}: no such table; regenerate it with `{REGEN_CMD}`")
-    norm = lambda k: json.dumps(k, sort_keys=True)  # noqa: E731
-    if norm(shipped_key) != norm(table.key):
-        diff = sorted(k for k in set(shipped_key) | set(table.key) if shipped_key.get(k) != table.key.get(k))
-        raise TruthError(f"{where}: made for other settings (differs in {', '.join(diff)}); "
-                         f"regenerate it with `{REGEN_CMD}`")
+    C.check_truth_key(where, meta, table.name, table.key, REGEN_CMD)
     for part, mine in (("p", table.p), ("x", table.x)):
         if not _same_bits(arrays[f"{table.name}__{part}"], mine):
             raise TruthError(f"{where}: the {'parameters' if part == 'p' else 'points'} this script generates "
@@ -406,14 +386,7 @@ def shipped_truth(table, meta, arrays):
     return arrays[f"{table.name}__truth"]
 
 
-def _pick_points(tables, n, rng):
-    """n random (table, flat index) pairs, spread evenly over the tables."""
-    per = max(1, math.ceil(n / max(1, len(tables)))) if n > 0 else 0
-    out = []
-    for t in tables:
-        k = min(per, t.x.size)
-        out += [(t, int(i)) for i in sorted(rng.choice(t.x.size, size=k, replace=False))]
-    return out
+_pick_points = C.pick_points
 
 
 def verify_truth(tables, truths, n, seed, processes):

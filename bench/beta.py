@@ -89,8 +89,7 @@ _REF = {}
 _REF_PKG = "_gradkern_reference_beta"
 
 
-class TruthError(Exception):
-    """The shipped ground truth does not belong to these inputs, or mpmath disagrees with it."""
+TruthError = C.TruthError
 
 
 def ref():
@@ -331,35 +330,17 @@ def regenerate_truth(processes=1, path=None, check_points=400):
 
 
 def read_shipped(path=None):
-    import numpy as np
-
-    path = path or TRUTH_FILE
-    if not os.path.exists(path):
-        raise TruthError(f"{os.path.relpath(path, C.REPO)} is missing; regenerate it with `{REGEN_CMD}`")
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if meta.get("format") != TRUTH_FORMAT:
-        raise TruthError(f"{os.path.relpath(path, C.REPO)} has format {meta.get('format')}, this script reads "
-                         f"{TRUTH_FORMAT}; regenerate it with `{REGEN_CMD}`")
-    return meta, arrays
+    """(meta, arrays) of the shipped ground truth."""
+    return C.read_truth_file(path or TRUTH_FILE, TRUTH_FORMAT, REGEN_CMD)
 
 
-def _same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+_same_bits = C.same_bits
 
 
 def shipped_truth(table, meta, arrays):
     """(dx/da, dx/db) shipped for ``table``, after checking that the file holds exactly these inputs."""
     where = f"{os.path.relpath(TRUTH_FILE, C.REPO)} [{table.name}]"
-    key = meta["tables"].get(table.name)
-    if key is None:
-        raise TruthError(f"{where}: no such table; regenerate it with `{REGEN_CMD}`")
-    norm = lambda k: json.dumps(k, sort_keys=True)  # noqa: E731
-    if norm(key) != norm(table.key):
-        diff = sorted(k for k in set(key) | set(table.key) if key.get(k) != table.key.get(k))
-        raise TruthError(f"{where}: made for other settings (differs in {', '.join(diff)}); "
-                         f"regenerate it with `{REGEN_CMD}`")
+    C.check_truth_key(where, meta, table.name, table.key, REGEN_CMD)
     for part, mine in table.arrays().items():
         theirs = arrays.get(f"{table.name}__{part}")
         if theirs is None or not _same_bits(theirs, mine):
@@ -368,13 +349,7 @@ def shipped_truth(table, meta, arrays):
     return arrays[f"{table.name}__dxda"], arrays[f"{table.name}__dxdb"]
 
 
-def _pick_points(tables, n, rng):
-    per = max(1, math.ceil(n / max(1, len(tables)))) if n > 0 else 0
-    out = []
-    for t in tables:
-        k = min(per, t.x.size)
-        out += [(t, int(i)) for i in sorted(rng.choice(t.x.size, size=k, replace=False))]
-    return out
+_pick_points = C.pick_points
 
 
 def verify_truth(tables, truths, n, seed, processes=1):

@@ -414,25 +414,19 @@ GK_HD W inverse(W a, W b, W p) {
 
 }  // namespace ibeta_detail
 
-template <typename T> GK_HD T betainc(T a, T b, T x) {
-  using namespace ibeta_detail;
+namespace ibeta_detail {
+// I_x(a, b) (complement = false) or 1 - I_x(a, b) (complement = true) with the special values.
+template <typename T> GK_HD T ibeta_value(T a, T b, T x, bool complement) {
   if (bad_args(W(a), W(b), W(x))) return quiet_nan<T>();
-  if (x == T(0)) return T(0);
-  if (x == T(1)) return T(1);
+  if (x == T(0) || x == T(1)) return (x == T(1)) != complement ? T(1) : T(0);
   W I, Ic;
   ibeta_pq(W(a), W(b), W(x), I, Ic);
-  return T(I);
+  return T(complement ? Ic : I);
 }
+}  // namespace ibeta_detail
 
-template <typename T> GK_HD T betaincc(T a, T b, T x) {
-  using namespace ibeta_detail;
-  if (bad_args(W(a), W(b), W(x))) return quiet_nan<T>();
-  if (x == T(0)) return T(1);
-  if (x == T(1)) return T(0);
-  W I, Ic;
-  ibeta_pq(W(a), W(b), W(x), I, Ic);
-  return T(Ic);
-}
+template <typename T> GK_HD T betainc(T a, T b, T x) { return ibeta_detail::ibeta_value(a, b, x, false); }
+template <typename T> GK_HD T betaincc(T a, T b, T x) { return ibeta_detail::ibeta_value(a, b, x, true); }
 
 // (dx/da, dx/db) / (x (1 - x)) for x ~ Beta(a, b). NaN outside the domain; 0 at x = 0 or 1.
 template <typename T> GK_HD void beta_grad_scaled(T a, T b, T x, T& ga, T& gb) {

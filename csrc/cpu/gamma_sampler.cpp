@@ -49,10 +49,7 @@ at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generat
 }
 
 at::Tensor standard_beta(const at::Tensor& a, const at::Tensor& b, std::optional<at::Generator> generator) {
-  ops::check_floating("standard_beta", "concentration1", a);
-  ops::check_floating("standard_beta", "concentration0", b);
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gradkern.standard_beta: concentration1 and concentration0 "
-              "must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
+  ops::check_beta_concentrations("standard_beta", a, b);
   auto out = at::empty(at::infer_size(a.sizes(), b.sizes()), a.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
   const uint64_t seed = cpu::draw_seed(generator);

@@ -67,16 +67,13 @@ at::Tensor log_standard_gamma(const at::Tensor& alpha, std::optional<at::Generat
 }
 
 at::Tensor standard_beta(const at::Tensor& a, const at::Tensor& b, std::optional<at::Generator> generator) {
-  ops::check_floating("standard_beta", "concentration1", a);
-  ops::check_floating("standard_beta", "concentration0", b);
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gradkern.standard_beta: concentration1 and concentration0 "
-              "must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
-  TORCH_CHECK(a.device() == b.device(), "gradkern.standard_beta: concentration1 and concentration0 must be on "
-              "the same device, got ", a.device(), " and ", b.device());
-  const c10::cuda::CUDAGuard guard(a.device());
+  ops::check_beta_concentrations("standard_beta", a, b);
+  // A 0-dim CPU tensor joins the other argument's device (as in torch's binary ops).
+  const auto device = (a.dim() == 0 && a.is_cpu()) ? b.device() : a.device();
+  const c10::cuda::CUDAGuard guard(device);
   const auto shape = at::infer_size(a.sizes(), b.sizes());
   // Broadcast parameters are materialised (one output-sized copy each where they broadcast).
-  const auto ac = a.expand(shape).contiguous(), bc = b.expand(shape).contiguous();
+  const auto ac = a.to(device).expand(shape).contiguous(), bc = b.to(device).expand(shape).contiguous();
   auto out = at::empty(shape, ac.options().memory_format(at::MemoryFormat::Contiguous));
   const int64_t n = out.numel();
   if (n == 0) return out;

@@ -54,6 +54,17 @@ inline at::TensorIterator binary_iter(const char* op, const char* name_a, const 
       .build();
 }
 
+// The two concentrations of the Beta sampler: floating, one dtype (and, on a device, one device).
+inline void check_beta_concentrations(const char* op, const at::Tensor& a, const at::Tensor& b) {
+  check_floating(op, "concentration1", a);
+  check_floating(op, "concentration0", b);
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "gradkern.", op, ": concentration1 and concentration0 must have "
+              "the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
+  TORCH_CHECK(a.device() == b.device() || (a.dim() == 0 && a.is_cpu()) || (b.dim() == 0 && b.is_cpu()),
+              "gradkern.", op, ": concentration1 and concentration0 must be on the same device, got ", a.device(),
+              " and ", b.device());
+}
+
 // Three-argument elementwise ops with `outputs` outputs: the checks of binary_iter over all three inputs.
 inline at::TensorIterator ternary_iter(const char* op, const char* name_a, const at::Tensor& a,
                                        const char* name_b, const at::Tensor& b, const char* name_c,
