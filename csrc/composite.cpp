@@ -14,7 +14,7 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/ExpandUtils.h>
-#include <ATen/native/cpu/Loops.h>
+#include <ATen/TensorIterator.h>
 
 #include <limits>
 
@@ -70,10 +70,15 @@ void sigmoid_difference_into(at::Tensor& out, const at::Tensor& x, const at::Ten
     return;
   }
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(x).add_const_input(y).build();
+  // A plain strided loop (not ATen's cpu_kernel, whose vectorized variants cost compile time for nothing).
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_sigmoid_difference", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    at::native::cpu_kernel(iter, [](scalar_t a, scalar_t b) -> scalar_t {
-      return static_cast<scalar_t>(acc_t(1) / (acc_t(1) + std::exp(static_cast<acc_t>(b) - static_cast<acc_t>(a))));
+    iter.for_each([](char** data, const int64_t* strides, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        const acc_t a = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
+        const acc_t b = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
+        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(acc_t(1) / (acc_t(1) + std::exp(b - a)));
+      }
     });
   });
 }
