@@ -522,20 +522,15 @@ def run_accuracy(gk, tables, truths, dtypes):
 
 def accuracy_checks(acc, dtypes):
     out = []
-    for d in dtypes:
-        g = acc["grid"].get(d, {}).get(ROW_GK)
-        if g:
-            bad = g["nan"] + g["inf"]
-            out.append(("PASS" if g["mae"] <= TARGET_GRID_MAE[d] and not bad else "FAIL",
-                        f"{d} grid mean abs. error {C.sci(g['mae'], 2)} <= {TARGET_GRID_MAE[d]:g}, no NaN/inf "
-                        f"({g['nan']}/{g['inf']})"))
-    for d in dtypes:
-        s = acc["stress"].get(d, {}).get(ROW_GK)
-        if s:
-            bad = s["nan"] + s["inf"]
-            out.append(("PASS" if s["max_rel"] <= TARGET_STRESS_MAXREL[d] and not bad else "FAIL",
-                        f"{d} stress set max rel. error {C.sci(s['max_rel'])} <= {TARGET_STRESS_MAXREL[d]:g}, "
-                        f"no NaN/inf ({s['nan']}/{s['inf']})"))
+    for section, metric, targets, label in (("grid", "mae", TARGET_GRID_MAE, "grid mean abs. error"),
+                                            ("stress", "max_rel", TARGET_STRESS_MAXREL, "stress set max rel. error")):
+        for d in dtypes:
+            r = acc[section].get(d, {}).get(ROW_GK)
+            if r:
+                bad = r["nan"] + r["inf"]
+                value = C.sci(r[metric], 2) if metric == "mae" else C.sci(r[metric])
+                out.append(("PASS" if r[metric] <= targets[d] and not bad else "FAIL",
+                            f"{d} {label} {value} <= {targets[d]:g}, no NaN/inf ({r['nan']}/{r['inf']})"))
     return out
 
 

@@ -2,9 +2,10 @@
 // the implicit reparameterization gradient of Beta(a, b) samples and the inverse of I in x.
 //
 //   betainc(a, b, x), betaincc(a, b, x)   I_x(a, b) and 1 - I_x(a, b) (each computed directly).
-//   beta_grad_scaled(a, b, x, ga, gb)     (dx/da) / (x (1 - x)) and (dx/db) / (x (1 - x)) at fixed
-//                                         I_x(a, b) (Figurnov et al. 2018, eq. (8) with F = I_x):
-//                                         dx/da = -(dI/da) / q(x), q the Beta(a, b) density.
+//   standard_beta_grad(a, b, x, ga, gb)   dx/da and dx/db at fixed I_x(a, b) (Figurnov et al. 2018,
+//                                         eq. (8) with F = I_x): dx/da = -(dI/da) / q(x), q the
+//                                         Beta(a, b) density.
+//   dirichlet_grad(x, alpha, total)       torch._dirichlet_grad's contract (dx/dalpha) / (1 - x).
 //   betainc_grads(a, b, x, da, db)        dI/da and dI/db.
 //   betaincinv(a, b, p)                   x with I_x(a, b) = p.
 //
@@ -428,27 +429,34 @@ template <typename T> GK_HD T ibeta_value(T a, T b, T x, bool complement) {
 template <typename T> GK_HD T betainc(T a, T b, T x) { return ibeta_detail::ibeta_value(a, b, x, false); }
 template <typename T> GK_HD T betaincc(T a, T b, T x) { return ibeta_detail::ibeta_value(a, b, x, true); }
 
-// (dx/da, dx/db) / (x (1 - x)) for x ~ Beta(a, b). NaN outside the domain; 0 at x = 0 or 1.
-template <typename T> GK_HD void beta_grad_scaled(T a, T b, T x, T& ga, T& gb) {
-  using namespace ibeta_detail;
-  if (bad_args(W(a), W(b), W(x))) { ga = gb = quiet_nan<T>(); return; }
-  if (x == T(0) || x == T(1)) { ga = gb = T(0); return; }
-  W wa, wb;
-  grad_scaled(W(a), W(b), W(x), wa, wb);
-  ga = T(wa);
-  gb = T(wb);
+namespace ibeta_detail {
+// The two-output ops with their special values (NaN outside the domain, 0 at x = 0 or 1): the implicit
+// gradients (dx/da, dx/db) (implicit = true) or dI/da, dI/db.
+template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool implicit) {
+  if (bad_args(W(a), W(b), W(x))) { o0 = o1 = quiet_nan<T>(); return; }
+  if (x == T(0) || x == T(1)) { o0 = o1 = T(0); return; }
+  W w0, w1;
+  if (implicit) {
+    grad_scaled(W(a), W(b), W(x), w0, w1);
+    const W k = W(x) * (W(1) - W(x));
+    w0 *= k;
+    w1 *= k;
+  } else {
+    grads(W(a), W(b), W(x), w0, w1);
+  }
+  o0 = T(w0);
+  o1 = T(w1);
 }
+}  // namespace ibeta_detail
 
 // dx/da and dx/db at fixed I_x(a, b) for x ~ Beta(a, b) (the analogue of standard_gamma_grad).
 template <typename T> GK_HD void standard_beta_grad(T a, T b, T x, T& ga, T& gb) {
-  using namespace ibeta_detail;
-  if (bad_args(W(a), W(b), W(x))) { ga = gb = quiet_nan<T>(); return; }
-  if (x == T(0) || x == T(1)) { ga = gb = T(0); return; }
-  W wa, wb;
-  grad_scaled(W(a), W(b), W(x), wa, wb);
-  const W k = W(x) * (W(1) - W(x));
-  ga = T(wa * k);
-  gb = T(wb * k);
+  ibeta_detail::pair_value(a, b, x, ga, gb, true);
+}
+
+// dI/da and dI/db.
+template <typename T> GK_HD void betainc_grads(T a, T b, T x, T& da, T& db) {
+  ibeta_detail::pair_value(a, b, x, da, db, false);
 }
 
 // torch._dirichlet_grad's contract: -(dI/dalpha)/q(x)/(1 - x) for x ~ Beta(alpha, total - alpha), i.e.
@@ -461,30 +469,6 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
   // x -> 1: (dx/dalpha) / (1 - x) -> (psi(alpha + beta) - psi(alpha)) / beta, finite (torch's value there).
   if (x == T(1)) return T(digamma_diff(W(alpha), beta) / beta);
   return T(grad_a_scaled(W(alpha), beta, W(x)) * W(x));
-}
-
-// dI/da and dI/db.
-template <typename T> GK_HD void betainc_grads(T a, T b, T x, T& da, T& db) {
-  using namespace ibeta_detail;
-  if (bad_args(W(a), W(b), W(x))) { da = db = quiet_nan<T>(); return; }
-  if (x == T(0) || x == T(1)) { da = db = T(0); return; }
-  W wa, wb;
-  grads(W(a), W(b), W(x), wa, wb);
-  da = T(wa);
-  db = T(wb);
-}
-
-// Density of Beta(a, b) at x (dI/dx); +inf at an end where it diverges, 0 where it vanishes.
-template <typename T> GK_HD T beta_density(T a, T b, T x) {
-  using namespace ibeta_detail;
-  if (bad_args(W(a), W(b), W(x))) return quiet_nan<T>();
-  if (x == T(0) || x == T(1)) {
-    const W e = (x == T(0)) ? W(a) : W(b);
-    if (e < W(1)) return infinity<T>();
-    if (e > W(1)) return T(0);
-    return T(gk_exp(-(gk_lgamma(W(a)) + gk_lgamma(W(b)) - gk_lgamma(W(a) + W(b)))));
-  }
-  return T(density(W(a), W(b), W(x)));
 }
 
 template <typename T> GK_HD T betaincinv(T a, T b, T p) {

@@ -128,7 +128,11 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
                          -_log_ndtri(torch.where(lower, torch.full_like(lq, -1.0), lq)))
         x2 = torch.minimum(torch.maximum(x2, a2), b2)
         z = loc + scale * sign * x2
-        return torch.minimum(torch.maximum(z, low), high)
+        z = torch.minimum(torch.maximum(z, low), high)
+        # Invalid parameters (low >= high, scale <= 0, NaN; possible with validate_args=False) give NaN
+        # samples, never a finite number.
+        valid = (low < high) & (scale > 0) & ~torch.isnan(loc)
+        return torch.where(valid, z, torch.full_like(z, math.nan))
 
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Samples of shape ``sample_shape + batch_shape`` by the log-space inverse CDF (float64 inside,

@@ -107,28 +107,23 @@ def _tails(a, b, x, dps):
     return I, Ic, extra
 
 
-def betainc(a, b, x, dps=30):
-    """I_x(a, b), regularized lower incomplete beta function."""
+def _value(a, b, x, dps, upper):
     mp = _mpm()
     with mp.workdps(dps):
         a, b, x = _to_mpf(a), _to_mpf(b), _to_mpf(x)
-        if x <= 0:
-            return mp.mpf(0)
-        if x >= 1:
-            return mp.mpf(1)
-        return +_tails(a, b, x, dps)[0]
+        if x <= 0 or x >= 1:
+            return mp.mpf(1 if (x >= 1) != upper else 0)
+        return +_tails(a, b, x, dps)[1 if upper else 0]
+
+
+def betainc(a, b, x, dps=30):
+    """I_x(a, b), regularized lower incomplete beta function."""
+    return _value(a, b, x, dps, upper=False)
 
 
 def betaincc(a, b, x, dps=30):
     """1 - I_x(a, b), computed directly."""
-    mp = _mpm()
-    with mp.workdps(dps):
-        a, b, x = _to_mpf(a), _to_mpf(b), _to_mpf(x)
-        if x <= 0:
-            return mp.mpf(1)
-        if x >= 1:
-            return mp.mpf(0)
-        return +_tails(a, b, x, dps)[1]
+    return _value(a, b, x, dps, upper=True)
 
 
 def betainc_grads(a, b, x, dps=30):
