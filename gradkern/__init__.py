@@ -43,6 +43,7 @@ from ._gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsampl
                     log_gamma_rsample, student_t_rsample)
 from ._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
 from ._implicit import implicit_rsample
+from . import _vmap  # noqa: F401  (batching rules)
 from . import antithetic, copulas, distributions, estimators
 
 __version__ = "0.1.0"

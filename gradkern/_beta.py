@@ -7,7 +7,7 @@ arguments (a <= 0, b <= 0, x outside [0, 1], NaN) give NaN, as torch.special doe
 import torch
 
 from ._promote import promote
-from ._utils import broadcast_fake, check_fake_elementwise, not_differentiable, sum_to_shape
+from ._utils import broadcast_fake, check_fake_elementwise
 
 __all__ = ["betainc", "betaincc", "betaincinv", "standard_beta_grad"]
 
@@ -32,53 +32,10 @@ for _name in ("betainc_grads", "standard_beta_grad"):
     torch.library.register_fake(f"gradkern::{_name}")(_ternary_pair_fake)
 
 
-# --- autograd ------------------------------------------------------------------------------------
-def log_beta_density(a, b, x):
-    """log q(x) of the Beta(a, b) density (xlogy / xlog1py keep x = 0 or 1 exact where an exponent is 0)."""
-    return (torch.special.xlogy(a - 1, x) + torch.special.xlog1py(b - 1, -x)
-            - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)))
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
-def _save_inputs_and_output(ctx, inputs, output):
-    ctx.save_for_backward(*inputs, output)
-
-
-def _betainc_backward(sign):
-    def backward(ctx, grad):
-        a, b, x, _ = ctx.saved_tensors
-        grad_a = grad_b = grad_x = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            da, db = _ops.betainc_grads(a, b, x)
-            if ctx.needs_input_grad[0]:
-                grad_a = sum_to_shape(sign * grad * da, a.shape)
-            if ctx.needs_input_grad[1]:
-                grad_b = sum_to_shape(sign * grad * db, b.shape)
-        if ctx.needs_input_grad[2]:
-            # dI/dx is the Beta(a, b) density.
-            grad_x = sum_to_shape(sign * grad * torch.exp(log_beta_density(a, b, x)), x.shape)
-        return grad_a, grad_b, grad_x
-    return backward
-
-
-def _betaincinv_backward(ctx, grad):
-    a, b, p, x = ctx.saved_tensors
-    grad_a = grad_b = grad_p = None
-    if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-        # At fixed p, (dx/da, dx/db) are the implicit Beta gradients themselves.
-        ga, gb = _ops.standard_beta_grad(a, b, x)
-        if ctx.needs_input_grad[0]:
-            grad_a = sum_to_shape(grad * ga, a.shape)
-        if ctx.needs_input_grad[1]:
-            grad_b = sum_to_shape(grad * gb, b.shape)
-    if ctx.needs_input_grad[2]:
-        # dx/dp = 1 / q(x), formed in log space.
-        grad_p = sum_to_shape(grad * torch.exp(-log_beta_density(a, b, x)), p.shape)
-    return grad_a, grad_b, grad_p
-
-
-torch.library.register_autograd("gradkern::betainc", _betainc_backward(1.0), setup_context=_save_inputs_and_output)
-torch.library.register_autograd("gradkern::betaincc", _betainc_backward(-1.0), setup_context=_save_inputs_and_output)
-torch.library.register_autograd("gradkern::betaincinv", _betaincinv_backward, setup_context=_save_inputs_and_output)
 def _sampler_fake(*args, generator=None):
     tensors = [t for t in args if isinstance(t, torch.Tensor)]
     device = check_fake_elementwise(tensors)
@@ -89,49 +46,7 @@ torch.library.register_fake("gradkern::standard_beta")(_sampler_fake)
 torch.library.register_fake("gradkern::standard_dirichlet")(_sampler_fake)
 
 
-def _standard_beta_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], inputs[1], output)
-
-
-def _standard_beta_backward(ctx, grad):
-    a, b, x = ctx.saved_tensors
-    # The marginal implicit gradient (eq. 8 with F = I_x(a, b)), evaluated at the returned (clamped) sample.
-    ga, gb = _ops.standard_beta_grad(a, b, x)
-    grad_a = sum_to_shape(grad * ga, a.shape) if ctx.needs_input_grad[0] else None
-    grad_b = sum_to_shape(grad * gb, b.shape) if ctx.needs_input_grad[1] else None
-    return grad_a, grad_b, None
-
-
-def _standard_dirichlet_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _standard_dirichlet_backward(ctx, grad):
-    alpha, x = ctx.saved_tensors
-    # torch's Dirichlet backward (Jankowiak and Obermeyer 2018): coordinate i's marginal is
-    # Beta(alpha_i, total - alpha_i); with g_i = (dx_i/dalpha_i) / (1 - x_i) at fixed total - alpha_i,
-    # dx_j/dalpha_i = g_i (delta_ij - x_j), a velocity field that satisfies the transport equation.
-    total = alpha.sum(-1, keepdim=True).expand_as(alpha)
-    g = _ops.dirichlet_grad(x, alpha, total)
-    return g * (grad - (x * grad).sum(-1, keepdim=True)), None
-
-
-def _sigmoid_difference_backward(ctx, grad):
-    x, y, z = ctx.saved_tensors
-    g = grad * z * (1 - z)
-    return sum_to_shape(g, x.shape), sum_to_shape(-g, y.shape)
-
-
 torch.library.register_fake("gradkern::sigmoid_difference")(broadcast_fake)
-torch.library.register_autograd("gradkern::sigmoid_difference", _sigmoid_difference_backward,
-                                setup_context=_save_inputs_and_output)
-torch.library.register_autograd("gradkern::standard_beta", _standard_beta_backward, setup_context=_standard_beta_setup)
-torch.library.register_autograd("gradkern::standard_dirichlet", _standard_dirichlet_backward,
-                                setup_context=_standard_dirichlet_setup)
-
-for _name in ("betainc_grads", "standard_beta_grad", "dirichlet_grad"):
-    torch.library.register_autograd(f"gradkern::{_name}", not_differentiable(_name),
-                                    setup_context=lambda ctx, inputs, output: None)
 
 
 # --- Python API ------------------------------------------------------------------------------------

@@ -33,25 +33,8 @@ torch.library.register_fake("gradkern::standard_gamma")(_fake_like)
 torch.library.register_fake("gradkern::log_standard_gamma")(_fake_like)
 
 
-def _setup_sampler(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _standard_gamma_backward(ctx, grad):
-    alpha, x = ctx.saved_tensors
-    # Implicit reparameterization, eq. 8: dx/dalpha = -(dF/dalpha) / q(x).
-    return grad * _ops.standard_gamma_grad(alpha, x), None
-
-
-def _log_standard_gamma_backward(ctx, grad):
-    alpha, log_x = ctx.saved_tensors
-    return grad * _ops.log_standard_gamma_grad(alpha, log_x), None
-
-
-torch.library.register_autograd("gradkern::standard_gamma", _standard_gamma_backward,
-                                setup_context=_setup_sampler)
-torch.library.register_autograd("gradkern::log_standard_gamma", _log_standard_gamma_backward,
-                                setup_context=_setup_sampler)
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
 # --- helpers ----------------------------------------------------------------------------------------

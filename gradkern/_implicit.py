@@ -1,68 +1,47 @@
 """Implicit reparameterization for any distribution with a differentiable CDF (Figurnov et al. 2018, eq. 8)."""
 import torch
 
-from ._promote import check_reverse_mode_only
 
 __all__ = ["implicit_rsample"]
 
 
-_SECOND_ORDER = ("gradkern.implicit_rsample: second derivatives are not supported (the gradient it returns "
-                 "is first order: d2z/dtheta2 needs terms of the CDF's second derivatives and of dz/dtheta that "
-                 "it does not form)")
-# A leaf that requires grad, so that a gradient formed under create_graph=True is an output of
-# _RaiseOnBackward (and differentiating it raises) rather than a constant that silently has derivative 0.
-_ANCHOR = torch.zeros((), requires_grad=True)
+def _check_shape(F, z):
+    if F.shape != z.shape:
+        raise RuntimeError(f"gradkern.implicit_rsample: cdf returned shape {tuple(F.shape)}, expected the "
+                           f"sample's shape {tuple(z.shape)}")
 
 
-class _RaiseOnBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, g, anchor):
-        return g.clone()
+def _differentiating(params):
+    """Whether any derivative can be asked of the result: reverse mode with a parameter that requires
+    grad, a forward-mode dual level, or a torch.func transform (whose wrapped tensors may not say
+    requires_grad). Plain sampling skips the Newton steps."""
+    if torch._C._are_functorch_transforms_active() or torch.autograd.forward_ad._current_level >= 0:
+        return True
+    return torch.is_grad_enabled() and any(p.requires_grad for p in params)
 
-    @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError(_SECOND_ORDER)
 
+def _newton_step(z, u, cdf, log_prob, params):
+    """One Newton step towards F(z; theta) = u, in differentiable torch ops.
 
-class _ImplicitReparameterization(torch.autograd.Function):
-    """z (detached) in, z out; backward: grad_theta = -sum(grad * dF/dtheta / q(z)), recomputed from the
-    user's CDF at the sample. First order only: the second derivative of z(theta) needs terms this backward
-    does not form, so under create_graph=True the gradients it returns raise when differentiated."""
-
-    @staticmethod
-    def forward(ctx, z, cdf, log_prob, n_params, *params):
-        ctx.cdf, ctx.log_prob = cdf, log_prob
-        ctx.save_for_backward(z, *params)
-        return z.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        create_graph = torch.is_grad_enabled()
-        grad = grad.detach()
-        z, *params = ctx.saved_tensors
-        wants = [ctx.needs_input_grad[4 + i] for i in range(len(params))]
-        with torch.enable_grad():
-            leaves = [p.detach().requires_grad_(w) for p, w in zip(params, wants)]
-            zz = z.detach().requires_grad_(ctx.log_prob is None)
-            F = ctx.cdf(zz, *leaves)
-            if F.shape != z.shape:
-                raise RuntimeError(f"gradkern.implicit_rsample: cdf returned shape {tuple(F.shape)}, expected the "
-                                   f"sample's shape {tuple(z.shape)}")
-            if ctx.log_prob is None:
-                # The density is the CDF's derivative in z (elementwise: F_i depends on z_i only).
-                (q,) = torch.autograd.grad(F.sum(), zz, retain_graph=True)
-            else:
-                q = ctx.log_prob(z, *[p.detach() for p in params]).exp()
-            # Eq. 8: dz/dtheta = -(dF/dtheta) / q(z); the vector-Jacobian product with the upstream grad.
-            weight = -grad / q
-            targets = [leaf for leaf, w in zip(leaves, wants) if w]
-            grads = torch.autograd.grad(F, targets, grad_outputs=weight, allow_unused=True) if targets else ()
-        it = iter(grads)
-        out = [next(it) if w else None for w in wants]
-        out = [torch.zeros_like(p) if (w and g is None) else g for p, w, g in zip(params, wants, out)]
-        if create_graph:
-            out = [None if g is None else _RaiseOnBackward.apply(g, _ANCHOR) for g in out]
-        return (None, None, None, None, *out)
+    At the drawn sample F(z; theta) = u holds exactly (u is that very value, detached), so the step changes
+    nothing: F - u is 0 and z comes back bit for bit. Its derivatives in theta are those of the root
+    z(theta) of F(z; theta) = u: Newton's map has zero derivative in z at the root, so one step from a
+    constant z is the root to first order (eq. 8, dz/dtheta = -(dF/dtheta) / q) and two steps to third
+    order. Every autodiff mode (reverse, forward, torch.func, vmap, torch.compile) applies to it as to any
+    torch code, to second order exactly."""
+    F = cdf(z, *params)
+    _check_shape(F, z)
+    if log_prob is not None:
+        q = log_prob(z, *params).exp()
+    else:  # the density is the CDF's derivative in z (elementwise: F_i depends on z_i only)
+        q = torch.func.grad(lambda zz: cdf(zz, *params).sum())(z)
+    # A sample on the boundary of the support, where the CDF is exactly 0 or 1 (a log-CDF: +-inf), has
+    # F - u = inf - inf: its step is 0 with zero gradient (as torch's samplers clamp such samples). The
+    # density can be negative (a decreasing "CDF", as TruncatedNormal's mirrored one) but not 0.
+    edge = (F.detach() == u) & ~torch.isfinite(u)
+    r = torch.where(edge, torch.zeros_like(F), F - u)
+    q = torch.where(edge | (q.detach() == 0), torch.ones_like(q), q)
+    return z - r / q
 
 
 def implicit_rsample(sample, cdf, params, log_prob=None):
@@ -74,9 +53,11 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
     .. math:: \frac{dz}{d\theta} = -\frac{\partial F(z; \theta) / \partial \theta}{q(z; \theta)},
 
     the derivative of the sample at a fixed value of its CDF. ``cdf`` is written in differentiable torch
-    ops (or gradkern ops, e.g. :func:`gradkern.gammainc`); the backward pass evaluates it once at the
-    sample and takes its derivatives by autograd. The density :math:`q` is ``exp(log_prob(z, *params))``
-    when ``log_prob`` is given, else the CDF's own derivative in ``z``.
+    ops (or gradkern ops, e.g. :func:`gradkern.gammainc`). The result is two Newton steps towards
+    :math:`F(z; \theta) = F(z_0; \theta_0)` from the sample :math:`z_0`, written in torch ops: they do not
+    change the value (bit for bit), and their derivatives are those of the implicit function
+    :math:`z(\theta)` to third order. The density :math:`q` is ``exp(log_prob(z, *params))`` when
+    ``log_prob`` is given, else the CDF's own derivative in ``z`` (by ``torch.func.grad``).
 
     Args:
         sample (Tensor): samples ``z`` (any shape; detached internally).
@@ -87,10 +68,10 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
         log_prob (callable, optional): ``log_prob(z, *params)``, the log density (saves one derivative).
 
     Returns:
-        Tensor equal to ``sample``, differentiable w.r.t. ``params``. First order: differentiating the
-        gradient again raises an error (the second derivative of :math:`z(\theta)` is not formed). Under
-        ``torch.compile`` the backward runs eagerly (it calls ``torch.autograd.grad`` on ``cdf``: a graph
-        break, so ``fullgraph=True`` is refused); forward mode (``torch.func.jvp``) raises.
+        Tensor equal to ``sample``, differentiable w.r.t. ``params`` in every mode: reverse, forward
+        (``torch.func.jvp`` / ``jacfwd``), ``torch.func.grad`` / ``jacrev`` / ``vmap``, ``torch.compile``,
+        and to second order, exactly wherever ``cdf`` and ``log_prob`` are (twice) differentiable. Costs
+        two evaluations of ``cdf`` and of the density, plus the one that fixes the sample's quantile.
 
     Example (Kumaraswamy, whose CDF is :math:`1 - (1 - z^a)^b`)::
 
@@ -111,5 +92,13 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
     for i, p in enumerate(params):
         if not isinstance(p, torch.Tensor):
             raise TypeError(f"gradkern.implicit_rsample: params[{i}] must be a Tensor, got {type(p).__name__}")
-    check_reverse_mode_only("implicit_rsample", [sample, *params])
-    return _ImplicitReparameterization.apply(sample.detach(), cdf, log_prob, len(params), *params)
+    z = sample.detach()
+    if not _differentiating(params):
+        return z
+    with torch.no_grad():
+        u = cdf(z, *[p.detach() for p in params])
+    _check_shape(u, z)
+    # Two Newton steps from the sample (see _newton_step): the value is the sample, the derivatives those of
+    # the implicit function z(theta) up to third order.
+    z1 = _newton_step(z, u, cdf, log_prob, params)
+    return _newton_step(z1, u, cdf, log_prob, params)

@@ -22,8 +22,6 @@ import math
 
 import torch
 
-from ._promote import check_reverse_mode_only
-from ._utils import not_differentiable
 
 __all__ = ["FAMILIES", "VELOCITIES", "mixture_rsample"]
 
@@ -85,31 +83,13 @@ def _make_backward_fake(op, names):
     return fake
 
 
-# --- autograd ---------------------------------------------------------------------------------------
-def _setup_context(ctx, inputs, output):
-    # Tensors are saved; trailing non-tensor arguments (`velocity`) are passed on to the backward op.
-    params = [x for x in inputs[2:] if isinstance(x, torch.Tensor)]
-    ctx.extra = tuple(inputs[2 + len(params):])
-    ctx.save_for_backward(output, *params)
-
-
-def _make_backward(backward_op):
-    def backward(ctx, grad):
-        z, *params = ctx.saved_tensors
-        grads = backward_op(grad.contiguous(), z, *params, *ctx.extra)
-        return ((None, None) + tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[2:]))
-                + (None,) * len(ctx.extra))
-    return backward
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
 for _family, (_stem, _names) in FAMILIES.items():
     torch.library.register_fake(f"gradkern::{_stem}_rsample")(_make_rsample_fake(f"{_stem}_rsample", _names))
     torch.library.register_fake(f"gradkern::{_stem}_backward")(_make_backward_fake(f"{_stem}_backward", _names))
-    torch.library.register_autograd(f"gradkern::{_stem}_rsample",
-                                    _make_backward(getattr(_ops, f"{_stem}_backward")),
-                                    setup_context=_setup_context)
-    torch.library.register_autograd(f"gradkern::{_stem}_backward", not_differentiable(f"{_stem}_backward"),
-                                    setup_context=lambda ctx, inputs, output: None)
 
 
 # --- sampling ---------------------------------------------------------------------------------------
@@ -133,7 +113,6 @@ def mixture_rsample(family, params, batch_shape, event_dim, sample_shape=torch.S
     Returns:
         Tensor of shape ``sample_shape + batch_shape + (D,)``.
     """
-    check_reverse_mode_only(f"distributions ({family} mixture) rsample", list(params.values()))
     stem, names = FAMILIES[family]
     sample_shape, batch_shape = torch.Size(sample_shape), torch.Size(batch_shape)
     logits = params["component_logits"]

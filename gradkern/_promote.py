@@ -91,8 +91,8 @@ def _forward_mode_active(values):
 
 
 def check_reverse_mode_only(fn, values):
-    """Raise instead of returning wrong (zero) tangents: forward-mode differentiation through gradkern's
-    ops is not implemented yet, and a silent zero is the worst answer."""
+    """Raise instead of returning wrong (zero) tangents, for the Python-level autograd.Functions without a
+    forward-mode formula (implicit_rsample); gradkern's ops have theirs (csrc/autograd.cpp)."""
     if torch.compiler.is_compiling():
         return
     if _forward_mode_active(values):
@@ -104,11 +104,9 @@ def check_reverse_mode_only(fn, values):
 
 def promote(fn, *named):
     """``named``: (name, value) pairs. Returns the values as tensors of the common floating dtype on the
-    common device, in order (tensors already right are returned as they are). Raises under forward-mode
-    differentiation (check_reverse_mode_only)."""
+    common device, in order (tensors already right are returned as they are)."""
     for name, v in named:
         _check_kind(fn, name, v)
-    check_reverse_mode_only(fn, [v for _, v in named])
     values = [v for _, v in named]
     dtype = _result_dtype(values)
     device = _device(fn, named)

@@ -7,7 +7,7 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 import torch
 
 from ._promote import promote
-from ._utils import broadcast_fake, log_gamma_density, not_differentiable, sum_to_shape
+from ._utils import broadcast_fake
 
 __all__ = ["gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad"]
 
@@ -20,45 +20,8 @@ for _name in ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad",
     torch.library.register_fake(f"gradkern::{_name}")(broadcast_fake)
 
 
-# --- autograd ------------------------------------------------------------------------------------
-def _save_inputs_and_output(ctx, inputs, output):
-    ctx.save_for_backward(*inputs, output)
-
-
-def _gammainc_backward(sign):
-    def backward(ctx, grad):
-        a, x, _ = ctx.saved_tensors
-        grad_a = grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_a = sum_to_shape(sign * grad * _ops.gammainc_grad_a(a, x), a.shape)
-        if ctx.needs_input_grad[1]:
-            # dP/dx is the Gamma(a, 1) density.
-            grad_x = sum_to_shape(sign * grad * torch.exp(log_gamma_density(a, x)), x.shape)
-        return grad_a, grad_x
-    return backward
-
-
-def _gammaincinv_backward(ctx, grad):
-    a, p, x = ctx.saved_tensors
-    grad_a = grad_p = None
-    if ctx.needs_input_grad[0]:
-        # At fixed p, dx/da is the implicit Gamma gradient itself.
-        grad_a = sum_to_shape(grad * _ops.standard_gamma_grad(a, x), a.shape)
-    if ctx.needs_input_grad[1]:
-        # dx/dp = 1 / q(x), formed in log space.
-        grad_p = sum_to_shape(grad * torch.exp(-log_gamma_density(a, x)), p.shape)
-    return grad_a, grad_p
-
-
-torch.library.register_autograd("gradkern::gammainc", _gammainc_backward(1.0),
-                                setup_context=_save_inputs_and_output)
-torch.library.register_autograd("gradkern::gammaincc", _gammainc_backward(-1.0),
-                                setup_context=_save_inputs_and_output)
-torch.library.register_autograd("gradkern::gammaincinv", _gammaincinv_backward,
-                                setup_context=_save_inputs_and_output)
-for _name in ("gammainc_grad_a", "standard_gamma_grad", "log_standard_gamma_grad"):
-    torch.library.register_autograd(f"gradkern::{_name}", not_differentiable(_name),
-                                    setup_context=lambda ctx, inputs, output: None)
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
 # --- Python API ------------------------------------------------------------------------------------

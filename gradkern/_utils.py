@@ -129,14 +129,6 @@ def broadcast_fake(a, b):
     return a.new_empty(shape, dtype=a.dtype, device=device)
 
 
-def not_differentiable(op):
-    def backward(ctx, *grads):
-        raise RuntimeError(
-            f"gradkern.{op} is not differentiable (it is itself a derivative or a sampler's noise); "
-            "detach its inputs or open an issue if you need higher-order gradients")
-    return backward
-
-
 def log_gamma_density(a, x):
     """log q(x) of the Gamma(a, 1) density, ``a`` a tensor or a number; xlogy keeps x = 0, a = 1 exact."""
     lgamma_a = math.lgamma(a) if isinstance(a, Number) else torch.lgamma(a)

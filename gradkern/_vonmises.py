@@ -8,7 +8,7 @@ import math
 import torch
 
 from ._promote import promote
-from ._utils import broadcast_fake, not_differentiable, sum_to_shape
+from ._utils import broadcast_fake
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
 
@@ -31,48 +31,8 @@ def _(concentration, generator=None):
     return torch.empty_like(concentration, memory_format=torch.contiguous_format)
 
 
-# --- autograd -----------------------------------------------------------------------------------------
-def _cdf_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _cdf_backward(ctx, grad):
-    x, kappa = ctx.saved_tensors
-    grad_x = grad_kappa = None
-    if ctx.needs_input_grad[0]:
-        grad_x = sum_to_shape(grad * torch.exp(_log_density(x, kappa)), x.shape)
-    if ctx.needs_input_grad[1]:
-        grad_kappa = sum_to_shape(grad * _ops.vonmises_cdf_grad_concentration(x, kappa), kappa.shape)
-    return grad_x, grad_kappa
-
-
-def _sample_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _sample_backward(ctx, grad):
-    kappa, x = ctx.saved_tensors
-    # Implicit reparameterization (eq. 8): dx/dkappa = -(dF/dkappa) / q(x), fused in the kernel.
-    return grad * _ops.vonmises_grad(kappa, x), None
-
-
-torch.library.register_autograd("gradkern::vonmises_cdf", _cdf_backward, setup_context=_cdf_setup)
-torch.library.register_autograd("gradkern::vonmises_sample", _sample_backward, setup_context=_sample_setup)
-
-
-def _shift_setup(ctx, inputs, output):
-    ctx.shapes = (inputs[0].shape, inputs[1].shape)
-
-
-def _shift_backward(ctx, grad):
-    # The wrap is piecewise a shift: d/dx = d/dloc = 1, reduced over broadcast dimensions.
-    return sum_to_shape(grad, ctx.shapes[0]), sum_to_shape(grad, ctx.shapes[1])
-
-
-torch.library.register_autograd("gradkern::vonmises_shift_wrap", _shift_backward, setup_context=_shift_setup)
-for _name in ("vonmises_cdf_grad_concentration", "vonmises_grad"):
-    torch.library.register_autograd(f"gradkern::{_name}", not_differentiable(_name),
-                                    setup_context=lambda ctx, inputs, output: None)
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
 # --- Python API ---------------------------------------------------------------------------------------

@@ -35,14 +35,13 @@ std along a direction, and ``antithetic_normal_standardized`` fuses all of it fo
 and scale flow through plain torch arithmetic around the ops. An eager reference of the same math lives
 in tests/antithetic_reference.py, the oracle the tests compare the ops with.
 """
-import math
 import operator
 from numbers import Number
 
 import torch
 
 from ._promote import promote
-from ._utils import as_float_tensor, log_gamma_density, not_differentiable
+from ._utils import as_float_tensor
 
 _ops = torch.ops.gradkern
 
@@ -369,25 +368,5 @@ def _table_fake(a, nodes=4096, tail=1e-7):
 
 
 # The ops map N(0, 1) noise to standardized samples; the pathwise gradients w.r.t. (loc, scale) or
-# (mean, std) flow through the addcmul around them, never through the noise.
-torch.library.register_autograd("gradkern::antithetic_normal_standardized",
-                                not_differentiable("antithetic_normal_standardized"))
-torch.library.register_autograd("gradkern::antithetic_construction", not_differentiable("antithetic_construction"))
-
-
-def _chi2_reflect_setup(ctx, inputs, output):
-    ctx.df = inputs[1]
-    ctx.save_for_backward(inputs[0], output)
-
-
-def _chi2_reflect_backward(ctx, grad):
-    # S_a = F^{-1}(1 - F(S)): dS_a/dS = -f(S) / f(S_a), f the chi2 density; with x = S / 2 that is
-    # -q(x) / q(x_a) for the Gamma(df / 2, 1) density q, formed in log space so that neither density
-    # over- or underflows on its own account.
-    s, s_a = ctx.saved_tensors
-    a = 0.5 * ctx.df
-    ratio = torch.exp(log_gamma_density(a, s / 2) - log_gamma_density(a, s_a / 2))
-    return -grad * ratio, None, None, None, None, None
-
-
-torch.library.register_autograd("gradkern::chi2_reflect", _chi2_reflect_backward, setup_context=_chi2_reflect_setup)
+# (mean, std) flow through the addcmul around them, never through the noise. chi2_reflect's derivative
+# dS_a/dS = -f(S) / f(S_a) and the autograd of all of them: csrc/autograd.cpp.

@@ -8,11 +8,10 @@ Kernels: csrc/core/copula.h (math and samplers), csrc/cpu/copula.cpp and csrc/cu
 This module registers the fake kernels and autograd formulas and exposes the Python API. Everything
 runs on the device of its inputs; there is no jitter and no SciPy round trip.
 """
-import math
 
 import torch
 
-from ._utils import check_fake_elementwise, not_differentiable
+from ._utils import check_fake_elementwise
 
 __all__ = ["dirichlet", "gaussian", "dirichlet_rho", "gaussian_rho", "bivariate_normal_cdf"]
 
@@ -57,42 +56,8 @@ def _bvn_fake(h, k, r):
     return h.new_empty(shape, device=device)
 
 
-# --- autograd ----------------------------------------------------------------------------------------
-def _no_grad_for_like(ctx, grad):
-    # The uniforms do not depend on the values of `like` (only on its shape): zero gradient.
-    return None, None, None
-
-
-for _name in ("dirichlet_copula", "gaussian_copula"):
-    torch.library.register_autograd(f"gradkern::{_name}", _no_grad_for_like,
-                                    setup_context=lambda ctx, inputs, output: None)
-for _name in ("dirichlet_copula_rho", "gaussian_copula_rho"):
-    torch.library.register_autograd(f"gradkern::{_name}", not_differentiable(_name),
-                                    setup_context=lambda ctx, inputs, output: None)
-
-
-def _bvn_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _bvn_backward(ctx, grad):
-    # dPhi2/dh = phi(h) Phi((k - r h) / sqrt(1 - r^2)), symmetric in k; dPhi2/dr = phi2(h, k; r) (Plackett).
-    h, k, r = ctx.saved_tensors
-    one_m_r2 = (1 - r) * (1 + r)
-    s = torch.sqrt(one_m_r2)
-    normal_pdf = lambda x: torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
-    out = [None, None, None]
-    if ctx.needs_input_grad[0]:
-        out[0] = (grad * normal_pdf(h) * torch.special.ndtr((k - r * h) / s)).sum_to_size(h.shape)
-    if ctx.needs_input_grad[1]:
-        out[1] = (grad * normal_pdf(k) * torch.special.ndtr((h - r * k) / s)).sum_to_size(k.shape)
-    if ctx.needs_input_grad[2]:
-        dens = torch.exp(-(h * h - 2 * r * h * k + k * k) / (2 * one_m_r2)) / (2 * math.pi * s)
-        out[2] = (grad * dens).sum_to_size(r.shape)
-    return tuple(out)
-
-
-torch.library.register_autograd("gradkern::bivariate_normal_cdf", _bvn_backward, setup_context=_bvn_setup)
+# Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops
+# have derivatives): csrc/autograd.cpp, one kernel for every op.
 
 
 # --- Python API --------------------------------------------------------------------------------------

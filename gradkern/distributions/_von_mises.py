@@ -98,21 +98,33 @@ def _solve_cdf0(u, kappa):
 
 class _VonMisesIcdf(torch.autograd.Function):
     """x = loc + F0^{-1}(u - floor(u); kappa) + 2 pi floor(u), differentiated by the implicit function
-    theorem: dx/du = 1 / q(x), dx/dloc = 1, dx/dkappa = -(dF/dkappa) / q = gradkern.vonmises_grad."""
+    theorem: dx/du = 1 / q(x), dx/dloc = 1, dx/dkappa = -(dF/dkappa) / q = gradkern.vonmises_grad.
+
+    setup_context style with a jvp and a vmap rule (elementwise: the batch dimension first), so that forward
+    mode and every torch.func transform apply. Second derivatives: through the gradkern ops
+    (vonmises_grad's derivative in x; in kappa it raises)."""
 
     @staticmethod
-    def forward(ctx, u, loc, kappa):
+    def forward(u, loc, kappa):
         dtype = torch.promote_types(u.dtype, torch.promote_types(loc.dtype, kappa.dtype))
         u_b, loc_b, kappa_b = torch.broadcast_tensors(u, loc, kappa)
         u64, k64 = _wide(u_b), _wide(kappa_b)
         periods = torch.floor(u64)
         y = _solve_cdf0(u64 - periods, k64)
-        ctx.save_for_backward(y, k64)
-        ctx.inputs = [(t.shape, t.dtype) for t in (u, loc, kappa)]
-        return (_wide(loc_b) + (y + _TWO_PI * periods)).to(dtype)
+        return (_wide(loc_b) + (y + _TWO_PI * periods)).to(dtype), y
 
     @staticmethod
-    def backward(ctx, grad):
+    def setup_context(ctx, inputs, output):
+        _, y = output
+        k64 = _wide(inputs[2].expand(y.shape))
+        ctx.mark_non_differentiable(y)
+        ctx.save_for_backward(y, k64)
+        ctx.save_for_forward(y, k64)
+        ctx.inputs = [(t.shape, t.dtype) for t in inputs]
+        ctx.out_dtype = output[0].dtype
+
+    @staticmethod
+    def backward(ctx, grad, _grad_y):
         y, k64 = ctx.saved_tensors
         (shape_u, dtype_u), (shape_loc, dtype_loc), (shape_k, dtype_k) = ctx.inputs
         g = _wide(grad)
@@ -124,6 +136,24 @@ class _VonMisesIcdf(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_kappa = sum_to_shape(g * vonmises_grad(k64, y), shape_k).to(dtype_k)
         return grad_u, grad_loc, grad_kappa
+
+    @staticmethod
+    def jvp(ctx, t_u, t_loc, t_kappa):
+        y, k64 = ctx.saved_tensors
+        out = torch.zeros_like(y)
+        if t_u is not None:
+            out = out + _wide(t_u) * torch.exp(-_log_density0(y, k64))
+        if t_loc is not None:
+            out = out + _wide(t_loc)
+        if t_kappa is not None:
+            out = out + _wide(t_kappa) * vonmises_grad(k64, y)
+        return out.to(ctx.out_dtype), None
+
+    @staticmethod
+    def vmap(info, in_dims, u, loc, kappa):
+        from .._vmap import _elementwise_args
+
+        return _VonMisesIcdf.apply(*_elementwise_args(in_dims, (u, loc, kappa))), (0, 0)
 
 
 class VonMises(GeneratorSampleMixin, DeepcopyMixin, td.VonMises):
@@ -182,7 +212,7 @@ class VonMises(GeneratorSampleMixin, DeepcopyMixin, td.VonMises):
         :func:`gradkern.vonmises_grad` at the quantile."""
         if not isinstance(value, torch.Tensor):
             value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
-        return _VonMisesIcdf.apply(value, self.loc, self.concentration)
+        return _VonMisesIcdf.apply(value, self.loc, self.concentration)[0]
 
     def entropy(self):
         r""":math:`-\kappa I_1(\kappa)/I_0(\kappa) + \log(2\pi I_0(\kappa))`, evaluated as

@@ -1,0 +1,589 @@
+// The autograd kernel of every gradkern operator, registered once (Autograd dispatch key) for all of them.
+//
+// Why C++ and not torch.library.register_autograd: in torch 2.13 register_autograd wraps the formula in an
+// old-style autograd.Function, which has no forward mode (torch.func.jvp returned zero tangents: a wrong
+// number without an error) and which functorch refuses (torch.func.grad / jacrev / vmap(grad)). A C++
+// torch::autograd::Function is refused by functorch as well. A kernel at the Autograd key that builds its
+// graph node by hand, as torch's generated VariableType kernels do, works with every mode: reverse mode
+// (the node), forward mode (the output's tangent at level 0, which functorch's jvp also uses), the
+// functorch transforms (they run autograd on wrapped tensors), torch.compile (AOTAutograd traces through
+// it) and opcheck. The formulas are written with dispatcher calls, so the node's own computations are
+// differentiable again: backward-of-backward and forward-over-backward work wherever the derivative ops
+// have derivatives, and raise a clear error (naming the op and the argument) where they do not yet.
+//
+// One boxed kernel serves every op: it reads the tensor arguments off the stack, runs the op below
+// autograd, then looks up the op's Spec (its derivatives) by name. Elementwise ops give their partial
+// derivatives d out_j / d in_i (broadcast shape), from which both the vector-Jacobian product and the
+// Jacobian-vector product follow; the others (Dirichlet, mixtures) give both products directly.
+#include <ATen/ATen.h>
+#include <ATen/ExpandUtils.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace gradkern {
+namespace {
+
+using at::Tensor;
+using c10::IValue;
+using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
+
+// The arguments a formula sees: the tensor inputs (primals), the outputs, and the other arguments in
+// schema order (numbers, strings; generators are dropped).
+struct Ctx {
+  const char* op;
+  const std::vector<Tensor>& in;
+  const std::vector<Tensor>& out;
+  const std::vector<IValue>& extra;
+  const std::vector<const char*>& names;  // schema names of the tensor inputs, for error messages
+};
+
+// d out_j / d in_i for every i with need[i], the others left undefined. Broadcastable to out_j's shape.
+using PartialsFn = std::vector<Tensor> (*)(const Ctx&, size_t j, const std::vector<bool>& need);
+// Vector-Jacobian product: one gradient per tensor input (undefined where !need[i]), in the input's shape.
+using VjpFn = variable_list (*)(const Ctx&, const variable_list& grads, const std::vector<bool>& need);
+// Jacobian-vector product: one tangent per output (undefined: zero) from one per input (undefined: zero).
+using JvpFn = variable_list (*)(const Ctx&, const variable_list& tangents);
+
+struct Spec {
+  PartialsFn partials = nullptr;  // elementwise ops: vjp and jvp derived from these
+  VjpFn vjp = nullptr;
+  JvpFn jvp = nullptr;
+  size_t unsaved = 0;             // leading tensor inputs the node does not keep (a mixture's noise)
+  bool constant = false;          // outputs do not depend on the input values (copulas: only `like`'s shape)
+};
+
+[[noreturn]] void no_derivative(const Ctx& c, size_t i, const char* what) {
+  TORCH_CHECK(false, "gradkern.", c.op, ": the derivative w.r.t. ", c.names[i], " (", what,
+              ") is not implemented; detach ", c.names[i], " or open an issue if you need it");
+}
+
+// --- dispatcher calls (differentiable: they go through this file's kernel again) ---------------------
+using Bin = Tensor(const Tensor&, const Tensor&);
+using Ter = Tensor(const Tensor&, const Tensor&, const Tensor&);
+using TerPair = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&);
+
+template <class Sig>
+c10::TypedOperatorHandle<Sig> gk(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+Tensor gammainc_grad_a(const Tensor& a, const Tensor& x) {
+  static const auto op = gk<Bin>("gradkern::gammainc_grad_a");
+  return op.call(a, x);
+}
+Tensor standard_gamma_grad(const Tensor& a, const Tensor& x) {
+  static const auto op = gk<Bin>("gradkern::standard_gamma_grad");
+  return op.call(a, x);
+}
+Tensor log_standard_gamma_grad(const Tensor& a, const Tensor& u) {
+  static const auto op = gk<Bin>("gradkern::log_standard_gamma_grad");
+  return op.call(a, u);
+}
+std::tuple<Tensor, Tensor> betainc_grads(const Tensor& a, const Tensor& b, const Tensor& x) {
+  static const auto op = gk<TerPair>("gradkern::betainc_grads");
+  return op.call(a, b, x);
+}
+std::tuple<Tensor, Tensor> standard_beta_grad(const Tensor& a, const Tensor& b, const Tensor& x) {
+  static const auto op = gk<TerPair>("gradkern::standard_beta_grad");
+  return op.call(a, b, x);
+}
+Tensor dirichlet_grad(const Tensor& x, const Tensor& alpha, const Tensor& total) {
+  static const auto op = gk<Ter>("gradkern::dirichlet_grad");
+  return op.call(x, alpha, total);
+}
+Tensor vonmises_cdf_grad_concentration(const Tensor& x, const Tensor& kappa) {
+  static const auto op = gk<Bin>("gradkern::vonmises_cdf_grad_concentration");
+  return op.call(x, kappa);
+}
+Tensor vonmises_grad(const Tensor& kappa, const Tensor& x) {
+  static const auto op = gk<Bin>("gradkern::vonmises_grad");
+  return op.call(kappa, x);
+}
+
+// --- densities (log space; xlogy / xlog1py keep x = 0 or 1 exact where an exponent is 0) -------------
+Tensor log_gamma_density(const Tensor& a, const Tensor& x) {
+  return at::special_xlogy(a - 1, x) - x - at::lgamma(a);
+}
+Tensor log_beta_density(const Tensor& a, const Tensor& b, const Tensor& x) {
+  return at::special_xlogy(a - 1, x) + at::special_xlog1py(b - 1, -x) -
+         (at::lgamma(a) + at::lgamma(b) - at::lgamma(a + b));
+}
+// log q(x) of vonMises(0, kappa) with the scaled Bessel function (kappa = 1e6 stays finite).
+Tensor log_vonmises_density(const Tensor& x, const Tensor& kappa) {
+  return kappa * (at::cos(x) - 1) - at::log(2 * M_PI * at::special_i0e(kappa));
+}
+// A(kappa) = I1(kappa) / I0(kappa) = E[cos x].
+Tensor bessel_ratio(const Tensor& kappa) { return at::special_i1e(kappa) / at::special_i0e(kappa); }
+
+// --- Gamma family --------------------------------------------------------------------------------------
+// P(a, x): dP/da by the kernel (forward-mode through the series / continued fraction / Temme expansion),
+// dP/dx = q(x). Q = 1 - P: the negatives.
+template <int Sign>
+std::vector<Tensor> gammainc_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.in[1];
+  std::vector<Tensor> p(2);
+  if (need[0]) p[0] = Sign * gammainc_grad_a(a, x);
+  if (need[1]) p[1] = Sign * at::exp(log_gamma_density(a, x));
+  return p;
+}
+
+// dP/da (a, x): d/dx = dq/da = q (log x - psi(a)) (xlogy: 0 where q = 0 at x = 0).
+std::vector<Tensor> gammainc_grad_a_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.in[1];
+  if (need[0]) no_derivative(c, 0, "d2P/da2");
+  std::vector<Tensor> p(2);
+  if (need[1]) {
+    Tensor q = at::exp(log_gamma_density(a, x));
+    p[1] = at::special_xlogy(q, x) - q * at::digamma(a);
+  }
+  return p;
+}
+
+// g = dx/dalpha = -(dP/dalpha) / q at fixed P. d g / dx = -(dq/dalpha) / q - g (dq/dx) / q
+// = -(log x - psi(alpha)) - g ((alpha - 1) / x - 1).
+std::vector<Tensor> standard_gamma_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.in[1], &g = c.out[0];
+  if (need[0]) no_derivative(c, 0, "needs d2P/dalpha2");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = at::digamma(a) - at::log(x) - g * ((a - 1) / x - 1);
+  return p;
+}
+
+// h = d(log x)/dalpha = g / x as a function of u = log x: dh/du = dg/dx - h
+// = -(u - psi(alpha)) - h (alpha - e^u).
+std::vector<Tensor> log_standard_gamma_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &u = c.in[1], &h = c.out[0];
+  if (need[0]) no_derivative(c, 0, "needs d2P/dalpha2");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = at::digamma(a) - u - h * (a - at::exp(u));
+  return p;
+}
+
+// x = P^{-1}(a, p): dx/da = the implicit Gamma gradient at x, dx/dp = 1 / q(x).
+std::vector<Tensor> gammaincinv_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.out[0];
+  std::vector<Tensor> p(2);
+  if (need[0]) p[0] = standard_gamma_grad(a, x);
+  if (need[1]) p[1] = at::exp(-log_gamma_density(a, x));
+  return p;
+}
+
+// Samplers: implicit reparameterization (eq. 8) at the returned sample.
+std::vector<Tensor> standard_gamma_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (need[0]) p[0] = standard_gamma_grad(c.in[0], c.out[0]);
+  return p;
+}
+std::vector<Tensor> log_standard_gamma_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (need[0]) p[0] = log_standard_gamma_grad(c.in[0], c.out[0]);
+  return p;
+}
+
+// --- Beta family ---------------------------------------------------------------------------------------
+template <int Sign>
+std::vector<Tensor> betainc_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2];
+  std::vector<Tensor> p(3);
+  if (need[0] || need[1]) {
+    auto [da, db] = betainc_grads(a, b, x);
+    if (need[0]) p[0] = Sign * da;
+    if (need[1]) p[1] = Sign * db;
+  }
+  if (need[2]) p[2] = Sign * at::exp(log_beta_density(a, b, x));
+  return p;
+}
+
+// (dI/da, dI/db): d/dx = dq/da = q (log x - psi(a) + psi(a + b)), dq/db = q (log(1 - x) - psi(b) + psi(a + b)).
+std::vector<Tensor> betainc_grads_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2];
+  if (need[0]) no_derivative(c, 0, "second derivatives of I_x(a, b) in the parameters");
+  if (need[1]) no_derivative(c, 1, "second derivatives of I_x(a, b) in the parameters");
+  std::vector<Tensor> p(3);
+  if (need[2]) {
+    Tensor q = at::exp(log_beta_density(a, b, x));
+    Tensor psi_ab = at::digamma(a + b);
+    p[2] = j == 0 ? at::special_xlogy(q, x) - q * (at::digamma(a) - psi_ab)
+                  : at::special_xlog1py(q, -x) - q * (at::digamma(b) - psi_ab);
+  }
+  return p;
+}
+
+// (g_a, g_b) = -(dI/da, dI/db) / q at fixed I. d g / dx = -(dq/dtheta) / q - g (dq/dx) / q with
+// (dq/dx) / q = (a - 1) / x - (b - 1) / (1 - x).
+std::vector<Tensor> standard_beta_grad_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2], &g = c.out[j];
+  if (need[0]) no_derivative(c, 0, "second derivatives of I_x(a, b) in the parameters");
+  if (need[1]) no_derivative(c, 1, "second derivatives of I_x(a, b) in the parameters");
+  std::vector<Tensor> p(3);
+  if (need[2]) {
+    Tensor psi_ab = at::digamma(a + b);
+    Tensor dlogq = (a - 1) / x - (b - 1) / (1 - x);
+    Tensor dlogq_dtheta = j == 0 ? at::log(x) - at::digamma(a) + psi_ab : at::log1p(-x) - at::digamma(b) + psi_ab;
+    p[2] = -dlogq_dtheta - g * dlogq;
+  }
+  return p;
+}
+
+// x = I^{-1}(a, b, p): (dx/da, dx/db) the implicit Beta gradients at x, dx/dp = 1 / q(x).
+std::vector<Tensor> betaincinv_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.out[0];
+  std::vector<Tensor> p(3);
+  if (need[0] || need[1]) {
+    auto [ga, gb] = standard_beta_grad(a, b, x);
+    if (need[0]) p[0] = ga;
+    if (need[1]) p[1] = gb;
+  }
+  if (need[2]) p[2] = at::exp(-log_beta_density(a, b, x));
+  return p;
+}
+
+// The marginal implicit gradient (eq. 8 with F = I_x(a, b)) at the returned (clamped) sample.
+std::vector<Tensor> standard_beta_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(2);
+  auto [ga, gb] = standard_beta_grad(c.in[0], c.in[1], c.out[0]);
+  if (need[0]) p[0] = ga;
+  if (need[1]) p[1] = gb;
+  return p;
+}
+
+std::vector<Tensor> sigmoid_difference_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor& s = c.out[0];
+  Tensor d = s * (1 - s);
+  std::vector<Tensor> p(2);
+  if (need[0]) p[0] = d;
+  if (need[1]) p[1] = -d;
+  return p;
+}
+
+// Dirichlet (torch's backward, Jankowiak and Obermeyer 2018): coordinate i's marginal is
+// Beta(alpha_i, total - alpha_i); with g_i = (dx_i/dalpha_i) / (1 - x_i) at fixed total - alpha_i,
+// dx_j/dalpha_i = g_i (delta_ij - x_j), a velocity field that satisfies the transport equation.
+Tensor dirichlet_g(const Ctx& c) {
+  const Tensor &alpha = c.in[0], &x = c.out[0];
+  return dirichlet_grad(x, alpha, alpha.sum(-1, true).expand_as(alpha));
+}
+variable_list standard_dirichlet_vjp(const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
+  if (!need[0]) return {Tensor()};
+  const Tensor &x = c.out[0], &v = grads[0];
+  return {dirichlet_g(c) * (v - (x * v).sum(-1, true))};
+}
+variable_list standard_dirichlet_jvp(const Ctx& c, const variable_list& t) {
+  Tensor tg = t[0] * dirichlet_g(c);
+  return {tg - c.out[0] * tg.sum(-1, true)};
+}
+
+// Derivative ops without derivatives of their own yet (second order through them raises here).
+std::vector<Tensor> second_order_missing(const Ctx& c, size_t, const std::vector<bool>& need) {
+  for (size_t i = 0; i < need.size(); ++i)
+    if (need[i]) no_derivative(c, i, "this op is itself a first derivative; its own derivatives are second order");
+  return std::vector<Tensor>(need.size());
+}
+// Ops that map a sampler's noise (the pathwise gradients flow around them) or give a fixed quantity.
+std::vector<Tensor> not_differentiable(const Ctx& c, size_t, const std::vector<bool>& need) {
+  for (size_t i = 0; i < need.size(); ++i)
+    if (need[i])
+      TORCH_CHECK(false, "gradkern.", c.op, " is not differentiable w.r.t. ", c.names[i],
+                  " (it maps a sampler's noise, or computes a fixed quantity); detach ", c.names[i]);
+  return std::vector<Tensor>(need.size());
+}
+
+// --- von Mises -----------------------------------------------------------------------------------------
+std::vector<Tensor> vonmises_cdf_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &x = c.in[0], &kappa = c.in[1];
+  std::vector<Tensor> p(2);
+  if (need[0]) p[0] = at::exp(log_vonmises_density(x, kappa));
+  if (need[1]) p[1] = vonmises_cdf_grad_concentration(x, kappa);
+  return p;
+}
+// dF/dkappa (x, kappa): d/dx = dq/dkappa = q (cos x - A(kappa)).
+std::vector<Tensor> vonmises_cdf_grad_concentration_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &x = c.in[0], &kappa = c.in[1];
+  if (need[1]) no_derivative(c, 1, "needs d2F/dkappa2");
+  std::vector<Tensor> p(2);
+  if (need[0]) p[0] = at::exp(log_vonmises_density(x, kappa)) * (at::cos(x) - bessel_ratio(kappa));
+  return p;
+}
+// g = -(dF/dkappa) / q: d g / dx = -(cos x - A(kappa)) - g (dq/dx) / q, (dq/dx) / q = -kappa sin x.
+std::vector<Tensor> vonmises_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &kappa = c.in[0], &x = c.in[1], &g = c.out[0];
+  if (need[0]) no_derivative(c, 0, "needs d2F/dkappa2");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = bessel_ratio(kappa) - at::cos(x) + g * kappa * at::sin(x);
+  return p;
+}
+std::vector<Tensor> vonmises_sample_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (need[0]) p[0] = vonmises_grad(c.in[0], c.out[0]);
+  return p;
+}
+// The wrap into [-pi, pi) is piecewise a shift: d/dx = d/dloc = 1.
+std::vector<Tensor> shift_wrap_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  Tensor one = at::ones({}, c.out[0].options());
+  return {need[0] ? one : Tensor(), need[1] ? one : Tensor()};
+}
+
+// --- ARMS copulas --------------------------------------------------------------------------------------
+// Phi2(h, k; r): dPhi2/dh = phi(h) Phi((k - r h) / sqrt(1 - r^2)), symmetric in k; dPhi2/dr = phi2(h, k; r)
+// (Plackett).
+std::vector<Tensor> bivariate_normal_cdf_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &h = c.in[0], &k = c.in[1], &r = c.in[2];
+  Tensor one_m_r2 = (1 - r) * (1 + r);
+  Tensor s = at::sqrt(one_m_r2);
+  const double inv_sqrt_2pi = 0.3989422804014327;
+  auto pdf = [&](const Tensor& v) { return at::exp(-0.5 * v * v) * inv_sqrt_2pi; };
+  std::vector<Tensor> p(3);
+  if (need[0]) p[0] = pdf(h) * at::special_ndtr((k - r * h) / s);
+  if (need[1]) p[1] = pdf(k) * at::special_ndtr((h - r * k) / s);
+  if (need[2]) p[2] = at::exp(-(h * h - 2 * r * h * k + k * k) / (2 * one_m_r2)) / (2 * M_PI * s);
+  return p;
+}
+
+// --- antithetic sampling -------------------------------------------------------------------------------
+// chi2_reflect(s, df, table, ...): S_a = F^{-1}(1 - F(S)), dS_a/dS = -f(S) / f(S_a) for the chi2 density f;
+// with x = S / 2 that is -q(x) / q(x_a) for the Gamma(df / 2, 1) density q, formed in log space.
+std::vector<Tensor> chi2_reflect_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  if (need[1]) no_derivative(c, 1, "a fixed lookup table");
+  std::vector<Tensor> p(2);
+  if (need[0]) {
+    const double a = 0.5 * c.extra[0].toDouble();
+    const Tensor &s = c.in[0], &s_a = c.out[0];
+    Tensor at_a = at::scalar_tensor(a, s.options());
+    p[0] = -at::exp(log_gamma_density(at_a, s / 2) - log_gamma_density(at_a, s_a / 2));
+  }
+  return p;
+}
+
+// --- Gaussian mixtures ---------------------------------------------------------------------------------
+// Tensor inputs (noise, component, params...); the *_backward op gives the transport-equation gradients
+// of the params (reverse mode only: the fused kernels form vector-Jacobian products).
+variable_list mixture_vjp(const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
+  std::string name = c.op;
+  name.replace(name.size() - std::string("rsample").size(), std::string::npos, "backward");
+  static std::unordered_map<std::string, c10::OperatorHandle> handles;
+  auto it = handles.find(name);
+  if (it == handles.end()) it = handles.emplace(name, c10::Dispatcher::singleton().findSchemaOrThrow(("gradkern::" + name).c_str(), "")).first;
+  TORCH_CHECK(!need[0] && !need[1], "gradkern.", c.op, ": noise and component are not differentiable");
+  std::vector<IValue> stack{grads[0].contiguous(), c.out[0]};
+  for (size_t i = 2; i < c.in.size(); ++i) stack.emplace_back(c.in[i]);
+  for (const auto& e : c.extra) stack.push_back(e);
+  it->second.callBoxed(stack);
+  variable_list out(c.in.size());
+  for (size_t i = 2; i < c.in.size(); ++i)
+    if (need[i]) out[i] = stack[i - 2].toTensor();
+  return out;
+}
+variable_list mixture_jvp(const Ctx& c, const variable_list&) {
+  TORCH_CHECK(false, "gradkern.", c.op, ": forward-mode differentiation (torch.func.jvp / jacfwd, "
+              "torch.autograd.forward_ad) of the mixture samplers is not implemented: their fused kernels form "
+              "vector-Jacobian products only; use reverse mode (backward, torch.func.grad / vjp / jacrev)");
+}
+
+// --- the table -----------------------------------------------------------------------------------------
+const std::unordered_map<std::string, Spec>& specs() {
+  static const std::unordered_map<std::string, Spec> table = [] {
+    std::unordered_map<std::string, Spec> t;
+    auto elementwise = [&](const char* name, PartialsFn fn) { t[name].partials = fn; };
+    elementwise("gammainc", gammainc_partials<1>);
+    elementwise("gammaincc", gammainc_partials<-1>);
+    elementwise("gammainc_grad_a", gammainc_grad_a_partials);
+    elementwise("standard_gamma_grad", standard_gamma_grad_partials);
+    elementwise("log_standard_gamma_grad", log_standard_gamma_grad_partials);
+    elementwise("gammaincinv", gammaincinv_partials);
+    elementwise("standard_gamma", standard_gamma_partials);
+    elementwise("log_standard_gamma", log_standard_gamma_partials);
+    elementwise("betainc", betainc_partials<1>);
+    elementwise("betaincc", betainc_partials<-1>);
+    elementwise("betainc_grads", betainc_grads_partials);
+    elementwise("standard_beta_grad", standard_beta_grad_partials);
+    elementwise("betaincinv", betaincinv_partials);
+    elementwise("standard_beta", standard_beta_partials);
+    elementwise("sigmoid_difference", sigmoid_difference_partials);
+    elementwise("dirichlet_grad", second_order_missing);
+    t["standard_dirichlet"] = Spec{nullptr, standard_dirichlet_vjp, standard_dirichlet_jvp};
+    elementwise("vonmises_cdf", vonmises_cdf_partials);
+    elementwise("vonmises_cdf_grad_concentration", vonmises_cdf_grad_concentration_partials);
+    elementwise("vonmises_grad", vonmises_grad_partials);
+    elementwise("vonmises_sample", vonmises_sample_partials);
+    elementwise("vonmises_shift_wrap", shift_wrap_partials);
+    for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
+                             "mixture_discrete_gaussian_scale"}) {
+      Spec s{nullptr, mixture_vjp, mixture_jvp};
+      s.unsaved = 2;  // the node keeps the parameters and the sample, not the noise (as large as the sample)
+      t[std::string(stem) + "_rsample"] = s;
+      elementwise((std::string(stem) + "_backward").c_str(), second_order_missing);
+    }
+    Spec constant;
+    constant.constant = true;
+    t["dirichlet_copula"] = constant;
+    t["gaussian_copula"] = constant;
+    t["antithetic_reflection_table"] = constant;
+    elementwise("dirichlet_copula_rho", second_order_missing);
+    elementwise("gaussian_copula_rho", second_order_missing);
+    elementwise("bivariate_normal_cdf", bivariate_normal_cdf_partials);
+    elementwise("chi2_reflect", chi2_reflect_partials);
+    elementwise("antithetic_construction", not_differentiable);
+    elementwise("antithetic_normal_standardized", not_differentiable);
+    return t;
+  }();
+  return table;
+}
+
+const Spec& spec_of(const c10::OperatorHandle& op) {
+  const std::string& full = op.schema().name();
+  auto it = specs().find(full.substr(full.find("::") + 2));
+  TORCH_CHECK(it != specs().end(), "gradkern: no autograd formula is registered for ", full);
+  return it->second;
+}
+
+Tensor reduce_to(const Tensor& g, c10::SymIntArrayRef shape) {
+  if (!g.defined() || g.sym_sizes().equals(shape)) return g;
+  return at::sum_to(g, shape);
+}
+
+variable_list elementwise_vjp(const Spec& s, const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
+  variable_list out(c.in.size());
+  for (size_t j = 0; j < c.out.size(); ++j) {
+    if (!grads[j].defined()) continue;
+    auto p = s.partials(c, j, need);
+    for (size_t i = 0; i < c.in.size(); ++i) {
+      if (!need[i] || !p[i].defined()) continue;
+      Tensor g = grads[j] * p[i];
+      out[i] = out[i].defined() ? out[i] + g : g;
+    }
+  }
+  return out;
+}
+
+variable_list elementwise_jvp(const Spec& s, const Ctx& c, const variable_list& tangents) {
+  std::vector<bool> need(tangents.size());
+  for (size_t i = 0; i < tangents.size(); ++i) need[i] = tangents[i].defined();
+  variable_list out(c.out.size());
+  for (size_t j = 0; j < c.out.size(); ++j) {
+    auto p = s.partials(c, j, need);
+    for (size_t i = 0; i < tangents.size(); ++i) {
+      if (!need[i] || !p[i].defined()) continue;
+      Tensor t = tangents[i] * p[i];
+      out[j] = out[j].defined() ? out[j] + t : t;
+    }
+  }
+  return out;
+}
+
+struct GradkernBackward : torch::autograd::Node {
+  std::string op;
+  const Spec* spec = nullptr;
+  std::vector<SavedVariable> in, out;
+  std::vector<std::vector<c10::SymInt>> in_shapes;
+  std::vector<IValue> extra;
+  std::vector<const char*> names;
+
+  variable_list apply(variable_list&& grads) override {
+    std::vector<Tensor> ins, outs;
+    for (auto& v : in) ins.push_back(v.unpack());
+    for (auto& v : out) outs.push_back(v.unpack(getptr()));
+    std::vector<bool> need(in_shapes.size());
+    bool any = false;
+    for (size_t i = 0; i < need.size(); ++i) any |= (need[i] = task_should_compute_output(i));
+    bool any_grad = false;
+    for (const auto& g : grads) any_grad |= g.defined();
+    if (!any || !any_grad) return variable_list(need.size());
+    Ctx c{op.c_str(), ins, outs, extra, names};
+    variable_list g = spec->partials ? elementwise_vjp(*spec, c, grads, need) : spec->vjp(c, grads, need);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = need[i] ? reduce_to(g[i], in_shapes[i]) : Tensor();
+    return g;
+  }
+  void release_variables() override {
+    for (auto& v : in) v.reset_data();
+    for (auto& v : out) v.reset_data();
+  }
+  std::string name() const override { return "gradkern::" + op + "Backward"; }
+};
+
+bool is_generator(const IValue& v) { return v.isGenerator(); }
+
+void autograd_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  const size_t n_args = schema.arguments().size();
+  std::vector<Tensor> inputs;
+  std::vector<IValue> extra;
+  std::vector<const char*> names;
+  bool requires_grad = false, has_tangent = false;
+  const bool grad_mode = at::GradMode::is_enabled();
+  const size_t first = stack->size() - n_args;
+  for (size_t i = first; i < stack->size(); ++i) {
+    const IValue& v = (*stack)[i];
+    if (v.isTensor()) {
+      const Tensor& t = v.toTensor();
+      inputs.push_back(t);
+      names.push_back(schema.arguments()[i - first].name().c_str());
+      requires_grad |= grad_mode && t.requires_grad();
+      has_tangent |= t.defined() && t._fw_grad(0).defined();
+    } else if (!v.isNone() && !is_generator(v)) {
+      extra.push_back(v);
+    }
+  }
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatchBoxed(ks & c10::after_autograd_keyset, stack);
+  }
+  if (!requires_grad && !has_tangent) return;
+  const Spec& spec = spec_of(op);
+  if (spec.constant) return;  // the outputs carry no derivative (they depend on shapes only)
+  const size_t n_out = schema.returns().size();
+  std::vector<Tensor> outputs;
+  for (size_t i = stack->size() - n_out; i < stack->size(); ++i) outputs.push_back((*stack)[i].toTensor());
+  const std::string name = schema.name().substr(schema.name().find("::") + 2);
+
+  // Tangents first: the node saves the outputs with them (forward-over-reverse differentiates the
+  // backward formulas, which read the saved outputs).
+  if (has_tangent) {
+    variable_list tangents, primals;
+    for (const auto& t : inputs) {
+      Tensor tan = t.defined() ? t._fw_grad(0) : Tensor();
+      tangents.push_back(tan);
+      primals.push_back(tan.defined() ? t._fw_primal(0) : t);
+    }
+    Ctx c{name.c_str(), primals, outputs, extra, names};
+    variable_list out_t = spec.partials ? elementwise_jvp(spec, c, tangents) : spec.jvp(c, tangents);
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      if (!out_t[j].defined()) continue;
+      Tensor t = out_t[j];
+      if (!t.sym_sizes().equals(outputs[j].sym_sizes())) t = t.expand_symint(outputs[j].sym_sizes());
+      outputs[j]._set_fw_grad(t, /*level=*/0, /*is_inplace_op=*/false);
+    }
+  }
+  if (requires_grad) {
+    auto node = c10::make_intrusive<GradkernBackward>();
+    node->op = name;
+    node->spec = &spec;
+    node->extra = extra;
+    node->names = names;
+    node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<Tensor>(inputs)));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      node->in_shapes.emplace_back(inputs[i].sym_sizes().vec());
+      node->in.emplace_back(i < spec.unsaved ? Tensor() : inputs[i], false);
+    }
+    for (const auto& t : outputs) torch::autograd::set_history(t, node);
+    for (const auto& t : outputs) node->out.emplace_back(t, true);
+  }
+}
+
+}  // namespace
+
+// Every op in specs(); tests/test_autodiff.py checks that every gradkern schema has this kernel.
+TORCH_LIBRARY_IMPL(gradkern, Autograd, m) {
+  for (const auto& entry : specs())
+    m.impl(entry.first.c_str(), torch::CppFunction::makeFromBoxedFunction<&autograd_kernel>());
+}
+
+}  // namespace gradkern
