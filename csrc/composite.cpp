@@ -27,8 +27,22 @@ bool reduced_precision(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
 }
 
-// NaN where alpha is not a valid concentration (alpha > 0 fails for NaN too).
+// NaN where alpha is not a valid concentration (alpha > 0 fails for NaN too). On the CPU, for the
+// contiguous same-shape float / double case (the sampler's own output), one pass over the two buffers:
+// the three-op masked form costs ~3.5 microseconds per call on small tensors (issue 21).
 at::Tensor nan_where_invalid(at::Tensor out, const at::Tensor& alpha) {
+  if (out.is_cpu() && alpha.is_cpu() && out.is_contiguous() && alpha.is_contiguous() &&
+      out.sizes().equals(alpha.sizes()) && out.scalar_type() == alpha.scalar_type() &&
+      (out.scalar_type() == at::kFloat || out.scalar_type() == at::kDouble)) {
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gradkern_nan_where_invalid", [&] {
+      scalar_t* o = out.data_ptr<scalar_t>();
+      const scalar_t* a = alpha.const_data_ptr<scalar_t>();
+      const int64_t n = out.numel();
+      for (int64_t i = 0; i < n; ++i)
+        if (!(a[i] > 0)) o[i] = std::numeric_limits<scalar_t>::quiet_NaN();
+    });
+    return out;
+  }
   return out.masked_fill_(alpha.le(0).logical_or_(alpha.isnan()), std::numeric_limits<double>::quiet_NaN());
 }
 

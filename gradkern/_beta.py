@@ -69,14 +69,14 @@ def betainc(a, b, x):
         input is NaN.
     """
     a, b, x = promote("betainc", ("a", a), ("b", b), ("x", x))
-    return _ops.betainc(a, b, x)
+    return _ops.betainc.default(a, b, x)
 
 
 def betaincc(a, b, x):
     r"""Complement :math:`1 - I_x(a, b)` of :func:`betainc`, computed directly (full relative precision
     in the upper tail, where ``1 - betainc`` would cancel). Differentiable in all three arguments."""
     a, b, x = promote("betaincc", ("a", a), ("b", b), ("x", x))
-    return _ops.betaincc(a, b, x)
+    return _ops.betaincc.default(a, b, x)
 
 
 def betaincinv(a, b, p):
@@ -94,7 +94,7 @@ def betaincinv(a, b, p):
         Tensor of the broadcast shape; NaN where a parameter is invalid or ``p`` is outside ``[0, 1]``.
     """
     a, b, p = promote("betaincinv", ("a", a), ("b", b), ("p", p))
-    return _ops.betaincinv(a, b, p)
+    return _ops.betaincinv.default(a, b, p)
 
 
 def standard_beta_grad(a, b, x):
@@ -115,4 +115,4 @@ def standard_beta_grad(a, b, x):
         the domain).
     """
     a, b, x = promote("standard_beta_grad", ("a", a), ("b", b), ("x", x))
-    return _ops.standard_beta_grad(a, b, x)
+    return _ops.standard_beta_grad.default(a, b, x)

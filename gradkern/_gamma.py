@@ -39,7 +39,22 @@ torch.library.register_fake("gradkern::log_standard_gamma")(_fake_like)
 
 # --- helpers ----------------------------------------------------------------------------------------
 def _shape(sample_shape, *tensors):
+    # torch.broadcast_shapes costs several microseconds per call; equal shapes (the common case: one
+    # tensor, or a distribution's parameters, which torch broadcasts in the constructor) need none.
+    first = tensors[0].shape
+    if all(t.shape == first for t in tensors[1:]):
+        return torch.Size(sample_shape) + first if sample_shape else first
     return torch.Size(sample_shape) + torch.broadcast_shapes(*(t.shape for t in tensors))
+
+
+def _to(t, shape):
+    # expand() only where it changes the shape: each view is an autograd node on the backward path.
+    return t if t.shape == shape else t.expand(shape)
+
+
+def _expanded(t, sample_shape):
+    # No view (and no autograd node) when there are no sample dimensions: a microsecond per small call.
+    return t.expand(_shape(sample_shape, t)) if sample_shape else t
 
 
 def _no_graph(*tensors):
@@ -52,7 +67,7 @@ def _nan_unless_positive(t):
     # An out-of-domain rate or scale gives NaN samples (torch's convention for out-of-domain arguments
     # of its special functions; the concentration is handled the same way by the sampler ops), never a
     # finite number of the wrong sign. The gradient of the valid entries is unchanged.
-    return torch.where(t > 0, t, torch.full_like(t, float("nan")))
+    return torch.where(t > 0, t, float("nan"))
 
 
 # --- public API -------------------------------------------------------------------------------------
@@ -72,10 +87,16 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
     """
     if rate is None:
         (alpha,) = promote("gamma_rsample", ("concentration", concentration))
-        return _ops.standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
+        return _ops.standard_gamma.default(_expanded(alpha, sample_shape), generator)
     alpha, rate = promote("gamma_rsample", ("concentration", concentration), ("rate", rate))
+    return _scaled_gamma(alpha, _nan_unless_positive(rate), sample_shape, generator)
+
+
+def _scaled_gamma(alpha, rate, sample_shape=(), generator=None):
+    """Gamma(alpha, rate) samples for tensors of one dtype and device and a rate known to be valid (the
+    distribution classes under validate_args; gamma_rsample maps an invalid rate to NaN first)."""
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.standard_gamma(alpha.expand(shape), generator) / _nan_unless_positive(rate).expand(shape)
+    return _ops.standard_gamma.default(_to(alpha, shape), generator) / _to(rate, shape)
 
 
 def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
@@ -92,10 +113,10 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
     """
     if rate is None:
         (alpha,) = promote("log_gamma_rsample", ("concentration", concentration))
-        return _ops.log_standard_gamma(alpha.expand(_shape(sample_shape, alpha)), generator)
+        return _ops.log_standard_gamma.default(_expanded(alpha, sample_shape), generator)
     alpha, rate = promote("log_gamma_rsample", ("concentration", concentration), ("rate", rate))
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.log_standard_gamma(alpha.expand(shape), generator) - torch.log(_nan_unless_positive(rate)).expand(shape)
+    return _ops.log_standard_gamma(_to(alpha, shape), generator) - _to(torch.log(_nan_unless_positive(rate)), shape)
 
 
 _REPARAMETERIZATIONS = ("marginal", "gamma")
@@ -197,11 +218,11 @@ def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None
     a, b = promote("beta_rsample", ("concentration1", concentration1), ("concentration0", concentration0))
     shape = _shape(sample_shape, a, b)
     if reparameterization == "marginal":
-        return _ops.standard_beta(a.expand(shape), b.expand(shape), generator)
+        return _ops.standard_beta(_to(a, shape), _to(b, shape), generator)
     # Two draws on the expanded (stride-0) parameters rather than one on a stacked copy: no (..., 2)
     # buffers, peak memory ~3x the output instead of ~19x.
-    log_g1 = _ops.log_standard_gamma(a.expand(shape), generator)
-    log_g0 = _ops.log_standard_gamma(b.expand(shape), generator)
+    log_g1 = _ops.log_standard_gamma(_to(a, shape), generator)
+    log_g0 = _ops.log_standard_gamma(_to(b, shape), generator)
     # z = g1 / (g1 + g0) = sigmoid(log g1 - log g0), formed from the logs: tiny concentrations, whose
     # samples underflow, stay exact (sigmoid(d) = e^d / (1 + e^d) keeps full relative accuracy for d << 0).
     z = _ops.sigmoid_difference(log_g1, log_g0)

@@ -105,6 +105,15 @@ def check_reverse_mode_only(fn, values):
 def promote(fn, *named):
     """``named``: (name, value) pairs. Returns the values as tensors of the common floating dtype on the
     common device, in order (tensors already right are returned as they are)."""
+    # Fast path, the common call: tensors of one floating dtype on one device need nothing.
+    first = named[0][1]
+    if isinstance(first, torch.Tensor) and first.dtype.is_floating_point:
+        dtype, device = first.dtype, first.device
+        for _, v in named[1:]:
+            if not (isinstance(v, torch.Tensor) and v.dtype == dtype and v.device == device):
+                break
+        else:
+            return [v for _, v in named]
     for name, v in named:
         _check_kind(fn, name, v)
     values = [v for _, v in named]

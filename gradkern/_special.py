@@ -41,14 +41,14 @@ def gammainc(a, x):
         Tensor of the broadcast shape. NaN where ``a <= 0``, ``x < 0`` or an input is NaN.
     """
     a, x = promote("gammainc", ("a", a), ("x", x))
-    return _ops.gammainc(a, x)
+    return _ops.gammainc.default(a, x)
 
 
 def gammaincc(a, x):
     r"""Regularized upper incomplete gamma function :math:`Q(a, x) = 1 - P(a, x)`, computed directly
     (no cancellation in the upper tail). Differentiable in both arguments. See :func:`gammainc`."""
     a, x = promote("gammaincc", ("a", a), ("x", x))
-    return _ops.gammaincc(a, x)
+    return _ops.gammaincc.default(a, x)
 
 
 def gammaincinv(a, p):
@@ -65,7 +65,7 @@ def gammaincinv(a, p):
         Tensor of the broadcast shape; NaN where ``a <= 0`` or ``p`` is outside ``[0, 1]``.
     """
     a, p = promote("gammaincinv", ("a", a), ("p", p))
-    return _ops.gammaincinv(a, p)
+    return _ops.gammaincinv.default(a, p)
 
 
 def standard_gamma_grad(alpha, x):
@@ -80,7 +80,7 @@ def standard_gamma_grad(alpha, x):
         x (Tensor): samples, ``x >= 0``; broadcasts with ``alpha``; same dtype and device.
     """
     alpha, x = promote("standard_gamma_grad", ("alpha", alpha), ("x", x))
-    return _ops.standard_gamma_grad(alpha, x)
+    return _ops.standard_gamma_grad.default(alpha, x)
 
 
 def log_standard_gamma_grad(alpha, log_x):
@@ -90,4 +90,4 @@ def log_standard_gamma_grad(alpha, log_x):
     but its logarithm and this gradient stay finite. Used by :func:`gradkern.log_gamma_rsample`.
     """
     alpha, log_x = promote("log_standard_gamma_grad", ("alpha", alpha), ("log_x", log_x))
-    return _ops.log_standard_gamma_grad(alpha, log_x)
+    return _ops.log_standard_gamma_grad.default(alpha, log_x)

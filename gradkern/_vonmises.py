@@ -52,7 +52,7 @@ def vonmises_cdf(x, loc, concentration):
     """
     x, loc, concentration = promote("vonmises_cdf", ("x", x), ("loc", loc), ("concentration", concentration))
     y = x - loc
-    return _ops.vonmises_cdf(y, concentration)
+    return _ops.vonmises_cdf.default(y, concentration)
 
 
 def vonmises_grad(concentration, x):
@@ -66,7 +66,7 @@ def vonmises_grad(concentration, x):
         x (Tensor): samples; broadcasts with ``concentration``; same dtype and device.
     """
     concentration, x = promote("vonmises_grad", ("concentration", concentration), ("x", x))
-    return _ops.vonmises_grad(concentration, x)
+    return _ops.vonmises_grad.default(concentration, x)
 
 
 def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
@@ -90,4 +90,4 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
     # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).
-    return _ops.vonmises_shift_wrap(x, loc)
+    return _ops.vonmises_shift_wrap.default(x, loc)

@@ -3,7 +3,7 @@ differentiable in every parameter."""
 import torch
 import torch.distributions as td
 
-from .._gamma import gamma_rsample
+from .._gamma import _nan_unless_positive, _scaled_gamma
 from .._special import gammainc, gammaincinv
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
@@ -17,7 +17,14 @@ def _clamp_positive(value):
 
 
 class _GammaCdfMixin:
-    """``cdf`` and ``icdf`` of a Gamma(concentration, rate) family (Gamma, Chi2)."""
+    """``cdf`` and ``icdf`` of a Gamma(concentration, rate) family (Gamma, Chi2), and its sampler."""
+
+    def _scaled_sample(self, sample_shape, generator):
+        # The sampler of gradkern.gamma_rsample on the broadcast parameters; an invalid rate gives NaN
+        # samples unless validate_args has already refused it (which saves two ops per call).
+        rate = self.rate if self._validate_args else _nan_unless_positive(self.rate)
+        return _scaled_gamma(self.concentration, rate, self._extended_shape(sample_shape)[:len(sample_shape)],
+                             generator)
 
     def cdf(self, value):
         """Regularized lower incomplete gamma function ``P(concentration, rate * value)``, by
@@ -43,9 +50,7 @@ class Gamma(GeneratorSampleMixin, DeepcopyMixin, _GammaCdfMixin, td.Gamma):
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples from :func:`gradkern.gamma_rsample` (exact implicit gradients
         w.r.t. concentration and rate), clamped away from 0 like torch's; ``generator`` is passed on."""
-        shape = self._extended_shape(sample_shape)
-        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape), generator=generator)
-        return _clamp_positive(value)
+        return _clamp_positive(self._scaled_sample(sample_shape, generator))
 
 
 class Chi2(GeneratorSampleMixin, DeepcopyMixin, _GammaCdfMixin, td.Chi2):
@@ -55,6 +60,4 @@ class Chi2(GeneratorSampleMixin, DeepcopyMixin, _GammaCdfMixin, td.Chi2):
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples (a Gamma(df / 2, 1 / 2) from :func:`gradkern.gamma_rsample`) with the
         exact implicit gradient w.r.t. ``df``, clamped away from 0 like torch's; ``generator`` is passed on."""
-        shape = self._extended_shape(sample_shape)
-        value = gamma_rsample(self.concentration.expand(shape), self.rate.expand(shape), generator=generator)
-        return _clamp_positive(value)
+        return _clamp_positive(self._scaled_sample(sample_shape, generator))
