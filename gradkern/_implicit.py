@@ -95,8 +95,10 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
     z = sample.detach()
     if not _differentiating(params):
         return z
+    # The quantile of the sample, a constant: detached (no_grad alone would keep a forward-mode tangent that
+    # a cdf closing over its parameters carries, and the steps would then cancel it to a zero tangent).
     with torch.no_grad():
-        u = cdf(z, *[p.detach() for p in params])
+        u = cdf(z, *[p.detach() for p in params]).detach()
     _check_shape(u, z)
     # Two Newton steps from the sample (see _newton_step): the value is the sample, the derivatives those of
     # the implicit function z(theta) up to third order.

@@ -16,6 +16,7 @@ under the same name::
         pyro.sample("rate", gdist.Gamma(a, b))   # exact implicit reparameterization gradients
 
 Classes: :class:`Gamma`, :class:`Chi2`, :class:`Beta`, :class:`Dirichlet`, :class:`StudentT`, :class:`TruncatedNormal`,
+:class:`Truncated` (any univariate base), :class:`MixtureSameFamily` (rsample for univariate components),
 :class:`VonMises` (reparameterized, which Pyro's is not), and the Gaussian mixtures with pathwise
 gradients for every parameter, :class:`MixtureOfDiagNormalsSharedCovariance`,
 :class:`MixtureOfDiagNormals`, :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`.
@@ -40,7 +41,8 @@ import torch
 
 from . import distributions as _gkd
 
-__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "TruncatedNormal",
+__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "TruncatedNormal", "Truncated",
+           "MixtureSameFamily",
            "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]
 
@@ -81,6 +83,18 @@ class TruncatedNormal(_gkd.TruncatedNormal, TorchDistributionMixin):
     """:class:`gradkern.distributions.TruncatedNormal` for Pyro: Normal(loc, scale) truncated to
     ``[low, high]``, sampled by the log-space inverse CDF (deep tails included) with implicit gradients
     w.r.t. loc, scale and both bounds, plus Pyro's ``TorchDistributionMixin``."""
+
+
+class Truncated(_gkd.Truncated, TorchDistributionMixin):
+    """:class:`gradkern.distributions.Truncated` for Pyro: any univariate base truncated to ``[low, high]``
+    with implicit gradients w.r.t. the base's parameters and both bounds, plus Pyro's
+    ``TorchDistributionMixin`` (a Normal base stays this generic class here)."""
+
+
+class MixtureSameFamily(_gkd.MixtureSameFamily, TorchDistributionMixin):
+    """:class:`gradkern.distributions.MixtureSameFamily` for Pyro: torch's MixtureSameFamily with
+    ``rsample`` for univariate components (implicit gradients w.r.t. the mixing logits and every component
+    parameter), plus Pyro's ``TorchDistributionMixin``."""
 
 
 class VonMises(_gkd.VonMises, TorchDistributionMixin):

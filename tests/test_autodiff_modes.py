@@ -235,6 +235,15 @@ PUBLIC = {
     "VonMises.rsample": lambda x: D.VonMises(x, x).rsample(generator=_g()),
     "VonMises.icdf": lambda x: D.VonMises(x, x).icdf(torch.tensor([0.2, 0.7], dtype=x.dtype)),
     "antithetic.normal_rsample": lambda x: gradkern.antithetic.normal_rsample(x, x, 2, generator=_g()),
+    # implicit_rsample with a CDF that closes over its parameters (a forward-mode tangent leaked through
+    # no_grad into the sample's quantile once and cancelled the tangent to zero: this caught it)
+    "TruncatedNormal.rsample": lambda x: D.TruncatedNormal(x, x, -1.0, 2.0).rsample(generator=_g()),
+    "TruncatedNormal.icdf": lambda x: D.TruncatedNormal(x, x, -1.0, 2.0).icdf(torch.tensor(0.3, dtype=x.dtype)),
+    "Truncated(Gamma).rsample": lambda x: D.Truncated(D.Gamma(x, x), 0.5, 3.0).rsample(generator=_g()),
+    "Truncated(Gamma).icdf": lambda x: D.Truncated(D.Gamma(x, x), 0.5, 3.0).icdf(torch.tensor(0.3, dtype=x.dtype)),
+    "MixtureSameFamily(Gamma).rsample": lambda x: D.MixtureSameFamily(
+        torch.distributions.Categorical(logits=torch.stack([x, -x], -1)),
+        D.Gamma(torch.stack([x, x + 1], -1), torch.ones(2, 2, dtype=x.dtype))).rsample(generator=_g()),
 }
 
 

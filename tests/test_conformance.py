@@ -168,7 +168,11 @@ def gen(seed=0, device="cpu"):
 
 
 # Classes with no torch or Pyro counterpart to conform to: tested against SciPy in their own files.
-NO_PEER = {D.TruncatedNormal: "tests/test_truncated.py (scipy.stats.truncnorm)"}
+NO_PEER = {D.TruncatedNormal: "tests/test_truncated.py (scipy.stats.truncnorm)",
+           D.Truncated: "tests/test_truncated_mixture.py (SciPy's truncated Gamma, quadrature)",
+           # torch's own class (everything inherited) plus rsample and sample(generator=); its arguments are
+           # distributions, not the tensors these cases build: tests/test_truncated_mixture.py
+           D.MixtureSameFamily: "tests/test_truncated_mixture.py (closed-form gradients)"}
 
 
 def test_every_class_has_a_case():

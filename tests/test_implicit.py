@@ -103,6 +103,23 @@ def test_second_order_is_exact():
     torch.testing.assert_close(h, torch.func.hessian(lambda a: explicit(a, b).sum())(a), rtol=1e-10, atol=0)
 
 
+def test_forward_mode_with_a_cdf_that_closes_over_its_parameters():
+    # The CDF need not take the parameters as arguments: a closure gives the same tangents (the sample's
+    # quantile is formed detached; under no_grad alone it kept the closure's tangent and the result was 0).
+    u = torch.tensor([0.2, 0.8], dtype=F64)
+    b = torch.tensor(3.0, dtype=F64)
+
+    def f(a):
+        z = _kumaraswamy_icdf(u, a, b)
+        return gradkern.implicit_rsample(z, lambda z, *p: _kumaraswamy_cdf(z, a, b), (a,))
+
+    a = torch.tensor(2.0, dtype=F64)
+    want = torch.func.jacrev(lambda a: _kumaraswamy_icdf(u, a, b))(a)
+    torch.testing.assert_close(torch.func.jvp(f, (a,), (torch.ones_like(a),))[1], want, rtol=1e-12, atol=0)
+    torch.testing.assert_close(torch.func.jacfwd(f)(a), want, rtol=1e-12, atol=0)
+    assert (want != 0).all()
+
+
 def test_forward_mode_and_torch_func():
     u = torch.tensor([0.2, 0.8], dtype=F64)
     a = torch.tensor(2.0, dtype=F64)

@@ -47,6 +47,7 @@ def test_distributions_subpackage_exports():
     assert not os.path.exists(os.path.join(PKG, "distributions.py"))
     assert not os.path.exists(os.path.join(PKG, "distributions_mixtures.py"))
     assert sorted(D.__all__) == sorted(["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal",
+                                        "Truncated", "MixtureSameFamily",
                                         "MixtureOfDiagNormalsSharedCovariance", "MixtureOfDiagNormals",
                                         "GaussianScaleMixture", "DiscreteGaussianScaleMixture"])
     for name in D.__all__:

@@ -71,7 +71,9 @@ def _args(name, device="cpu"):
     }[name]
 
 
-NAMES = list(gd.__all__)
+# Truncated and MixtureSameFamily take distributions as arguments: their own test below.
+COMPOSITE = ("Truncated", "MixtureSameFamily")
+NAMES = [n for n in gd.__all__ if n not in COMPOSITE]
 EVENT = {"Dirichlet": (4,)}
 EVENT.update({n: (D,) for n in NAMES if "Mixture" in n})
 
@@ -419,3 +421,33 @@ def test_import_without_pyro_says_what_to_install():
                    "    raise SystemExit('import gradkern.pyro succeeded without pyro')\n")
     assert proc.returncode == 0, proc.stderr
     assert "MESSAGE: gradkern.pyro needs pyro-ppl: pip install pyro-ppl" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("name", COMPOSITE)
+def test_composite_classes_in_pyro(name, one_thread):
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(B, generator=g, dtype=torch.float64) + 1.0).requires_grad_()
+    if name == "Truncated":
+        d = gp.Truncated(gp.Gamma(a, torch.ones(B, dtype=torch.float64)), 0.5, 3.0)
+    else:
+        logits = torch.zeros(B + (2,), dtype=torch.float64, requires_grad=True)
+        d = gp.MixtureSameFamily(torch.distributions.Categorical(logits=logits),
+                                 gp.Gamma(torch.stack([a, a + 1], -1), torch.ones(B + (2,), dtype=torch.float64)))
+    assert isinstance(d, TorchDistributionMixin) and isinstance(d, getattr(gd, name)) and d.has_rsample
+
+    def model():
+        x = pyro.sample("x", d)
+        with pyro.plate("plate", 5, dim=-2):
+            y = pyro.sample("y", d)
+        return x, y
+
+    tr = poutine.trace(model).get_trace()
+    tr.compute_log_prob()
+    x, y = tr.nodes["x"]["value"], tr.nodes["y"]["value"]
+    assert x.shape == B and y.shape == (5,) + B and x.requires_grad and y.requires_grad
+    assert is_identically_zero(tr.nodes["x"]["fn"].score_parts(x).score_function)
+    (grad,) = torch.autograd.grad(y.sum(), a)
+    assert torch.isfinite(grad).all() and (grad != 0).all()
+    e = d.expand_by([4])
+    assert type(e) is type(d) and e.batch_shape == (4,) + B and e.rsample().shape == (4,) + B
+    assert d.to_event(1).event_shape == B

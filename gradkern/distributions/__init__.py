@@ -16,6 +16,7 @@ are elsewhere (gradkern._gamma, gradkern._special, gradkern._vonmises, gradkern.
 * :mod:`.student_t`: :class:`StudentT`
 * :mod:`.von_mises`: :class:`VonMises`
 * :mod:`.truncated`: :class:`TruncatedNormal` (implicit gradients w.r.t. loc, scale and both bounds)
+* :mod:`.mixture_same_family`: :class:`MixtureSameFamily` (torch's, with rsample for univariate components)
 * :mod:`.mixtures`: :class:`MixtureOfDiagNormalsSharedCovariance`, :class:`MixtureOfDiagNormals`,
   :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`
 """
@@ -24,9 +25,11 @@ from ._dirichlet import Dirichlet
 from ._gamma import Chi2, Gamma
 from ._mixtures import (DiscreteGaussianScaleMixture, GaussianScaleMixture, MixtureOfDiagNormals,
                        MixtureOfDiagNormalsSharedCovariance)
+from ._mixture_same_family import MixtureSameFamily
 from ._student_t import StudentT
-from ._truncated import TruncatedNormal
+from ._truncated import Truncated, TruncatedNormal
 from ._von_mises import VonMises
 
-__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal", "MixtureOfDiagNormalsSharedCovariance",
+__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal", "Truncated", "MixtureSameFamily",
+           "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]

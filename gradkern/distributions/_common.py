@@ -13,8 +13,9 @@ class GeneratorSampleMixin:
     def sample(self, sample_shape=torch.Size(), generator=None):
         """Samples of shape ``sample_shape + batch_shape + event_shape`` from the same sampler as
         :meth:`rsample`, without gradient."""
+        # detach() too: no_grad stops reverse mode only, and a sample has no forward-mode tangent either.
         with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
+            return self.rsample(sample_shape, generator=generator).detach()
 
 
 class DeepcopyMixin:

@@ -187,7 +187,7 @@ class _GaussianMixture(DeepcopyMixin, td.Distribution):
     def sample(self, sample_shape=torch.Size(), generator=None):
         """Samples as :meth:`rsample`, without gradient."""
         with torch.no_grad():
-            return self.rsample(sample_shape, generator)
+            return self.rsample(sample_shape, generator).detach()
 
     def expand(self, batch_shape, _instance=None):
         """The same mixture with its parameters expanded to ``batch_shape`` (see

@@ -10,7 +10,7 @@ from torch.distributions.utils import broadcast_all
 from .._implicit import implicit_rsample
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
-__all__ = ["TruncatedNormal"]
+__all__ = ["TruncatedNormal", "Truncated"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _NEWTON_STEPS = 5  # quadratic convergence from the starting points below (relative error <= 1e-3): 4 reach double precision
@@ -164,11 +164,22 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         return torch.where(sign > 0, torch.exp(g), -torch.expm1(g))
 
     def icdf(self, value):
-        """The quantile function: the oriented log-space inverse CDF at ``value`` (float64 inside)."""
-        u = torch.as_tensor(value, dtype=torch.float64, device=self.loc.device)
+        """The quantile function: the oriented log-space inverse CDF at ``value`` (float64 inside),
+        differentiable in ``value`` and in every parameter."""
+        from .._implicit import _newton_step
+
+        value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
+        u = value.detach().to(torch.float64)
         _, _, sign = self._oriented(self.loc.detach(), self.scale.detach(), self.low.detach(), self.high.detach())
         u = torch.where(sign > 0, u, 1 - u)
-        return self._draw(u.expand(torch.broadcast_shapes(u.shape, self.batch_shape))).to(self.loc.dtype)
+        z = self._draw(u.expand(torch.broadcast_shapes(u.shape, self.batch_shape))).to(self.loc.dtype).detach()
+        # Two Newton steps on the oriented log CDF towards the (differentiable) target: the value is the
+        # quantile, the derivatives those of the quantile function in value and in every parameter (as for
+        # implicit_rsample).
+        target = torch.where(sign > 0, torch.log(value), torch.log1p(-value))
+        params = (self.loc, self.scale, self.low, self.high)
+        z = _newton_step(z, target, self._log_cdf_oriented, None, params)
+        return _newton_step(z, target, self._log_cdf_oriented, None, params)
 
     def _moments(self):
         # In float64: deep in a tail the variance is a difference of terms ~alpha^2 larger than itself.
@@ -192,3 +203,209 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
     def variance(self):
         """scale^2 (1 + (alpha phi(alpha) - beta phi(beta)) / Z - ((phi(alpha) - phi(beta)) / Z)^2), in float64."""
         return self._moments()[1].to(self.loc.dtype)
+
+
+# --- any univariate base ------------------------------------------------------------------------------
+_SOLVE_STEPS = 60  # cap of the log-space Newton refinement in Truncated._solve (it stops at convergence)
+
+
+def _family_cdf(base, value):
+    """base.cdf, through gradkern's incomplete gamma / beta for torch's Gamma, Chi2 and Beta (whose own
+    cdf is not differentiable in the shape parameters, or missing)."""
+    from .._beta import betainc
+    from .._special import gammainc
+
+    if isinstance(base, td.Gamma):
+        return gammainc(base.concentration, base.rate * value)
+    if isinstance(base, td.Beta):
+        return betainc(base.concentration1, base.concentration0, value)
+    return base.cdf(value)
+
+
+def _family_icdf(base, p):
+    from .._beta import betaincinv
+    from .._special import gammaincinv
+
+    if isinstance(base, td.Gamma):
+        return gammaincinv(base.concentration, p) / base.rate
+    if isinstance(base, td.Beta):
+        return betaincinv(base.concentration1, base.concentration0, p)
+    return base.icdf(p)
+
+
+class Truncated(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
+    r"""Any univariate distribution with a ``cdf`` and an ``icdf``, truncated to ``[low, high]``, with
+    reparameterized samples (section 4 of Figurnov et al. 2018).
+
+    ``Truncated(Normal(loc, scale), low, high)`` is :class:`TruncatedNormal`. For other bases a sample is
+    the inverse CDF of a uniform in the window, oriented to the smaller tail: below the median from the
+    CDF, above it from the survival function (computed directly for Gamma, Chi2 and Beta, as the upper
+    incomplete gamma / beta; ``1 - cdf`` otherwise), then refined by Newton's method on the log of that
+    tail (capped at 60 steps), so that a window deep in a tail (Gamma(1e-3) on ``[1e-30, 1e-20]``,
+    Gamma(2) on ``[50, 60]``) gives finite, correctly distributed samples where the plain inverse CDF
+    would return ``inf`` or a bound. Gradients w.r.t. every parameter of the base and both bounds are the
+    implicit reparameterization gradients of the truncated CDF (:func:`gradkern.implicit_rsample`),
+    second order included.
+
+    Args:
+        base (Distribution): univariate (``event_shape == ()``), with ``cdf`` and ``icdf`` (torch's Gamma,
+            Chi2 and Beta use gradkern's incomplete gamma / beta functions, differentiable in the shape).
+        low, high (Tensor or float): the bounds, ``low < high``; broadcast with the base's batch shape.
+            ``-inf`` / ``inf`` leave that side open.
+    """
+
+    arg_constraints = {}
+    has_rsample = True
+
+    def __new__(cls, base=None, low=None, high=None, validate_args=None):
+        if cls is Truncated and isinstance(base, td.Normal):
+            return TruncatedNormal(base.loc, base.scale, low, high, validate_args=validate_args)
+        return super().__new__(cls)
+
+    def __init__(self, base, low, high, validate_args=None):
+        if not isinstance(base, td.Distribution) or base.event_shape != torch.Size():
+            raise ValueError("gradkern.distributions.Truncated: base must be a univariate torch Distribution "
+                             f"(event_shape ()), got {type(base).__name__}")
+        like = next((getattr(base, n) for n in base.arg_constraints if isinstance(getattr(base, n, None), torch.Tensor)),
+                    None)
+        dtype = like.dtype if like is not None else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        low = torch.as_tensor(low, dtype=dtype, device=device)
+        high = torch.as_tensor(high, dtype=dtype, device=device)
+        shape = torch.broadcast_shapes(base.batch_shape, low.shape, high.shape)
+        self.base = base.expand(shape) if base.batch_shape != shape else base
+        self.low, self.high = low.expand(shape), high.expand(shape)
+        super().__init__(shape, validate_args=validate_args)
+        if self._validate_args and not bool((self.low < self.high).all()):
+            raise ValueError("Truncated: low must be smaller than high (elementwise)")
+
+    def expand(self, batch_shape, _instance=None):
+        """:meth:`torch.distributions.Distribution.expand`: the base and both bounds expanded."""
+        new = self._get_checked_instance(Truncated, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.base = self.base.expand(batch_shape)
+        new.low, new.high = self.low.expand(batch_shape), self.high.expand(batch_shape)
+        super(Truncated, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        """The interval ``[low, high]``."""
+        return constraints.interval(self.low, self.high)
+
+    def _params(self):
+        out = [self.low, self.high]
+        for name in self.base.arg_constraints:
+            t = getattr(self.base, name, None)
+            if isinstance(t, torch.Tensor):
+                out.append(t)
+        return out
+
+    # --- the window in both tails ------------------------------------------------------------------
+    def _tails(self, value):
+        """(F(value), S(value)) of the base: the CDF and the survival function, each computed directly
+        where the family allows (see MixtureSameFamily's survival)."""
+        from ._mixture_same_family import survival
+
+        return _family_cdf(self.base, value), survival(self.base, value)
+
+    def _ends(self):
+        # F and S at the bounds; an infinite bound is the tail's end (0 or 1) exactly.
+        F_lo, S_lo = self._tails(torch.where(torch.isinf(self.low), torch.zeros_like(self.low), self.low))
+        F_hi, S_hi = self._tails(torch.where(torch.isinf(self.high), torch.zeros_like(self.high), self.high))
+        F_lo = torch.where(torch.isinf(self.low), torch.zeros_like(F_lo), F_lo)
+        S_lo = torch.where(torch.isinf(self.low), torch.ones_like(S_lo), S_lo)
+        F_hi = torch.where(torch.isinf(self.high), torch.ones_like(F_hi), F_hi)
+        S_hi = torch.where(torch.isinf(self.high), torch.zeros_like(S_hi), S_hi)
+        # The orientation (a discrete choice, no gradient): the survival side for a window above the median.
+        upper = (F_lo.detach() + F_hi.detach()) > 1
+        return F_lo, S_lo, F_hi, S_hi, upper
+
+    def _oriented_cdf(self, z):
+        """The truncated CDF, (F(z) - F(low)) / Z below the median, -(S(z) - S(high)) / Z above it: the same
+        eq.-8 gradient, without the cancellation of 1 - F in the upper tail."""
+        F_lo, S_lo, F_hi, S_hi, upper = self._ends()
+        F, S = self._tails(z)
+        lower_cdf = (F - F_lo) / (F_hi - F_lo)
+        upper_cdf = -(S - S_hi) / (S_lo - S_hi)
+        return torch.where(upper, upper_cdf, lower_cdf)
+
+    def _solve(self, u):
+        """Standard draws for uniforms u (no gradient): the quantile of the window, oriented, refined by
+        Newton's method on the log tail."""
+        with torch.no_grad():
+            F_lo, S_lo, F_hi, S_hi, upper = self._ends()
+            p = F_lo + u * (F_hi - F_lo)          # the target CDF (lower side)
+            s = S_hi + (1 - u) * (S_lo - S_hi)    # the target survival (upper side)
+            z = _family_icdf(self.base, torch.where(upper, 1 - s, p).clamp(0, 1))
+            lo, hi = self.low, self.high
+            # A start outside the window (an inverse CDF that rounded to a bound or to inf): a point inside.
+            mid = torch.where(torch.isfinite(lo) & torch.isfinite(hi), 0.5 * (lo + hi),
+                              torch.where(torch.isfinite(lo), lo, hi))
+            bad = ~((z >= lo) & (z <= hi))
+            z = torch.where(bad, mid, z)
+            log_p, log_s = torch.log(p), torch.log(s)
+            for _ in range(_SOLVE_STEPS):
+                F, S = self._tails(z)
+                q = torch.exp(self.base.log_prob(z))
+                # Newton on log F(z) = log p (or log S(z) = log s): d log F / dz = q / F, d log S / dz = -q / S.
+                step = torch.where(upper, -(torch.log(S) - log_s) * S / q, (torch.log(F) - log_p) * F / q)
+                step = torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+                new = torch.minimum(torch.maximum(z - step, lo), hi)
+                done = (new == z) | ((new - z).abs() <= 1e-15 * z.abs())
+                z = new
+                if bool(done.all()):
+                    break
+            return z.detach()  # a constant for the Newton steps of rsample / icdf (no forward-mode tangent)
+
+    def rsample(self, sample_shape=torch.Size(), generator=None):
+        """Samples of shape ``sample_shape + batch_shape`` with implicit gradients w.r.t. the base's
+        parameters and both bounds; ``generator`` is passed to the uniform draw."""
+        shape = self._extended_shape(sample_shape)
+        u = torch.rand(shape, dtype=self.low.dtype, device=self.low.device, generator=generator)
+        z = self._solve(u)
+        valid = self.low < self.high
+        z = torch.where(valid, z, torch.full_like(z, math.nan))
+        return implicit_rsample(z, lambda z, *p: self._oriented_cdf(z), self._params(),
+                                log_prob=lambda z, *p: self._log_prob_unchecked(z))
+
+    def log_prob(self, value):
+        """The base's log density minus the log mass of the window; -inf outside ``[low, high]``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        F_lo, S_lo, F_hi, S_hi, upper = self._ends()
+        log_z = torch.log(torch.where(upper, S_lo - S_hi, F_hi - F_lo))
+        lp = self.base.log_prob(value) - log_z
+        inside = (value >= self.low) & (value <= self.high)
+        return torch.where(inside, lp, torch.full_like(lp, -math.inf))
+
+    def cdf(self, value):
+        """The truncated CDF: 0 below ``low``, 1 above ``high``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        F_lo, S_lo, F_hi, S_hi, upper = self._ends()
+        F, S = self._tails(value)
+        out = torch.where(upper, (S_lo - S) / (S_lo - S_hi), (F - F_lo) / (F_hi - F_lo))
+        return out.clamp(0, 1)
+
+    def icdf(self, value):
+        """The quantile function; differentiable in ``value`` (1 / density) and in every parameter."""
+        from .._implicit import _newton_step
+
+        value = torch.as_tensor(value, dtype=self.low.dtype, device=self.low.device)
+        z = self._solve(value.detach().expand(torch.broadcast_shapes(value.shape, self.batch_shape)))
+        # Two Newton steps on the oriented truncated CDF with the (differentiable) target: the derivatives of
+        # the quantile function, as for implicit_rsample; the target is -(1 - p) on the survival side.
+        upper = self._ends()[4]
+        target = torch.where(upper, value - 1, value)
+        params = self._params()
+        cdf, logp = (lambda z, *p: self._oriented_cdf(z)), (lambda z, *p: self._log_prob_unchecked(z))
+        return _newton_step(_newton_step(z, target, cdf, logp, params), target, cdf, logp, params)
+
+    def _log_prob_unchecked(self, z):
+        v, self._validate_args = self._validate_args, False
+        try:
+            return self.log_prob(z)
+        finally:
+            self._validate_args = v
