@@ -14,7 +14,6 @@ import pytest
 import torch
 from scipy import integrate, special as sps, stats
 
-import gradkern
 from gradkern.distributions import Gamma, MixtureSameFamily, Truncated, TruncatedNormal
 
 F64 = torch.float64
