@@ -367,11 +367,18 @@ std::vector<Tensor> chi2_reflect_partials(const Ctx& c, size_t, const std::vecto
 // Tensor inputs (noise, component, params...); the *_backward op gives the transport-equation gradients
 // of the params (reverse mode only: the fused kernels form vector-Jacobian products).
 variable_list mixture_vjp(const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
-  std::string name = c.op;
-  name.replace(name.size() - std::string("rsample").size(), std::string::npos, "backward");
-  static std::unordered_map<std::string, c10::OperatorHandle> handles;
-  auto it = handles.find(name);
-  if (it == handles.end()) it = handles.emplace(name, c10::Dispatcher::singleton().findSchemaOrThrow(("gradkern::" + name).c_str(), "")).first;
+  // The *_backward op of each *_rsample op, looked up once (a static initialised before any use: no
+  // mutation afterwards, so concurrent backward passes may read it).
+  static const std::unordered_map<std::string, c10::OperatorHandle> handles = [] {
+    std::unordered_map<std::string, c10::OperatorHandle> h;
+    for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
+                             "mixture_discrete_gaussian_scale"})
+      h.emplace(std::string(stem) + "_rsample",
+                c10::Dispatcher::singleton().findSchemaOrThrow(("gradkern::" + std::string(stem) + "_backward").c_str(), ""));
+    return h;
+  }();
+  auto it = handles.find(c.op);
+  TORCH_CHECK(it != handles.end(), "gradkern: no backward op for ", c.op);
   TORCH_CHECK(!need[0] && !need[1], "gradkern.", c.op, ": noise and component are not differentiable");
   std::vector<IValue> stack{grads[0].contiguous(), c.out[0]};
   for (size_t i = 2; i < c.in.size(); ++i) stack.emplace_back(c.in[i]);
