@@ -57,7 +57,11 @@ struct Spec {
   PartialsFn partials = nullptr;  // elementwise ops: vjp and jvp derived from these
   VjpFn vjp = nullptr;
   JvpFn jvp = nullptr;
-  size_t unsaved = 0;             // leading tensor inputs the node does not keep (a mixture's noise)
+  // What the node keeps for the backward formulas: bit i of save_in for tensor input i, save_out for the
+  // outputs. A formula reads only what its op saves (the others are undefined in the backward Ctx), so
+  // that the graph does not hold tensors, such as a mixture's noise, that no derivative needs.
+  uint32_t save_in = ~0u;
+  bool save_out = true;
   bool constant = false;          // outputs do not depend on the input values (copulas: only `like`'s shape)
 };
 
@@ -399,47 +403,54 @@ variable_list mixture_jvp(const Ctx& c, const variable_list&) {
 const std::unordered_map<std::string, Spec>& specs() {
   static const std::unordered_map<std::string, Spec> table = [] {
     std::unordered_map<std::string, Spec> t;
-    auto elementwise = [&](const char* name, PartialsFn fn) { t[name].partials = fn; };
-    elementwise("gammainc", gammainc_partials<1>);
-    elementwise("gammaincc", gammainc_partials<-1>);
-    elementwise("gammainc_grad_a", gammainc_grad_a_partials);
+    // elementwise(name, partials, inputs saved (bit mask), outputs saved): what each formula reads.
+    auto elementwise = [&](const char* name, PartialsFn fn, uint32_t in = ~0u, bool out = true) {
+      Spec& e = t[name];
+      e.partials = fn;
+      e.save_in = in;
+      e.save_out = out;
+    };
+    constexpr uint32_t all = ~0u, none = 0u;
+    elementwise("gammainc", gammainc_partials<1>, all, false);
+    elementwise("gammaincc", gammainc_partials<-1>, all, false);
+    elementwise("gammainc_grad_a", gammainc_grad_a_partials, all, false);
     elementwise("standard_gamma_grad", standard_gamma_grad_partials);
     elementwise("log_standard_gamma_grad", log_standard_gamma_grad_partials);
-    elementwise("gammaincinv", gammaincinv_partials);
+    elementwise("gammaincinv", gammaincinv_partials, 0b01);
     elementwise("standard_gamma", standard_gamma_partials);
     elementwise("log_standard_gamma", log_standard_gamma_partials);
-    elementwise("betainc", betainc_partials<1>);
-    elementwise("betaincc", betainc_partials<-1>);
-    elementwise("betainc_grads", betainc_grads_partials);
+    elementwise("betainc", betainc_partials<1>, all, false);
+    elementwise("betaincc", betainc_partials<-1>, all, false);
+    elementwise("betainc_grads", betainc_grads_partials, all, false);
     elementwise("standard_beta_grad", standard_beta_grad_partials);
-    elementwise("betaincinv", betaincinv_partials);
+    elementwise("betaincinv", betaincinv_partials, 0b011);
     elementwise("standard_beta", standard_beta_partials);
-    elementwise("sigmoid_difference", sigmoid_difference_partials);
-    elementwise("dirichlet_grad", second_order_missing);
+    elementwise("sigmoid_difference", sigmoid_difference_partials, none);
+    elementwise("dirichlet_grad", second_order_missing, none, false);
     t["standard_dirichlet"] = Spec{nullptr, standard_dirichlet_vjp, standard_dirichlet_jvp};
-    elementwise("vonmises_cdf", vonmises_cdf_partials);
-    elementwise("vonmises_cdf_grad_concentration", vonmises_cdf_grad_concentration_partials);
+    elementwise("vonmises_cdf", vonmises_cdf_partials, all, false);
+    elementwise("vonmises_cdf_grad_concentration", vonmises_cdf_grad_concentration_partials, all, false);
     elementwise("vonmises_grad", vonmises_grad_partials);
     elementwise("vonmises_sample", vonmises_sample_partials);
-    elementwise("vonmises_shift_wrap", shift_wrap_partials);
+    elementwise("vonmises_shift_wrap", shift_wrap_partials, none);  // reads only the output's options
     for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
                              "mixture_discrete_gaussian_scale"}) {
       Spec s{nullptr, mixture_vjp, mixture_jvp};
-      s.unsaved = 2;  // the node keeps the parameters and the sample, not the noise (as large as the sample)
+      s.save_in = ~0u << 2;  // the parameters and the sample, not the noise (as large as the sample) or component
       t[std::string(stem) + "_rsample"] = s;
-      elementwise((std::string(stem) + "_backward").c_str(), second_order_missing);
+      elementwise((std::string(stem) + "_backward").c_str(), second_order_missing, none, false);
     }
     Spec constant;
     constant.constant = true;
     t["dirichlet_copula"] = constant;
     t["gaussian_copula"] = constant;
     t["antithetic_reflection_table"] = constant;
-    elementwise("dirichlet_copula_rho", second_order_missing);
-    elementwise("gaussian_copula_rho", second_order_missing);
-    elementwise("bivariate_normal_cdf", bivariate_normal_cdf_partials);
-    elementwise("chi2_reflect", chi2_reflect_partials);
-    elementwise("antithetic_construction", not_differentiable);
-    elementwise("antithetic_normal_standardized", not_differentiable);
+    elementwise("dirichlet_copula_rho", second_order_missing, none, false);
+    elementwise("gaussian_copula_rho", second_order_missing, none, false);
+    elementwise("bivariate_normal_cdf", bivariate_normal_cdf_partials, all, false);
+    elementwise("chi2_reflect", chi2_reflect_partials, 0b01);
+    elementwise("antithetic_construction", not_differentiable, none, false);
+    elementwise("antithetic_normal_standardized", not_differentiable, none, false);
     return t;
   }();
   return table;
@@ -578,10 +589,10 @@ void autograd_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torc
     node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<Tensor>(inputs)));
     for (size_t i = 0; i < inputs.size(); ++i) {
       node->in_shapes.emplace_back(inputs[i].sym_sizes().vec());
-      node->in.emplace_back(i < spec.unsaved ? Tensor() : inputs[i], false);
+      node->in.emplace_back(i < 32 && (spec.save_in >> i & 1u) ? inputs[i] : Tensor(), false);
     }
     for (const auto& t : outputs) torch::autograd::set_history(t, node);
-    for (const auto& t : outputs) node->out.emplace_back(t, true);
+    for (const auto& t : outputs) node->out.emplace_back(spec.save_out ? t : Tensor(), spec.save_out);
   }
 }
 
