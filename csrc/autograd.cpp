@@ -181,15 +181,11 @@ std::vector<Tensor> gammaincinv_partials(const Ctx& c, size_t, const std::vector
   return p;
 }
 
-// Samplers: implicit reparameterization (eq. 8) at the returned sample.
-std::vector<Tensor> standard_gamma_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+// Samplers of one parameter: implicit reparameterization (eq. 8) at the returned sample, Grad(param, sample).
+template <Tensor (*Grad)(const Tensor&, const Tensor&)>
+std::vector<Tensor> sampler_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   std::vector<Tensor> p(1);
-  if (need[0]) p[0] = standard_gamma_grad(c.in[0], c.out[0]);
-  return p;
-}
-std::vector<Tensor> log_standard_gamma_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
-  std::vector<Tensor> p(1);
-  if (need[0]) p[0] = log_standard_gamma_grad(c.in[0], c.out[0]);
+  if (need[0]) p[0] = Grad(c.in[0], c.out[0]);
   return p;
 }
 
@@ -325,11 +321,6 @@ std::vector<Tensor> vonmises_grad_partials(const Ctx& c, size_t, const std::vect
   if (need[1]) p[1] = bessel_ratio(kappa) - at::cos(x) + g * kappa * at::sin(x);
   return p;
 }
-std::vector<Tensor> vonmises_sample_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
-  std::vector<Tensor> p(1);
-  if (need[0]) p[0] = vonmises_grad(c.in[0], c.out[0]);
-  return p;
-}
 // The wrap into [-pi, pi) is piecewise a shift: d/dx = d/dloc = 1.
 std::vector<Tensor> shift_wrap_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   Tensor one = at::ones({}, c.out[0].options());
@@ -417,8 +408,8 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("standard_gamma_grad", standard_gamma_grad_partials);
     elementwise("log_standard_gamma_grad", log_standard_gamma_grad_partials);
     elementwise("gammaincinv", gammaincinv_partials, 0b01);
-    elementwise("standard_gamma", standard_gamma_partials);
-    elementwise("log_standard_gamma", log_standard_gamma_partials);
+    elementwise("standard_gamma", sampler_partials<standard_gamma_grad>);
+    elementwise("log_standard_gamma", sampler_partials<log_standard_gamma_grad>);
     elementwise("betainc", betainc_partials<1>, all, false);
     elementwise("betaincc", betainc_partials<-1>, all, false);
     elementwise("betainc_grads", betainc_grads_partials, all, false);
@@ -431,7 +422,7 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("vonmises_cdf", vonmises_cdf_partials, all, false);
     elementwise("vonmises_cdf_grad_concentration", vonmises_cdf_grad_concentration_partials, all, false);
     elementwise("vonmises_grad", vonmises_grad_partials);
-    elementwise("vonmises_sample", vonmises_sample_partials);
+    elementwise("vonmises_sample", sampler_partials<vonmises_grad>);
     elementwise("vonmises_shift_wrap", shift_wrap_partials, none);  // reads only the output's options
     for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
                              "mixture_discrete_gaussian_scale"}) {

@@ -18,12 +18,16 @@ i.i.d. at the same 2k. Also checks that the mean gradients agree (antithetic sam
 N(m, s^2) marginally, so the estimator stays unbiased).
 """
 import argparse
+import glob
 import os
 import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# This checkout's package when its extension is built in place (python setup.py build_ext --inplace);
+# otherwise the installed one (pip install .), whose source tree has no extension.
+if glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gradkern", "_C*")):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gradkern.antithetic as A  # noqa: E402
 
 

@@ -20,6 +20,7 @@ draws during training (Figure 3c style); 2-D latent spaces of the Normal, Beta a
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -32,7 +33,10 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# This checkout's package when its extension is built in place (python setup.py build_ext --inplace);
+# otherwise the installed one (pip install .), whose source tree has no extension.
+if glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gradkern", "_C*")):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gradkern  # noqa: E402
 from gradkern.distributions import Beta, Gamma, VonMises  # noqa: E402
 

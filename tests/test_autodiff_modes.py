@@ -115,20 +115,23 @@ _DIFFERENTIABLE = {"gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_g
                    "vonmises_shift_wrap", "bivariate_normal_cdf", "chi2_reflect"}
 
 
+def _small_cases(name):
+    """(argument index, the op as a function of it, a small leaf input) for the finite-difference checks."""
+    sub = _shrunk(name, _first_samples(name)[0])
+    for i in _float_args(sub):
+        yield i, _fn(name, sub, i), sub.args[i].detach().clone().requires_grad_()
+
+
 @pytest.mark.parametrize("name", sorted(n for n in C.ALL_OPS if not C._is_random(n)))
 def test_gradcheck_forward_and_reverse(name):
-    for sample in _first_samples(name)[:1]:
-        for i in _float_args(sample):
-            sub = _shrunk(name, sample)
-            x = sub.args[i].detach().clone().requires_grad_()
-            f = _fn(name, sub, i)
-            try:
-                jvp(f, (x.detach(),), (torch.ones_like(x),))
-            except RuntimeError as e:
-                assert _unsupported(e) or "forward-mode" in str(e), (name, i, str(e))
-                continue
-            assert torch.autograd.gradcheck(f, (x,), check_forward_ad=True, check_undefined_grad=True,
-                                            check_batched_grad=True), (name, i)
+    for i, f, x in _small_cases(name):
+        try:
+            jvp(f, (x.detach(),), (torch.ones_like(x),))
+        except RuntimeError as e:
+            assert _unsupported(e) or "forward-mode" in str(e), (name, i, str(e))
+            continue
+        assert torch.autograd.gradcheck(f, (x,), check_forward_ad=True, check_undefined_grad=True,
+                                        check_batched_grad=True), (name, i)
 
 
 def test_forward_mode_was_zero_now_exact():
@@ -148,15 +151,11 @@ def test_forward_mode_was_zero_now_exact():
 # --- second order -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(n for n in C.ALL_OPS if not C._is_random(n)))
 def test_second_order(name):
-    for sample in _first_samples(name)[:1]:
-        for i in _float_args(sample):
-            sub = _shrunk(name, sample)
-            x = sub.args[i].detach().clone().requires_grad_()
-            f = _fn(name, sub, i)
-            try:
-                torch.autograd.gradgradcheck(f, (x,), check_fwd_over_rev=True)
-            except RuntimeError as e:
-                assert _unsupported(e) or "forward-mode" in str(e), (name, i, str(e))
+    for i, f, x in _small_cases(name):
+        try:
+            torch.autograd.gradgradcheck(f, (x,), check_fwd_over_rev=True)
+        except RuntimeError as e:
+            assert _unsupported(e) or "forward-mode" in str(e), (name, i, str(e))
 
 
 # Second derivatives that exist today (the analytic ones: derivatives of the implicit gradients in the
