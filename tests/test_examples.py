@@ -38,3 +38,19 @@ def test_antithetic_elbo_example_smoke(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| logistic | 8 |" in proc.stdout
+
+
+def test_lda_example_smoke(tmp_path):
+    # Two epochs on 200 documents: a finite perplexity bound and a topic recovery in (0, 1] for both posterior
+    # families; the Dirichlet one already below the vocabulary size's (the uniform model's).
+    out = tmp_path / "lda"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "lda.py"), "--epochs", "2", "--seeds", "1",
+                           "--docs", "200", "--no-plots", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "lda_results.json").read_text())["results"]
+    for method in ("dirichlet", "logistic-normal"):
+        (perplexity, recovery), = results[method]
+        assert math.isfinite(perplexity) and perplexity > 1, (method, perplexity)
+        assert method != "dirichlet" or perplexity < 2000, perplexity
+        assert 0 < recovery <= 1, (method, recovery)
