@@ -278,6 +278,17 @@ def parallel_map(fn, items, processes=None, desc="", chunksize=8):
                          file=sys.stderr, leave=False))
 
 
+
+def forward_backward(sampler, *params):
+    """A timed call: forward + backward of ``sampler(*params).sum()`` with fresh leaf copies of the
+    parameters; returns the first parameter's gradient, so the call cannot be optimised away."""
+    def f():
+        ps = [p.detach().requires_grad_() for p in params]
+        sampler(*ps).sum().backward()
+        return ps[0].grad
+    return f
+
+
 # --- formatting ------------------------------------------------------------------------------------------
 DASH = "–"
 

@@ -720,13 +720,7 @@ def render_variance(var):
 
 
 # --- speed ---------------------------------------------------------------------------------------------
-def fb(sampler, *params):
-    """Forward + backward of the sum with fresh leaf copies of the parameters (as bench/speed.py)."""
-    def f():
-        ps = [p.detach().requires_grad_() for p in params]
-        sampler(*ps).sum().backward()
-        return ps[0].grad
-    return f
+fb = C.forward_backward
 
 
 def speed_cases(gk, tables, dtype, n):

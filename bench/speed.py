@@ -32,14 +32,7 @@ ALPHAS = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
 KAPPAS = [1e-2, 1e-1, 1.0, 10.0]
 
 
-def fb(sampler, *params):
-    """Forward + backward of a sampler with fresh leaf copies of its parameters (returns the first
-    parameter's gradient, so a timed call cannot be optimised away)."""
-    def f():
-        ps = [p.detach().requires_grad_() for p in params]
-        sampler(*ps).sum().backward()
-        return ps[0].grad
-    return f
+fb = C.forward_backward
 
 
 def tiled(vals, n, dtype, device):

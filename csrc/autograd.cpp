@@ -80,38 +80,27 @@ c10::TypedOperatorHandle<Sig> gk(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
 }
 
-Tensor gammainc_grad_a(const Tensor& a, const Tensor& x) {
-  static const auto op = gk<Bin>("gradkern::gammainc_grad_a");
-  return op.call(a, x);
-}
-Tensor standard_gamma_grad(const Tensor& a, const Tensor& x) {
-  static const auto op = gk<Bin>("gradkern::standard_gamma_grad");
-  return op.call(a, x);
-}
-Tensor log_standard_gamma_grad(const Tensor& a, const Tensor& u) {
-  static const auto op = gk<Bin>("gradkern::log_standard_gamma_grad");
-  return op.call(a, u);
-}
-std::tuple<Tensor, Tensor> betainc_grads(const Tensor& a, const Tensor& b, const Tensor& x) {
-  static const auto op = gk<TerPair>("gradkern::betainc_grads");
-  return op.call(a, b, x);
-}
-std::tuple<Tensor, Tensor> standard_beta_grad(const Tensor& a, const Tensor& b, const Tensor& x) {
-  static const auto op = gk<TerPair>("gradkern::standard_beta_grad");
-  return op.call(a, b, x);
-}
-Tensor dirichlet_grad(const Tensor& x, const Tensor& alpha, const Tensor& total) {
-  static const auto op = gk<Ter>("gradkern::dirichlet_grad");
-  return op.call(x, alpha, total);
-}
-Tensor vonmises_cdf_grad_concentration(const Tensor& x, const Tensor& kappa) {
-  static const auto op = gk<Bin>("gradkern::vonmises_cdf_grad_concentration");
-  return op.call(x, kappa);
-}
-Tensor vonmises_grad(const Tensor& kappa, const Tensor& x) {
-  static const auto op = gk<Bin>("gradkern::vonmises_grad");
-  return op.call(kappa, x);
-}
+// One differentiable call per derivative op, its handle looked up once.
+#define GK_CALL2(name)                                        \
+  Tensor name(const Tensor& a, const Tensor& b) {             \
+    static const auto op = gk<Bin>("gradkern::" #name);       \
+    return op.call(a, b);                                     \
+  }
+#define GK_CALL3(name, Sig)                                               \
+  auto name(const Tensor& a, const Tensor& b, const Tensor& c) {          \
+    static const auto op = gk<Sig>("gradkern::" #name);                   \
+    return op.call(a, b, c);                                              \
+  }
+GK_CALL2(gammainc_grad_a)
+GK_CALL2(standard_gamma_grad)
+GK_CALL2(log_standard_gamma_grad)
+GK_CALL2(vonmises_cdf_grad_concentration)
+GK_CALL2(vonmises_grad)
+GK_CALL3(betainc_grads, TerPair)
+GK_CALL3(standard_beta_grad, TerPair)
+GK_CALL3(dirichlet_grad, Ter)
+#undef GK_CALL2
+#undef GK_CALL3
 
 // --- densities (log space; xlogy / xlog1py keep x = 0 or 1 exact where an exponent is 0) -------------
 Tensor log_gamma_density(const Tensor& a, const Tensor& x) {
@@ -447,10 +436,9 @@ const std::unordered_map<std::string, Spec>& specs() {
   return table;
 }
 
-const Spec& spec_of(const c10::OperatorHandle& op) {
-  const std::string& full = op.schema().name();
-  auto it = specs().find(full.substr(full.find("::") + 2));
-  TORCH_CHECK(it != specs().end(), "gradkern: no autograd formula is registered for ", full);
+const Spec& spec_of(const std::string& name) {
+  auto it = specs().find(name);
+  TORCH_CHECK(it != specs().end(), "gradkern: no autograd formula is registered for gradkern::", name);
   return it->second;
 }
 
@@ -546,12 +534,12 @@ void autograd_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torc
     op.redispatchBoxed(ks & c10::after_autograd_keyset, stack);
   }
   if (!requires_grad && !has_tangent) return;
-  const Spec& spec = spec_of(op);
+  const std::string name = schema.name().substr(schema.name().find("::") + 2);
+  const Spec& spec = spec_of(name);
   if (spec.constant) return;  // the outputs carry no derivative (they depend on shapes only)
   const size_t n_out = schema.returns().size();
   std::vector<Tensor> outputs;
   for (size_t i = stack->size() - n_out; i < stack->size(); ++i) outputs.push_back((*stack)[i].toTensor());
-  const std::string name = schema.name().substr(schema.name().find("::") + 2);
 
   // Tangents first: the node saves the outputs with them (forward-over-reverse differentiates the
   // backward formulas, which read the saved outputs).

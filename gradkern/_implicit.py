@@ -20,7 +20,7 @@ def _differentiating(params):
     return torch.is_grad_enabled() and any(p.requires_grad for p in params)
 
 
-def _newton_step(z, u, cdf, log_prob, params):
+def _newton_step(z, u, cdf, density, params):
     """One Newton step towards F(z; theta) = u, in differentiable torch ops.
 
     At the drawn sample F(z; theta) = u holds exactly (u is that very value, detached), so the step changes
@@ -31,9 +31,9 @@ def _newton_step(z, u, cdf, log_prob, params):
     torch code, to second order exactly."""
     F = cdf(z, *params)
     _check_shape(F, z)
-    if log_prob is not None:
-        q = log_prob(z, *params).exp()
-    else:  # the density is the CDF's derivative in z (elementwise: F_i depends on z_i only)
+    if density is not None:  # dF/dz in closed form (exp(log_prob), or a signed one for a decreasing "CDF")
+        q = density(z, *params)
+    else:  # the CDF's derivative in z (elementwise: F_i depends on z_i only)
         q = torch.func.grad(lambda zz: cdf(zz, *params).sum())(z)
     # A sample on the boundary of the support, where the CDF is exactly 0 or 1 (a log-CDF: +-inf), has
     # F - u = inf - inf: its step is 0 with zero gradient (as torch's samplers clamp such samples). The
@@ -92,7 +92,13 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
     for i, p in enumerate(params):
         if not isinstance(p, torch.Tensor):
             raise TypeError(f"gradkern.implicit_rsample: params[{i}] must be a Tensor, got {type(p).__name__}")
-    z = sample.detach()
+    density = None if log_prob is None else (lambda z, *p: log_prob(z, *p).exp())
+    return _implicit_steps(sample.detach(), cdf, params, density)
+
+
+def _implicit_steps(z, cdf, params, density=None):
+    """implicit_rsample after its argument checks: ``z`` detached, ``density(z, *params)`` = dF/dz or None
+    (then by torch.func.grad); the distributions that know dF/dz in closed form call this directly."""
     if not _differentiating(params):
         return z
     # The quantile of the sample, a constant: detached (no_grad alone would keep a forward-mode tangent that
@@ -102,5 +108,5 @@ def implicit_rsample(sample, cdf, params, log_prob=None):
     _check_shape(u, z)
     # Two Newton steps from the sample (see _newton_step): the value is the sample, the derivatives those of
     # the implicit function z(theta) up to third order.
-    z1 = _newton_step(z, u, cdf, log_prob, params)
-    return _newton_step(z1, u, cdf, log_prob, params)
+    z1 = _newton_step(z, u, cdf, density, params)
+    return _newton_step(z1, u, cdf, density, params)

@@ -54,18 +54,15 @@ def _elementwise_rule(op):
     return rule
 
 
-def _unbatched_tensor_rule(op, names, name):
-    # chi2_reflect / antithetic_normal_standardized: `table` is a fixed lookup table of one df.
-    def check(in_dims, args):
-        for i, (a, d) in enumerate(zip(args, in_dims)):
-            if i > 0 and isinstance(a, torch.Tensor) and d is not None:
-                raise RuntimeError(f"gradkern.{name}: vmap over {names[i]} is not supported (one table per call); "
-                                   f"vmap over {names[0]} only")
-    return check
+def _check_table_unbatched(op, in_dims, i, samples):
+    # chi2_reflect / antithetic_normal_standardized: `table` is the fixed lookup table of one df.
+    if in_dims[i] is not None:
+        raise RuntimeError(f"gradkern.{op}: vmap over table is not supported (one table per call); vmap over "
+                           f"{samples} only")
 
 
 def _chi2_reflect_rule(info, in_dims, s, df, table, u_lo, u_hi, reflection="exact"):
-    _unbatched_tensor_rule(None, ("s", "df", "table"), "chi2_reflect")(in_dims, (s, df, table))
+    _check_table_unbatched("chi2_reflect", in_dims, 2, "s")
     return _ops.chi2_reflect(_to_front(s, in_dims[0]), df, table, u_lo, u_hi, reflection), 0
 
 
@@ -79,7 +76,7 @@ def _antithetic_construction_rule(info, in_dims, z, method="marsaglia"):
 
 
 def _antithetic_standardized_rule(info, in_dims, noise, table, u_lo, u_hi, method="marsaglia", reflection="exact"):
-    _unbatched_tensor_rule(None, ("noise", "table"), "antithetic_normal_standardized")(in_dims, (noise, table))
+    _check_table_unbatched("antithetic_normal_standardized", in_dims, 1, "noise")
     return _ops.antithetic_normal_standardized(_to_second(noise, in_dims[0]), table, u_lo, u_hi, method,
                                                reflection), 1
 

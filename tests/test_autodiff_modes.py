@@ -330,17 +330,20 @@ def test_vmap_randomness_modes(name):
     with pytest.raises(RuntimeError, match="same randomness with a batched tensor input"):
         vmap(batched, randomness="same")(batch)
     same = vmap(unbatched, randomness="same")(batch)
-    assert torch.equal(same.select(_out_dim(name), 0), same.select(_out_dim(name), 1))
+    assert torch.equal(same[0], same[1])
     for f in (batched, unbatched):
         torch.manual_seed(0)
         diff = vmap(f, randomness="different")(batch)
-        assert not torch.equal(diff.select(_out_dim(name), 0), diff.select(_out_dim(name), 1)), name
+        assert not torch.equal(diff[0], diff[1]), name
         torch.manual_seed(0)
         assert torch.equal(vmap(f, randomness="different")(batch), diff), f"{name}: not reproducible"
 
 
-def _out_dim(name):
-    return 0  # vmap returns the batch dimension first for every op (out_dims=0)
+def test_vmap_over_a_lookup_table_raises():
+    sample = _first_samples("chi2_reflect")[0]
+    s, df, table, lo, hi = sample.args[:5]
+    with pytest.raises(RuntimeError, match="chi2_reflect: vmap over table is not supported"):
+        vmap(lambda t: OPS.chi2_reflect(s, df, t, lo, hi))(torch.stack([table, table]))
 
 
 def test_vmap_sampler_distribution():

@@ -114,12 +114,8 @@ def test_class_is_gradkern_class_plus_mixin(name):
     assert (d.batch_shape, d.event_shape) == (torch.Size(B), torch.Size(EVENT.get(name, ())))
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", NAMES)
-def test_pyro_sample_in_model(name, device):
-    d = _make(name, device)
-    event = EVENT.get(name, ())
-
+def _trace_two_sites(d):
+    """A model sampling ``d`` once and in a plate of 5: (trace with log probs, x, y)."""
     def model():
         x = pyro.sample("x", d)
         with pyro.plate("plate", 5, dim=-2):
@@ -128,7 +124,16 @@ def test_pyro_sample_in_model(name, device):
 
     tr = poutine.trace(model).get_trace()
     tr.compute_log_prob()
-    x, y = tr.nodes["x"]["value"], tr.nodes["y"]["value"]
+    return tr, tr.nodes["x"]["value"], tr.nodes["y"]["value"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", NAMES)
+def test_pyro_sample_in_model(name, device):
+    d = _make(name, device)
+    event = EVENT.get(name, ())
+
+    tr, x, y = _trace_two_sites(d)
     assert x.shape == B + event and y.shape == (5,) + B + event
     assert x.device.type == y.device.type == device
     assert x.requires_grad and y.requires_grad  # drawn by rsample, not sample
@@ -435,15 +440,7 @@ def test_composite_classes_in_pyro(name, one_thread):
                                  gp.Gamma(torch.stack([a, a + 1], -1), torch.ones(B + (2,), dtype=torch.float64)))
     assert isinstance(d, TorchDistributionMixin) and isinstance(d, getattr(gd, name)) and d.has_rsample
 
-    def model():
-        x = pyro.sample("x", d)
-        with pyro.plate("plate", 5, dim=-2):
-            y = pyro.sample("y", d)
-        return x, y
-
-    tr = poutine.trace(model).get_trace()
-    tr.compute_log_prob()
-    x, y = tr.nodes["x"]["value"], tr.nodes["y"]["value"]
+    tr, x, y = _trace_two_sites(d)
     assert x.shape == B and y.shape == (5,) + B and x.requires_grad and y.requires_grad
     assert is_identically_zero(tr.nodes["x"]["fn"].score_parts(x).score_function)
     (grad,) = torch.autograd.grad(y.sum(), a)
