@@ -113,6 +113,8 @@ def test_truncated_contract():
         Truncated(Gamma(_t(2.0), _t(1.0)), _t(3.0), _t(1.0), validate_args=True)
     with pytest.raises(ValueError, match="univariate"):
         Truncated(TD.MultivariateNormal(torch.zeros(2), torch.eye(2)), 0.0, 1.0)
+    with pytest.raises(ValueError, match="circular base"):
+        Truncated(gradkern.distributions.VonMises(_t(0.0), _t(1.0)), -1.0, 1.0)
     # Second order, through implicit_rsample: w.r.t. the rate and the bounds it exists (equal in both mode
     # orders); w.r.t. the concentration it needs d2P/da2 and raises, naming the op.
     f = lambda r_, hi: Truncated(Gamma(_t(2.0), r_), _t(0.5), hi).rsample(  # noqa: E731
@@ -186,6 +188,9 @@ def test_mixture_contract():
     assert not full.has_rsample
     with pytest.raises(NotImplementedError, match="must be factorized"):
         full.rsample()
+    vm = MixtureSameFamily(TD.Categorical(logits=logits), gradkern.distributions.VonMises(loc, _t(1.0).expand(2)))
+    with pytest.raises(NotImplementedError, match="von Mises components"):
+        vm.rsample()
     with pytest.raises(TypeError, match="generator= needs a component family"):
         m.rsample((2,), generator=torch.Generator())
 

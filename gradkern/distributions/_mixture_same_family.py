@@ -132,6 +132,11 @@ class MixtureSameFamily(DeepcopyMixin, td.MixtureSameFamily):
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples of shape ``sample_shape + batch_shape + event_shape``, with implicit
         gradients w.r.t. the mixing logits (or probs) and the component parameters."""
+        if isinstance(self.component_distribution, td.VonMises):
+            # Each component's CDF is measured from its own loc - pi: their weighted sum is not the mixture's
+            # CDF on a common origin, and the gradient would be silently wrong.
+            raise NotImplementedError("gradkern.distributions.MixtureSameFamily.rsample: von Mises components are "
+                                      "not supported (their CDFs have no common origin on the circle)")
         if self._event_ndims != 0:
             coords = self._factorized()
             if coords is None:

@@ -7,7 +7,7 @@ import torch.distributions as td
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
-from .._implicit import implicit_rsample
+from .._implicit import _implicit_steps, _newton_step
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["TruncatedNormal", "Truncated"]
@@ -115,6 +115,14 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         x2 = torch.minimum(torch.maximum(x2, a2), b2)
         return _log_ndtr_diff(x2, a2) - _log_ndtr_diff(b2, a2)
 
+    def _log_cdf_oriented_dz(self, z, loc, scale, low, high):
+        """d/dz of _log_cdf_oriented in closed form, sign phi(x') / (scale (Phi(x') - Phi(alpha'))): the
+        density the Newton steps of implicit reparameterization need (cheaper than differentiating the log CDF
+        by torch.func.grad; infinite on the window's lower oriented end, where the steps take no gradient)."""
+        a2, b2, sign = self._oriented(loc, scale, low, high)
+        x2 = torch.minimum(torch.maximum(sign * (z - loc) / scale, a2), b2)
+        return sign / scale * torch.exp(-0.5 * x2 * x2 - _HALF_LOG_2PI - _log_ndtr_diff(x2, a2))
+
     def _draw(self, u):
         """Standardized oriented draw for uniforms u (float64), then z. The smaller of the two tails of
         the target probability p = Phi(alpha') + u Z is carried in log space (log p or log(1 - p))."""
@@ -143,7 +151,8 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         u = u.clamp(1e-300, 1 - 2 ** -53)
         with torch.no_grad():
             z = self._draw(u).to(self.loc.dtype)
-        return implicit_rsample(z, self._log_cdf_oriented, (self.loc, self.scale, self.low, self.high))
+        return _implicit_steps(z, self._log_cdf_oriented, (self.loc, self.scale, self.low, self.high),
+                               self._log_cdf_oriented_dz)
 
     def log_prob(self, value):
         """Normal log density minus log(Phi(beta) - Phi(alpha)); -inf outside ``[low, high]``."""
@@ -166,8 +175,6 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
     def icdf(self, value):
         """The quantile function: the oriented log-space inverse CDF at ``value`` (float64 inside),
         differentiable in ``value`` and in every parameter."""
-        from .._implicit import _newton_step
-
         value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
         u = value.detach().to(torch.float64)
         _, _, sign = self._oriented(self.loc.detach(), self.scale.detach(), self.low.detach(), self.high.detach())
@@ -178,8 +185,9 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         # implicit_rsample).
         target = torch.where(sign > 0, torch.log(value), torch.log1p(-value))
         params = (self.loc, self.scale, self.low, self.high)
-        z = _newton_step(z, target, self._log_cdf_oriented, None, params)
-        return _newton_step(z, target, self._log_cdf_oriented, None, params)
+        dz = self._log_cdf_oriented_dz
+        z = _newton_step(z, target, self._log_cdf_oriented, dz, params)
+        return _newton_step(z, target, self._log_cdf_oriented, dz, params)
 
     def _moments(self):
         # In float64: deep in a tail the variance is a difference of terms ~alpha^2 larger than itself.
@@ -266,6 +274,10 @@ class Truncated(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         if not isinstance(base, td.Distribution) or base.event_shape != torch.Size():
             raise ValueError("gradkern.distributions.Truncated: base must be a univariate torch Distribution "
                              f"(event_shape ()), got {type(base).__name__}")
+        if isinstance(base, td.VonMises):
+            # Its CDF is measured from loc - pi (a circle, not a line): a window and its gradients w.r.t. loc
+            # would be those of another distribution.
+            raise ValueError("gradkern.distributions.Truncated: a circular base (VonMises) is not supported")
         like = next((getattr(base, n) for n in base.arg_constraints if isinstance(getattr(base, n, None), torch.Tensor)),
                     None)
         dtype = like.dtype if like is not None else torch.get_default_dtype()
@@ -367,8 +379,7 @@ class Truncated(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         z = self._solve(u)
         valid = self.low < self.high
         z = torch.where(valid, z, torch.full_like(z, math.nan))
-        return implicit_rsample(z, lambda z, *p: self._oriented_cdf(z), self._params(),
-                                log_prob=lambda z, *p: self._log_prob_unchecked(z))
+        return _implicit_steps(z, lambda z, *p: self._oriented_cdf(z), self._params(), self._density)
 
     def log_prob(self, value):
         """The base's log density minus the log mass of the window; -inf outside ``[low, high]``."""
@@ -391,8 +402,6 @@ class Truncated(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
 
     def icdf(self, value):
         """The quantile function; differentiable in ``value`` (1 / density) and in every parameter."""
-        from .._implicit import _newton_step
-
         value = torch.as_tensor(value, dtype=self.low.dtype, device=self.low.device)
         z = self._solve(value.detach().expand(torch.broadcast_shapes(value.shape, self.batch_shape)))
         # Two Newton steps on the oriented truncated CDF with the (differentiable) target: the derivatives of
@@ -400,8 +409,12 @@ class Truncated(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         upper = self._ends()[4]
         target = torch.where(upper, value - 1, value)
         params = self._params()
-        cdf, logp = (lambda z, *p: self._oriented_cdf(z)), (lambda z, *p: self._log_prob_unchecked(z))
-        return _newton_step(_newton_step(z, target, cdf, logp, params), target, cdf, logp, params)
+        cdf = lambda z, *p: self._oriented_cdf(z)  # noqa: E731
+        return _newton_step(_newton_step(z, target, cdf, self._density, params), target, cdf, self._density, params)
+
+    def _density(self, z, *params):
+        # d/dz of _oriented_cdf: the truncated density (the oriented CDF increases on both sides).
+        return torch.exp(self._log_prob_unchecked(z))
 
     def _log_prob_unchecked(self, z):
         v, self._validate_args = self._validate_args, False
