@@ -55,8 +55,9 @@ class MixtureSameFamily(DeepcopyMixin, td.MixtureSameFamily):
     substitution (one sweep over the coordinates, O(K D) per sample), not formed.
 
     Components: any univariate family with a differentiable ``cdf``: torch's Normal, Laplace, Cauchy,
-    Exponential, Uniform and gradkern's Gamma, Chi2, Beta, VonMises, TruncatedNormal, ... (torch's Gamma and
-    Beta have no differentiable ``cdf``; use gradkern's). Other vector components (full covariance, ...)
+    Exponential, Uniform and gradkern's Gamma, Chi2, Beta, TruncatedNormal, ... (torch's Gamma and Beta have
+    no differentiable ``cdf``; use gradkern's). Not VonMises: each component's CDF is measured from its own
+    ``loc - pi``, so ``rsample`` raises. Other vector components (full covariance, ...)
     raise in ``rsample``.
 
     Arguments and everything else: :class:`torch.distributions.MixtureSameFamily`; ``sample`` and
