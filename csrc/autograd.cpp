@@ -23,6 +23,8 @@
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
 
+#include "core/vmf.h"  // kVmfMaxMoment
+
 #include <cmath>
 #include <string>
 #include <unordered_map>
@@ -316,6 +318,77 @@ std::vector<Tensor> shift_wrap_partials(const Ctx& c, size_t, const std::vector<
   return {need[0] ? one : Tensor(), need[1] ? one : Tensor()};
 }
 
+// --- von Mises-Fisher (u = 1 - mu^T z; d is the op's int argument) -------------------------------------
+int64_t vmf_d(const Ctx& c) { return c.extra[0].toInt(); }
+Tensor vmf_grad_u_call(const Tensor& kappa, const Tensor& u, int64_t d) {
+  static const auto op = gk<Tensor(const Tensor&, const Tensor&, int64_t)>("gradkern::vmf_grad_u");
+  return op.call(kappa, u, d);
+}
+std::tuple<Tensor, Tensor, Tensor> vmf_moments_call(const Tensor& kappa, int64_t d) {
+  static const auto op = gk<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, int64_t)>("gradkern::vmf_moments");
+  return op.call(kappa, d);
+}
+Tensor vmf_central_moment_call(const Tensor& kappa, int64_t d, int64_t k) {
+  static const auto op = gk<Tensor(const Tensor&, int64_t, int64_t)>("gradkern::vmf_central_moment");
+  return op.call(kappa, d, k);
+}
+// d log g(u) / du for g(u) = e^(-kappa u) (u (2 - u))^nu, nu = (d - 3) / 2.
+Tensor vmf_dlog_g(const Tensor& kappa, const Tensor& u, int64_t d) {
+  const double nu = 0.5 * static_cast<double>(d - 3);
+  return nu * (1 / u - 1 / (2 - u)) - kappa;
+}
+// log of the density of u: -kappa u + nu log(u (2 - u)) - log Z_u.
+Tensor vmf_log_density(const Tensor& kappa, const Tensor& u, int64_t d, const Tensor& log_z) {
+  const double nu = 0.5 * static_cast<double>(d - 3);
+  return at::special_xlogy(nu, u * (2 - u)) - kappa * u - log_z;
+}
+
+std::vector<Tensor> vmf_sample_u_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (need[0]) p[0] = vmf_grad_u_call(c.in[0], c.out[0], vmf_d(c));
+  return p;
+}
+// G = du/dkappa = int_0^u (s - m) g(s) ds / g(u): dG/du = (u - m) - G d log g / du.
+std::vector<Tensor> vmf_grad_u_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &kappa = c.in[0], &u = c.in[1], &g = c.out[0];
+  const int64_t d = vmf_d(c);
+  if (need[0]) no_derivative(c, 0, "needs d2F/dkappa2");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = (u - std::get<1>(vmf_moments_call(kappa, d))) - g * vmf_dlog_g(kappa, u, d);
+  return p;
+}
+// F(u): dF/du = the density, dF/dkappa = -G f(u).
+std::vector<Tensor> vmf_cdf_u_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &kappa = c.in[0], &u = c.in[1];
+  const int64_t d = vmf_d(c);
+  std::vector<Tensor> p(2);
+  Tensor f = at::exp(vmf_log_density(kappa, u, d, std::get<0>(vmf_moments_call(kappa, d))));
+  if (need[0]) p[0] = -vmf_grad_u_call(kappa, u, d) * f;
+  if (need[1]) p[1] = f;
+  return p;
+}
+// d log Z_u / dkappa = -E[u]; d E[u] / dkappa = -Var[u] (d/dkappa E[f] = -Cov(f, u)).
+std::vector<Tensor> vmf_moments_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (!need[0]) return p;
+  if (j == 0) p[0] = -c.out[1];
+  else if (j == 1) p[0] = -c.out[2];
+  else p[0] = -vmf_central_moment_call(c.in[0], vmf_d(c), 3);
+  return p;
+}
+// mu_k = E[(u - m)^k]: d mu_k / dkappa = -Cov((u - m)^k, u) - k mu_(k-1) dm/dkappa = -(mu_(k+1) - k mu_(k-1) mu_2)
+// (mu_1 = 0), up to the op's largest order.
+std::vector<Tensor> vmf_central_moment_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  std::vector<Tensor> p(1);
+  if (!need[0]) return p;
+  const int64_t d = vmf_d(c), k = c.extra[1].toInt();
+  if (k >= core::vmf_detail::kVmfMaxMoment) no_derivative(c, 0, "the central moment of the next order is beyond the op's range");
+  const Tensor& kappa = c.in[0];
+  Tensor next = vmf_central_moment_call(kappa, d, k + 1);
+  p[0] = k == 2 ? -next : -(next - k * vmf_central_moment_call(kappa, d, k - 1) * vmf_central_moment_call(kappa, d, 2));
+  return p;
+}
+
 // --- ARMS copulas --------------------------------------------------------------------------------------
 // Phi2(h, k; r): dPhi2/dh = phi(h) Phi((k - r h) / sqrt(1 - r^2)), symmetric in k; dPhi2/dr = phi2(h, k; r)
 // (Plackett).
@@ -413,6 +486,11 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("vonmises_grad", vonmises_grad_partials);
     elementwise("vonmises_sample", sampler_partials<vonmises_grad>);
     elementwise("vonmises_shift_wrap", shift_wrap_partials, none);  // reads only the output's options
+    elementwise("vmf_sample_u", vmf_sample_u_partials);
+    elementwise("vmf_grad_u", vmf_grad_u_partials);
+    elementwise("vmf_cdf_u", vmf_cdf_u_partials, all, false);
+    elementwise("vmf_moments", vmf_moments_partials);
+    elementwise("vmf_central_moment", vmf_central_moment_partials, all, false);
     for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
                              "mixture_discrete_gaussian_scale"}) {
       Spec s{nullptr, mixture_vjp, mixture_jvp};

@@ -68,6 +68,23 @@ TORCH_LIBRARY(gradkern, m) {
   // (x + loc) wrapped into [-pi, pi) in one pass (the location shift of vonmises_rsample).
   m.def("vonmises_shift_wrap(Tensor x, Tensor loc) -> Tensor");
 
+  // --- von Mises-Fisher on S^(d-1) (csrc/core/vmf.h) -----------------------------------------------
+  // Everything in u = 1 - mu^T z in [0, 2] (w = mu^T z near 1 keeps its accuracy as u). d >= 2 is the
+  // dimension of the space the sphere lies in.
+  // u for z ~ vMF(mu, kappa), one per element of concentration (Wood's rejection sampler on Philox
+  // streams); autograd: the exact implicit gradient vmf_grad_u.
+  m.def("vmf_sample_u(Tensor concentration, int d, Generator? generator=None) -> Tensor",
+        {at::Tag::nondeterministic_seeded});
+  // du/dkappa at fixed P(U <= u) (eq. 8 with F the CDF of u; quadrature in the angle, no normaliser).
+  m.def("vmf_grad_u(Tensor concentration, Tensor u, int d) -> Tensor");
+  // P(1 - mu^T z <= u).
+  m.def("vmf_cdf_u(Tensor concentration, Tensor u, int d) -> Tensor");
+  // (log Z_u, E[u], Var[u]): Z_u = int_-1^1 e^(kappa (w - 1)) (1 - w^2)^((d-3)/2) dw, E[u] = 1 - A_d(kappa)
+  // (A_d = I_(d/2) / I_(d/2-1), the mean resultant length), Var[u] = Var[w] = A_d'(kappa).
+  m.def("vmf_moments(Tensor concentration, int d) -> (Tensor, Tensor, Tensor)");
+  // E[(u - E[u])^k], 2 <= k <= 8 (the derivatives of the moments w.r.t. kappa).
+  m.def("vmf_central_moment(Tensor concentration, int d, int k) -> Tensor");
+
   // --- Gaussian mixtures (csrc/core/mixture.h) ---------------------------------------------------
   // Shapes: noise, z, grad (S, B, D); component (S, B) int64; locs (B, K, D); coord_scale (B, D), or
   // (B, K, D) for diag_normals; component_logits, component_scale (B, K). The *_rsample ops draw

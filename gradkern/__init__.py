@@ -42,6 +42,7 @@ from ._beta import betainc, betaincc, betaincinv, standard_beta_grad
 from ._gamma import (beta_rsample, chi2_rsample, dirichlet_rsample, gamma_rsample, log_dirichlet_rsample,
                     log_gamma_rsample, student_t_rsample)
 from ._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
+from ._vmf import vmf_rsample
 from ._implicit import implicit_rsample
 from . import _vmap  # noqa: F401  (batching rules)
 from . import antithetic, copulas, distributions, estimators
@@ -55,6 +56,6 @@ __all__ = [
     "gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad",
     "betainc", "betaincc", "betaincinv", "standard_beta_grad",
     "gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample", "chi2_rsample",
-    "student_t_rsample", "vonmises_cdf", "vonmises_grad", "vonmises_rsample", "implicit_rsample", "distributions", "antithetic",
+    "student_t_rsample", "vonmises_cdf", "vonmises_grad", "vonmises_rsample", "vmf_rsample", "implicit_rsample", "distributions", "antithetic",
     "copulas", "estimators",
 ]

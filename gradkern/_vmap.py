@@ -164,7 +164,9 @@ _ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad
                 "gaussian_copula_rho")
 _SAMPLERS = {"standard_gamma": (1, 0), "log_standard_gamma": (1, 0), "standard_beta": (2, 0),
              "vonmises_sample": (1, 0), "standard_dirichlet": (1, 0), "dirichlet_copula": (1, 1),
-             "gaussian_copula": (1, 1)}
+             "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0)}
+# von Mises-Fisher: elementwise in the tensors, with the int d after them.
+_VMF_ELEMENTWISE = ("vmf_grad_u", "vmf_cdf_u", "vmf_moments", "vmf_central_moment")
 _MIXTURES = ("mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale", "mixture_discrete_gaussian_scale")
 
 for _name in _ELEMENTWISE:
@@ -172,6 +174,8 @@ for _name in _ELEMENTWISE:
 for _name, (_n, _dim) in _SAMPLERS.items():
     _register_sampler(_name, _n, _dim)
 torch.library.register_vmap("gradkern::chi2_reflect", _chi2_reflect_rule)
+for _name in _VMF_ELEMENTWISE:
+    torch.library.register_vmap(f"gradkern::{_name}", _elementwise_rule(getattr(_ops, _name)))
 torch.library.register_vmap("gradkern::antithetic_construction", _antithetic_construction_rule)
 torch.library.register_vmap("gradkern::antithetic_normal_standardized", _antithetic_standardized_rule)
 for _stem in _MIXTURES:
@@ -179,6 +183,6 @@ for _stem in _MIXTURES:
     torch.library.register_vmap(f"gradkern::{_stem}_backward", _mixture_rule(getattr(_ops, f"{_stem}_backward"), 2, True))
 
 # Every op with tensor arguments has a rule (tests/test_autodiff.py checks the list against the schemas).
-BATCHED_OPS = frozenset(_ELEMENTWISE) | frozenset(_SAMPLERS) | {"chi2_reflect", "antithetic_construction",
+BATCHED_OPS = frozenset(_ELEMENTWISE) | frozenset(_VMF_ELEMENTWISE) | frozenset(_SAMPLERS) | {"chi2_reflect", "antithetic_construction",
                                                                 "antithetic_normal_standardized"} | {
     f"{s}_{k}" for s in _MIXTURES for k in ("rsample", "backward")}

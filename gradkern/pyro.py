@@ -17,7 +17,8 @@ under the same name::
 
 Classes: :class:`Gamma`, :class:`Chi2`, :class:`Beta`, :class:`Dirichlet`, :class:`StudentT`, :class:`TruncatedNormal`,
 :class:`Truncated` (any univariate base), :class:`MixtureSameFamily` (rsample for univariate components),
-:class:`VonMises` (reparameterized, which Pyro's is not), and the Gaussian mixtures with pathwise
+:class:`VonMises` (reparameterized, which Pyro's is not), :class:`VonMisesFisher` and
+:class:`HypersphericalUniform` (the hyperspherical VAE's posterior and prior), and the Gaussian mixtures with pathwise
 gradients for every parameter, :class:`MixtureOfDiagNormalsSharedCovariance`,
 :class:`MixtureOfDiagNormals`, :class:`GaussianScaleMixture`, :class:`DiscreteGaussianScaleMixture`.
 
@@ -41,7 +42,7 @@ import torch
 
 from . import distributions as _gkd
 
-__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "TruncatedNormal", "Truncated",
+__all__ = ["Gamma", "Chi2", "Beta", "Dirichlet", "StudentT", "VonMises", "VonMisesFisher", "HypersphericalUniform", "TruncatedNormal", "Truncated",
            "MixtureSameFamily",
            "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]
@@ -161,3 +162,14 @@ class DiscreteGaussianScaleMixture(_gkd.DiscreteGaussianScaleMixture, TorchDistr
     def infer_shapes(cls, **arg_shapes):
         """``(batch_shape, event_shape)`` for arguments of the given shapes (event ``(D,)``)."""
         return _mixture_infer_shapes(cls, arg_shapes)
+
+
+class VonMisesFisher(_gkd.VonMisesFisher, TorchDistributionMixin):
+    """:class:`gradkern.distributions.VonMisesFisher` for Pyro: vMF(loc, concentration) on the sphere in any
+    dimension, reparameterized (pathwise in ``loc``, the exact implicit gradient in the concentration), plus
+    Pyro's ``TorchDistributionMixin``."""
+
+
+class HypersphericalUniform(_gkd.HypersphericalUniform, TorchDistributionMixin):
+    """:class:`gradkern.distributions.HypersphericalUniform` for Pyro: the uniform distribution on the sphere
+    (the hyperspherical VAE's prior), plus Pyro's ``TorchDistributionMixin``."""

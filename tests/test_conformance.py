@@ -172,7 +172,10 @@ NO_PEER = {D.TruncatedNormal: "tests/test_truncated.py (scipy.stats.truncnorm)",
            D.Truncated: "tests/test_truncated_mixture.py (SciPy's truncated Gamma, quadrature)",
            # torch's own class (everything inherited) plus rsample and sample(generator=); its arguments are
            # distributions, not the tensors these cases build: tests/test_truncated_mixture.py
-           D.MixtureSameFamily: "tests/test_truncated_mixture.py (closed-form gradients)"}
+           D.MixtureSameFamily: "tests/test_truncated_mixture.py (closed-form gradients)",
+           # neither torch nor Pyro has a von Mises-Fisher: mpmath, closed forms and Monte Carlo
+           D.VonMisesFisher: "tests/test_vmf.py (mpmath, the d = 3 closed form, Monte Carlo)",
+           D.HypersphericalUniform: "tests/test_vmf.py"}
 
 
 def test_every_class_has_a_case():

@@ -74,6 +74,12 @@ SAMPLES = {
     "vonmises_grad": lambda device, dtype: _vonmises_pair(device, dtype, "kx"),
     "vonmises_sample": lambda device, dtype: _vonmises_sample(device, dtype),
     "vonmises_shift_wrap": lambda device, dtype: _vonmises_shift_wrap(device, dtype),
+    # von Mises-Fisher (gradkern._vmf)
+    "vmf_sample_u": lambda device, dtype: _vmf_sample(device, dtype),
+    "vmf_grad_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(1,)),
+    "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1)),
+    "vmf_moments": lambda device, dtype: _vmf_moments(device, dtype),
+    "vmf_central_moment": lambda device, dtype: _vmf_central_moment(device, dtype),
     # Gaussian mixtures (gradkern._mixtures)
     "mixture_shared_cov_rsample": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "rsample"),
     "mixture_shared_cov_backward": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "backward"),
@@ -252,6 +258,34 @@ def _vonmises_sample(device, dtype):
     wide = torch.tensor([1e-3, 1.0, 50.0, 1e5], dtype=dtype)
     # A stride-0 input, as vonmises_rsample passes concentration.expand(sample_shape + batch).
     return [ew(k.to(device), grad=(0,)), ew(wide.to(device).expand(1000, 4))]
+
+
+def _vmf_pair(device, dtype, grad=()):
+    """(concentration, u, d): u = 1 - mu^T z across the lower tail, the bulk and the upper tail, for the
+    von Mises (d = 2), closed-form (d = 3) and general cases."""
+    k = torch.tensor([0.5, 4.0, 90.0], dtype=dtype)
+    u = torch.tensor([0.3, 0.2, 0.004], dtype=dtype)
+    k2 = torch.tensor([1e-3, 1.0, 30.0, 1e4], dtype=dtype)
+    u2 = torch.tensor([[1e-3], [0.05], [0.6], [1.9]], dtype=dtype)
+    return [ew(k.to(device), u.to(device), d, grad=grad) for d in (2, 3, 10)] + [
+        ew(k2.to(device), u2.to(device), 7, grad=grad)]
+
+
+def _vmf_moments(device, dtype):
+    k = torch.tensor([1e-3, 0.5, 4.0, 90.0, 1e4], dtype=dtype)  # interior: gradcheck steps both ways
+    # one output per moment: (log Z_u, E[u], Var[u]), all elementwise
+    return [Sample(k.to(device), d, dims=("a", None), out=("a", "a", "a"), batch="a", grad=(0,)) for d in (2, 5, 64)]
+
+
+def _vmf_central_moment(device, dtype):
+    k = torch.tensor([1e-3, 0.5, 4.0, 90.0, 1e4], dtype=dtype)  # interior: gradcheck steps both ways
+    return [ew(k.to(device), d, order, grad=(0,) if order < 8 else ()) for d, order in ((2, 3), (5, 2), (64, 4), (3, 8))]
+
+
+def _vmf_sample(device, dtype):
+    k = torch.tensor([0.5, 4.0, 90.0], dtype=dtype)
+    wide = torch.tensor([0.0, 1e-3, 1.0, 50.0, 1e5], dtype=dtype)
+    return [ew(k.to(device), 3, grad=(0,)), ew(k.to(device), 2, grad=(0,)), ew(wide.to(device).expand(1000, 5), 40)]
 
 
 def _copula(device, dtype):
@@ -743,6 +777,17 @@ def _vonmises_rsample(device, dtype, n):
                  shape=(8, n))]
 
 
+def _vmf_rsample(device, dtype, n):
+    cases = []
+    for d in (2, 3, 6):
+        loc = torch.nn.functional.normalize(torch.randn(n, d, generator=_gen(5), dtype=dtype), dim=-1)
+        loc = _req(loc.to(device))
+        kappa = _req(torch.linspace(0.5, 8.0, n, dtype=dtype, device=device))
+        cases.append(Case(lambda l, k, generator=None: gradkern.vmf_rsample(l, k, (8,), generator=generator), loc,
+                          kappa, shape=(8, n, d)))
+    return cases
+
+
 def _normal_rsample(device, dtype, n):
     cases = []
     for k, method, reflection in ((2, "marsaglia", "exact"), (8, "marsaglia", "exact"), (2, "cheng", "exact"),
@@ -812,6 +857,7 @@ COMPOSITES = {
     "beta_rsample": _beta_rsample,
     "log_dirichlet_rsample": _log_dirichlet_rsample,
     "vonmises_rsample": _vonmises_rsample,
+    "vmf_rsample": _vmf_rsample,
     "antithetic.normal_rsample": _normal_rsample,
     "estimators.arms": _estimator(estimators.arms, {"copula": "dirichlet"}, {"copula": "gaussian"},
                                   {"copula": "independent"}),

@@ -94,6 +94,12 @@ ULPS = {
     "vonmises_cdf_grad_concentration": Tol(8),
     "vonmises_grad": Tol(16),
     "vonmises_shift_wrap": Tol(8),
+    # von Mises-Fisher: 48-node quadratures in double for both dtypes (sin, log, exp per node; the device's
+    # libm differs from glibc by an ulp or two per call). Not yet measured on a device: a first estimate.
+    "vmf_grad_u": Tol(256),
+    "vmf_cdf_u": Tol(256),
+    "vmf_moments": Tol(256),
+    "vmf_central_moment": Tol(1024),  # odd moments are differences of the two sides' integrals
     # z = loc + scale * noise: an FMA on the device, two roundings on the CPU; z near 0 cancels.
     "mixture_shared_cov_rsample": Tol(8, "tensor"),
     "mixture_diag_normals_rsample": Tol(8, "tensor"),
@@ -130,7 +136,12 @@ GRAD_ULPS = {
     "betaincinv": Tol(1 << 18, per_sqrt=4),
     "sigmoid_difference": Tol(16, per_sqrt=4),
     "vonmises_cdf": Tol(1024, per_sqrt=4),  # the density exp(kappa (cos x - 1)) / (2 pi i0e(kappa)): 88
-    "vonmises_shift_wrap": Tol(4, per_sqrt=4),  # the upstream gradient, summed over broadcast dimensions
+    "vonmises_shift_wrap": Tol(4, per_sqrt=4),
+    # the density exp(nu log(u (2 - u)) - kappa u - log Z_u): terms ~kappa u, as the Gamma family's lgamma
+    "vmf_cdf_u": Tol(1 << 18, per_sqrt=4),
+    "vmf_grad_u": Tol(1 << 12, per_sqrt=4),
+    "vmf_moments": Tol(1024, per_sqrt=4),
+    "vmf_central_moment": Tol(4096, per_sqrt=4),  # the upstream gradient, summed over broadcast dimensions
     "chi2_reflect": Tol(128),  # 23 on the CPU
     "mixture_shared_cov_rsample": Tol(64, "tensor", per_sqrt=4),  # the backward ops: 22-32 on the CPU
     "mixture_diag_normals_rsample": Tol(64, "tensor", per_sqrt=4),
@@ -141,10 +152,10 @@ GRAD_ULPS = {
 # A sampler's autograd formula: grad * dx/dparam from this deterministic op, at (parameter, draw).
 SAMPLER_GRAD_OP = {"standard_gamma": "standard_gamma_grad", "log_standard_gamma": "log_standard_gamma_grad",
                    "vonmises_sample": "vonmises_grad", "standard_beta": "standard_beta_grad",
-                   "standard_dirichlet": "dirichlet_grad"}
+                   "standard_dirichlet": "dirichlet_grad", "vmf_sample_u": "vmf_grad_u"}
 
 
-def _sampler_formula(name, params, x, weight):
+def _sampler_formula(name, params, x, weight, extra=()):
     """The CPU autograd formula of sampler `name` at the draw x: the gradient of (weight * x).sum() w.r.t.
     each parameter in params (tensors of the draw's shape), as gradkern/_gamma.py and _beta.py register it."""
     op = getattr(OPS, SAMPLER_GRAD_OP[name])
@@ -155,7 +166,7 @@ def _sampler_formula(name, params, x, weight):
         total = alpha.sum(-1, keepdim=True).expand_as(alpha).contiguous()
         g = op(x, alpha.contiguous(), total)
         return [g * (weight - (x * weight).sum(-1, keepdim=True))]
-    return [weight * op(params[0], x)]
+    return [weight * op(params[0], x, *extra)]  # extra: the sampler's int arguments (vmf_sample_u's d)
 
 # Parameter values at which each sampler's CUDA draws are compared with its CPU draws.
 DIST_PARAMS = {
@@ -168,6 +179,7 @@ DIST_PARAMS = {
     "standard_dirichlet": [(0.3, 1.0, 4.0), (2.0, 2.0, 2.0)],  # the concentration; marginals compared
     "dirichlet_copula": [2, 3, 7],  # n, the number of mutually antithetic uniforms
     "gaussian_copula": [2, 3, 7],
+    "vmf_sample_u": [(0.0, 3), (1.0, 2), (4.0, 3), (50.0, 10), (1e4, 200)],  # (concentration, d)
 }
 DIST_DRAWS = 200_000
 KS_P_MIN = 1e-5  # per comparison; the seeds are fixed, so a pass is a pass on every rerun of one build
@@ -349,7 +361,8 @@ def test_cuda_gradients_match_cpu(name, dtype, size):
             out, weights, grads = _autograd(name, gsample)
             x = out[0].detach().cpu()
             params = [sample.args[i] for i in sample.grad]
-            wants = _sampler_formula(name, [p.expand(x.shape) for p in params], x, weights[0].cpu())
+            extra = [a for a in sample.args if not isinstance(a, torch.Tensor)]
+            wants = _sampler_formula(name, [p.expand(x.shape) for p in params], x, weights[0].cpu(), extra)
             tol = ULPS[SAMPLER_GRAD_OP[name]]
             for j, (g, w, p) in enumerate(zip(grads, wants, params)):
                 _check_ulps(f"{name}{sample} gradient {j}", name, f"grad/{size}", g, w.sum_to_size(p.shape),
@@ -379,6 +392,9 @@ def _draws(name, param, dtype, device, seed):
     if name == "standard_dirichlet":
         alpha = torch.tensor(param, dtype=dtype, device=device).expand(DIST_DRAWS, len(param))
         return OPS.standard_dirichlet(alpha, generator=gen).t()  # (K, DIST_DRAWS): marginals and correlations
+    if name == "vmf_sample_u":
+        kappa, d = param
+        return OPS.vmf_sample_u(torch.full((DIST_DRAWS,), kappa, dtype=dtype, device=device), d, generator=gen)[None]
     p = torch.full((DIST_DRAWS,), param, dtype=dtype, device=device)
     return getattr(OPS, name)(p, generator=gen)[None]  # (1, DIST_DRAWS)
 

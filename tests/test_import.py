@@ -46,7 +46,8 @@ def test_missing_build_outside_a_checkout(tmp_path):
 def test_distributions_subpackage_exports():
     assert not os.path.exists(os.path.join(PKG, "distributions.py"))
     assert not os.path.exists(os.path.join(PKG, "distributions_mixtures.py"))
-    assert sorted(D.__all__) == sorted(["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal",
+    assert sorted(D.__all__) == sorted(["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "VonMisesFisher",
+                                        "HypersphericalUniform", "TruncatedNormal",
                                         "Truncated", "MixtureSameFamily",
                                         "MixtureOfDiagNormalsSharedCovariance", "MixtureOfDiagNormals",
                                         "GaussianScaleMixture", "DiscreteGaussianScaleMixture"])

@@ -50,6 +50,7 @@ MIXED = {
     "gradkern.vonmises_cdf": ((f32(0.5, 1.0), f64(0.0, 0.0), f32(1.0, 2.0)), torch.float64),
     "gradkern.vonmises_grad": ((f64(1.0, 2.0), f32(0.5, 1.0)), torch.float64),
     "gradkern.vonmises_rsample": ((f32(0.0, 1.0), f64(1.0, 2.0)), torch.float64),
+    "gradkern.vmf_rsample": ((f32(0.0, 1.0), f64(1.0, 2.0)), torch.float64),  # loc the unit vector (0, 1)
 }
 # The modules whose functions take their own documented dtype rules (estimators take logits and a
 # loss function; copulas draw uniforms of a requested dtype; antithetic requires one dtype for loc and

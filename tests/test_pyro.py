@@ -60,6 +60,8 @@ def _args(name, device="cpu"):
         "Dirichlet": dict(concentration=pos(*B, 4)),
         "StudentT": dict(df=pos(*B) + 2, loc=real(*B), scale=pos(*B)),
         "VonMises": dict(loc=real(*B), concentration=pos(*B)),
+        "VonMisesFisher": dict(loc=torch.nn.functional.normalize(torch.randn(*B, 3, generator=g), dim=-1).to(device)
+                               .requires_grad_(), concentration=pos(*B)),
         "TruncatedNormal": dict(loc=real(*B), scale=pos(*B), low=real(*B) - 2.0, high=real(*B) + 2.0),
         "MixtureOfDiagNormalsSharedCovariance": dict(locs=real(*B, K, D), coord_scale=pos(*B, D),
                                                      component_logits=real(*B, K)),
@@ -73,8 +75,9 @@ def _args(name, device="cpu"):
 
 # Truncated and MixtureSameFamily take distributions as arguments: their own test below.
 COMPOSITE = ("Truncated", "MixtureSameFamily")
-NAMES = [n for n in gd.__all__ if n not in COMPOSITE]
-EVENT = {"Dirichlet": (4,)}
+# HypersphericalUniform has no tensor parameters (d, batch_shape): test_hyperspherical_vae_sites.
+NAMES = [n for n in gd.__all__ if n not in COMPOSITE + ("HypersphericalUniform",)]
+EVENT = {"Dirichlet": (4,), "VonMisesFisher": (3,)}
 EVENT.update({n: (D,) for n in NAMES if "Mixture" in n})
 
 
@@ -448,3 +451,23 @@ def test_composite_classes_in_pyro(name, one_thread):
     e = d.expand_by([4])
     assert type(e) is type(d) and e.batch_shape == (4,) + B and e.rsample().shape == (4,) + B
     assert d.to_event(1).event_shape == B
+
+
+def test_hyperspherical_vae_sites():
+    # the hyperspherical VAE's pair in a Pyro model and guide: a vMF posterior and a uniform prior on S^2
+    loc = torch.nn.functional.normalize(torch.randn(4, 3), dim=-1).requires_grad_()
+    kappa = (torch.rand(4) + 1).requires_grad_()
+
+    def model():
+        with pyro.plate("n", 4):
+            pyro.sample("z", gp.HypersphericalUniform(3, batch_shape=(4,)))
+
+    def guide():
+        with pyro.plate("n", 4):
+            pyro.sample("z", gp.VonMisesFisher(loc, kappa))
+
+    elbo = pyro.infer.Trace_ELBO().differentiable_loss(model, guide)
+    g_loc, g_kappa = torch.autograd.grad(elbo, (loc, kappa))
+    assert torch.isfinite(g_loc).all() and torch.isfinite(g_kappa).all() and (g_kappa != 0).all()
+    u = gp.HypersphericalUniform(3, batch_shape=(4,))
+    assert callable(u) and u.has_rsample and type(u.expand_by([2])) is gp.HypersphericalUniform

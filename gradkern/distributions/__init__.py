@@ -15,6 +15,7 @@ are elsewhere (gradkern._gamma, gradkern._special, gradkern._vonmises, gradkern.
 * :mod:`.dirichlet`: :class:`Dirichlet`
 * :mod:`.student_t`: :class:`StudentT`
 * :mod:`.von_mises`: :class:`VonMises`
+* :mod:`.von_mises_fisher`: :class:`VonMisesFisher` (any dimension d >= 2), :class:`HypersphericalUniform`
 * :mod:`.truncated`: :class:`TruncatedNormal` (implicit gradients w.r.t. loc, scale and both bounds)
 * :mod:`.mixture_same_family`: :class:`MixtureSameFamily` (torch's, with rsample for univariate components)
 * :mod:`.mixtures`: :class:`MixtureOfDiagNormalsSharedCovariance`, :class:`MixtureOfDiagNormals`,
@@ -29,7 +30,8 @@ from ._mixture_same_family import MixtureSameFamily
 from ._student_t import StudentT
 from ._truncated import Truncated, TruncatedNormal
 from ._von_mises import VonMises
+from ._von_mises_fisher import HypersphericalUniform, VonMisesFisher
 
-__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "TruncatedNormal", "Truncated", "MixtureSameFamily",
+__all__ = ["Gamma", "Beta", "Dirichlet", "Chi2", "StudentT", "VonMises", "VonMisesFisher", "HypersphericalUniform", "TruncatedNormal", "Truncated", "MixtureSameFamily",
            "MixtureOfDiagNormalsSharedCovariance",
            "MixtureOfDiagNormals", "GaussianScaleMixture", "DiscreteGaussianScaleMixture"]

@@ -1,0 +1,338 @@
+// von Mises-Fisher on the sphere S^(d-1), d >= 2: the law of the cosine w = mu^T z, the implicit
+// reparameterization gradient of w w.r.t. the concentration kappa, the moments of w and Wood's sampler.
+// Header-only, host and device, T = float or double (the quadratures run in double for both).
+//
+// Everything is written in u = 1 - w in [0, 2], so that w near 1 (kappa >> d) keeps its relative
+// accuracy: the sample z = w mu + sqrt(u (2 - u)) v needs sqrt(1 - w^2) = sqrt(u (2 - u)), which 1 - w
+// computed from a rounded w would lose. With nu = (d - 3) / 2 the density of u is g(u) / Z_u,
+//   g(u) = exp(-kappa u) u^nu (2 - u)^nu,   Z_u = int_0^2 g = e^-kappa int_-1^1 e^(kappa w) (1 - w^2)^nu dw.
+//
+// Implicit gradient (Figurnov et al. 2018, eq. 8, with F the CDF of u): d log g / d kappa = -u, so
+//   dF/dkappa = int_0^u (m - s) g(s) ds / Z_u,   m = E[u] = 1 - A_d(kappa),  A_d = I_(d/2) / I_(d/2-1),
+//   du/dkappa = -(dF/dkappa) / (g(u) / Z_u) = int_0^u (s - m) h(s) ds,   h(s) = g(s) / g(u).
+// With I_k = int_0^u h (u - s)^k ds and J_k = int_u^2 h (s - u)^k ds (the two sides of u), m - u =
+// (J_1 - I_1) / (I_0 + J_0), and substituting gives
+//   du/dkappa = -(I_0 J_1 + J_0 I_1) / (I_0 + J_0),
+// a sum of positive terms: no cancellation for any u, no m needed in advance, and the normaliser cancels
+// (nothing overflows: each side is integrated relative to its own peak, combined through exponent
+// differences). The CDF is P(U <= u) = I_0 / (I_0 + J_0); dw/dkappa = -du/dkappa > 0.
+//
+// Quadrature, in the angle theta = acos(w) in [0, pi]: g(u) du = F(theta) dtheta with
+// F = e^(-kappa (1 - cos theta)) sin^(d-2)(theta), entire in theta (d - 2 is an integer), so neither the
+// endpoint factors u^nu, (2 - u)^nu (square-root singularities for even d) nor the pole of one of them
+// near the other end reaches the rule; differences such as cos theta_u - cos theta are formed from
+// half-angle products, so kappa (s - u) keeps its accuracy up to kappa = 1e6. log F is unimodal (mode in
+// closed form, mode_angle); each side of theta_u is integrated by one 24-point Gauss-Legendre panel per
+// side of its peak, out to where log F has dropped by kDrop = 42 (boundary by a quadratic-model step and
+// safeguarded Newton). The rule is accurate to ~1e-15 relative on e^(-42 x) and e^(-42 x^2) over [0, 1],
+// the shapes between which log-concave F ranges; the composite is compared with mpmath in
+// tests/test_vmf.py (max relative error ~1e-13 over d = 2 .. 1000, kappa = 0 .. 1e6).
+//
+// Moments (vmf_moments): Z_u, m and Var[u] (= Var[w] = A_d'(kappa)) from the same split at the mode
+// (moments about u_ref = 1 - cos(mode), so E[(u - u_ref)^2] - (m - u_ref)^2 does not cancel); central
+// moments of higher order (their kappa-derivatives) split at the mean.
+//
+// d = 2 is the von Mises case: w = cos theta with theta ~ vonMises(0, kappa), so the gradient and the
+// CDF reuse vonmises_cdf.h (du/dkappa = sin(theta) dtheta/dkappa, P(U <= u) = 1 - 2 F_vm(-theta)); the
+// quadrature (sin^0 = 1) gives the moments, and tests/test_vmf.py checks both against each other.
+//
+// Sampler (Wood 1994): with b = (d - 1) / (2 kappa + sqrt(4 kappa^2 + (d - 1)^2)), x0 = (1 - b) / (1 + b),
+// draw Z ~ Beta((d-1)/2, (d-1)/2) from two log-space Gamma draws g1, g2 (t = g2 / g1) and U ~ U(0, 1);
+// the proposal u = 1 - W = 2 b / (b + t) (W = (1 - (1 + b) Z) / (1 - (1 - b) Z) rewritten: no
+// cancellation near w = 1), accepted when
+//   kappa ((1 - x0) - u) + (d - 1) (log1p(x0 u / (1 - x0)) - log1p(x0)) >= log U
+// (Wood's kappa W + (d - 1) log(1 - x0 W) - c >= log U with the same rewriting). kappa = 0 accepts every
+// proposal (b = 1, x0 = 0): u = 2 Z, the uniform law. At most kVmfMaxProposals = 64 proposals: the
+// acceptance rate measured over d = 2 .. 10000 x kappa = 0 .. 1e6 (20,000 draws each) is at least 0.658
+// (d = 2, large kappa), so exhausting the cap has probability below 0.342^64 ~ 1e-30; if it happens the
+// last proposal is returned (a valid point) and *exhausted set.
+//
+// Domain: kappa >= 0 finite (kappa = 0 is the uniform distribution), d >= 2, u in [0, 2]; anything else
+// gives NaN. u = 0 and u = 2 (the poles) have du/dkappa = 0. Cost: ~100 evaluations of (sincos, log, exp)
+// per gradient or CDF, ~150 per moments call (bench/vmf.py has the timings).
+#pragma once
+
+#include "common.h"
+#include "gamma_sampler.h"
+#include "vonmises_cdf.h"
+
+namespace gradkern {
+namespace core {
+
+static constexpr int kVmfMaxProposals = 64;
+
+namespace vmf_detail {
+
+static constexpr double kDrop = 42.0;  // log-drop from a peak covered by its panel (e^-42 ~ 6e-19)
+static constexpr int kNewtonSteps = 8;  // per panel boundary
+
+// The integrand in the angle theta = acos(w) in [0, pi]: g(u) du = F(theta) dtheta with
+// F = e^(-kappa (1 - cos theta)) sin^(d-2)(theta), an entire function of theta (d - 2 = 2 nu + 1 is an
+// integer), so no endpoint factor u^nu or (2 - u)^nu is left for the rule. at(theta) gives
+// E = log F(theta) - log F(theta_ref), E', E'' and delta = s - u_ref (s = 1 - cos theta), the differences
+// formed from half-angle products (cos theta_ref - cos theta = 2 sin((theta - theta_ref)/2)
+// sin((theta + theta_ref)/2)), so that kappa delta keeps its accuracy for kappa up to 1e6.
+struct Angle {
+  double kappa, n2;  // n2 = d - 2
+  double sh_ref, ch_ref, log_sin_ref;  // sin, cos of theta_ref / 2; log sin theta_ref (unused when n2 = 0)
+  GK_HD void at(double th, double& E, double& dE, double& d2E, double& delta) const {
+    const double sh = ::sin(0.5 * th), ch = ::cos(0.5 * th);
+    const double st = 2.0 * sh * ch;
+    const double ct = (ch - sh) * (ch + sh);
+    delta = 2.0 * (sh * ch_ref - ch * sh_ref) * (sh * ch_ref + ch * sh_ref);
+    E = -kappa * delta + (n2 != 0.0 ? n2 * (::log(st) - log_sin_ref) : 0.0);
+    // (d = 2 has no sin term: keep 0 / 0 out of E' and E'' at theta = 0, the mode)
+    dE = -kappa * st + (n2 != 0.0 ? n2 * ct / st : 0.0);
+    d2E = -kappa * ct - (n2 != 0.0 ? n2 / (st * st) : 0.0);
+  }
+};
+
+GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
+  Angle f;
+  f.kappa = kappa;
+  f.n2 = double(d - 2);
+  f.sh_ref = ::sin(0.5 * theta_ref);
+  f.ch_ref = ::cos(0.5 * theta_ref);
+  f.log_sin_ref = d > 2 ? ::log(2.0 * f.sh_ref * f.ch_ref) : 0.0;
+  return f;
+}
+
+// The mode of F: E' = 0 <=> kappa sin^2 = n2 cos, cos theta* = 2 kappa / (n2 + q), q = sqrt(n2^2 + 4 kappa^2);
+// theta* = 2 asin(sqrt((1 - cos theta*) / 2)) with 1 - cos theta* = (n2 + n2^2 / (q + 2 kappa)) / (n2 + q)
+// (no cancellation for kappa >> d). d = 2: theta* = 0; kappa = 0: pi / 2.
+GK_HD double mode_angle(double kappa, int d) {
+  const double n2 = double(d - 2);
+  if (n2 == 0.0) return 0.0;
+  const double q = ::sqrt(n2 * n2 + 4.0 * kappa * kappa);
+  const double omc = (n2 + n2 * n2 / (q + 2.0 * kappa)) / (n2 + q);
+  return 2.0 * ::asin(::sqrt(0.5 * omc));
+}
+
+// theta with 1 - cos theta = u, from the smaller of u and 2 - u (each exact in its half).
+GK_HD double angle_of(double u) {
+  return u <= 1.0 ? 2.0 * ::asin(::sqrt(0.5 * u)) : 3.14159265358979323846 - 2.0 * ::asin(::sqrt(0.5 * (2.0 - u)));
+}
+
+// The next panel boundary from a (where E = Ea, slope dEa, curvature d2Ea) in direction dir, where E
+// reaches `target` < Ea, clipped to [lo, hi]. The first step is the root of the local quadratic model
+// (exact for a Gaussian, the tangent step for a straight line, well defined at a peak); then Newton,
+// safeguarded to stay on the far side of a. Only the panel sizes depend on these roots' accuracy.
+template <class F>
+GK_HD double next_boundary(const F& f, double a, double Ea, double dEa, double d2Ea, double target, double dir,
+                           double lo, double hi) {
+  const double need = Ea - target;                       // > 0
+  const double slope = dir * dEa < 0.0 ? -dir * dEa : 0.0;  // |E'| in the descending direction
+  const double curv = d2Ea < 0.0 ? -d2Ea : 0.0;
+  const double den = slope + ::sqrt(slope * slope + 2.0 * curv * need);
+  double b = den > 0.0 ? a + dir * (2.0 * need / den) : (dir > 0.0 ? hi : lo);
+  for (int it = 0; it < kNewtonSteps; ++it) {
+    if (b <= lo) return lo;
+    if (b >= hi) return hi;
+    double E, dE, d2E, delta;
+    f.at(b, E, dE, d2E, delta);
+    const double err = E - target;
+    if (err < 2.0 && err > -2.0) break;
+    double nb = dE != 0.0 ? b - err / dE : b;
+    if (!((nb - a) * dir > 0.0) || !(nb == nb)) nb = a + 0.5 * (b - a);  // stay beyond a, on its side
+    b = nb;
+  }
+  return b < lo ? lo : (b > hi ? hi : b);
+}
+
+// Add int_lo^hi e^(E(r) - Eref) |delta|^k dr, k = 0..K-1, over one panel: 24-point Gauss-Legendre
+// (tools/gen_gauss_legendre.py 24). A panel spans the drop kDrop from a peak, over which a log-concave
+// (or exponential) integrand is integrated by this rule to ~1e-15 relative (measured on e^(-42 x) and
+// e^(-42 x^2) on [0, 1]); the mpmath comparisons of tests/test_vmf.py check the composite.
+template <int K, class F>
+GK_HD void panel(const F& f, double lo, double hi, double Eref, double* acc) {
+  const double x[12] = {0.99518721999702136018, 0.9747285559713094982,  0.93827455200273275852,
+                        0.88641552700440103421, 0.82000198597390292195, 0.74012419157855436424,
+                        0.64809365193697556925, 0.54542147138883953566, 0.43379350762604513849,
+                        0.31504267969616337439, 0.19111886747361630916, 0.064056892862605626085};
+  const double w[12] = {0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
+                        0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
+                        0.09761865210411388827,  0.10744427011596563478,  0.11550566805372560135,
+                        0.1216704729278033912,   0.12583745634682829612,  0.12793819534675215697};
+  const double mid = 0.5 * (lo + hi), hw = 0.5 * (hi - lo);
+  for (int i = 0; i < 12; ++i) {
+    for (int sgn = -1; sgn <= 1; sgn += 2) {
+      double E, dE, d2E, delta;
+      f.at(mid + sgn * hw * x[i], E, dE, d2E, delta);
+      double v = w[i] * hw * ::exp(E - Eref);
+      const double ad = delta < 0.0 ? -delta : delta;
+      for (int k = 0; k < K; ++k) {
+        acc[k] += v;
+        v *= ad;
+      }
+    }
+  }
+}
+
+// int_lo^hi e^(E(r) - E*) |delta|^k dr for E unimodal with its peak on [lo, hi] at r_peak (E* = E(r_peak),
+// returned): one panel on each side of the peak, out to where E has dropped by kDrop or to the interval's end.
+template <int K, class F>
+GK_HD double integrate(const F& f, double lo, double hi, double r_peak, double* acc) {
+  for (int k = 0; k < K; ++k) acc[k] = 0.0;
+  double Es, dEs, d2Es, delta;
+  f.at(r_peak, Es, dEs, d2Es, delta);
+  if (r_peak < hi) panel<K>(f, r_peak, next_boundary(f, r_peak, Es, dEs, d2Es, Es - kDrop, 1.0, r_peak, hi), Es, acc);
+  if (r_peak > lo) panel<K>(f, next_boundary(f, r_peak, Es, dEs, d2Es, Es - kDrop, -1.0, lo, r_peak), r_peak, Es, acc);
+  return Es;
+}
+
+GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINITY) || d < 2; }
+
+// Split at theta_ref (0 < theta_ref < pi, or theta_ref = 0 for d = 2): lo[k] e^E0 = int_0^theta_ref e^E |delta|^k
+// and hi[k] e^E1 = int_theta_ref^pi e^E |delta|^k (|delta| = |s - u_ref|), E relative to F(theta_ref), each
+// side's integral relative to its own peak (E0 = -inf for an empty side). Each side's peak is the mode
+// clamped into it.
+template <int K>
+GK_HD void split_integrals(double kappa, int d, double theta_ref, double* lo, double* hi, double& E0, double& E1) {
+  const Angle f = make_angle(kappa, d, theta_ref);
+  const double mode = mode_angle(kappa, d);
+  const double pi = 3.14159265358979323846;
+  if (theta_ref > 0.0) {
+    E0 = integrate<K>(f, 0.0, theta_ref, mode < theta_ref ? mode : theta_ref, lo);
+  } else {
+    E0 = -INFINITY;
+    for (int k = 0; k < K; ++k) lo[k] = 0.0;
+  }
+  E1 = integrate<K>(f, theta_ref, pi, mode > theta_ref ? mode : theta_ref, hi);
+}
+
+struct Moments {
+  double log_z;  // log Z_u
+  double mean;   // E[u] = 1 - A_d(kappa)
+  double var;    // Var[u] = Var[w] = A_d'(kappa)
+};
+
+// Z_u = int_0^pi F, E[u] and Var[u] from the integrals split at the mode (moments about u_ref = 1 - cos mode,
+// close to the mean, so E[(u - u_ref)^2] - (E[u] - u_ref)^2 does not cancel).
+GK_HD Moments moments(double kappa, int d) {
+  Moments out;
+  if (bad(kappa, d)) {
+    out.log_z = out.mean = out.var = NAN;
+    return out;
+  }
+  const double mode = mode_angle(kappa, d);
+  double lo[3], hi[3], E0, E1;
+  split_integrals<3>(kappa, d, mode, lo, hi, E0, E1);
+  const double scale = E0 > E1 ? E0 : E1;
+  const double c0 = ::exp(E0 - scale), c1 = ::exp(E1 - scale);
+  for (int k = 0; k < 3; ++k) {
+    lo[k] *= c0;
+    hi[k] *= c1;
+  }
+  const double z = lo[0] + hi[0];
+  const double d1 = (hi[1] - lo[1]) / z;
+  const double sh = ::sin(0.5 * mode);
+  const double u_ref = 2.0 * sh * sh;
+  const double log_f_ref = -kappa * u_ref + (d > 2 ? (d - 2) * ::log(::sin(mode)) : 0.0);
+  out.log_z = log_f_ref + scale + ::log(z);
+  out.mean = u_ref + d1;
+  out.var = (lo[2] + hi[2]) / z - d1 * d1;
+  return out;
+}
+
+// E[(u - E[u])^k], 2 <= k <= kVmfMaxMoment: the integrals split at the mean, so that (s - mean)^k is
+// -|delta|^k below it for odd k and |delta|^k above (no cancellation between the sides' signs beyond the
+// moment's own).
+static constexpr int kVmfMaxMoment = 8;
+GK_HD double central_moment(double kappa, int d, int k) {
+  if (bad(kappa, d) || k < 2 || k > kVmfMaxMoment) return NAN;
+  const Moments m = moments(kappa, d);
+  double lo[kVmfMaxMoment + 1], hi[kVmfMaxMoment + 1], E0, E1;
+  split_integrals<kVmfMaxMoment + 1>(kappa, d, angle_of(m.mean), lo, hi, E0, E1);
+  const double scale = E0 > E1 ? E0 : E1;
+  const double c0 = ::exp(E0 - scale), c1 = ::exp(E1 - scale);
+  const double sign = (k & 1) ? -1.0 : 1.0;
+  return (c1 * hi[k] + sign * c0 * lo[k]) / (c1 * hi[0] + c0 * lo[0]);
+}
+
+}  // namespace vmf_detail
+
+// (log Z_u, E[u], Var[u]) of u = 1 - mu^T z (see the top); NaN outside the domain.
+template <typename T> GK_HD void vmf_moments(T kappa, int d, T& log_z, T& mean, T& var) {
+  const vmf_detail::Moments m = vmf_detail::moments(double(kappa), d);
+  log_z = T(m.log_z);
+  mean = T(m.mean);
+  var = T(m.var);
+}
+
+// E[(u - E[u])^k], k = 2 .. 8 (the kappa-derivatives of the moments: d mu_k / dkappa = -(mu_(k+1) - k mu_(k-1) mu_2)).
+template <typename T> GK_HD T vmf_central_moment(T kappa, int d, int k) {
+  return T(vmf_detail::central_moment(double(kappa), d, k));
+}
+
+// du/dkappa at fixed P(U <= u): the implicit reparameterization gradient of u = 1 - mu^T z.
+template <typename T> GK_HD T vmf_grad_u(T kappa_t, T u_t, int d) {
+  const double kappa = double(kappa_t), u = double(u_t);
+  if (vmf_detail::bad(kappa, d) || !(u >= 0.0 && u <= 2.0)) return quiet_nan<T>();
+  if (u == 0.0 || u == 2.0) return T(0);
+  if (d == 2) {
+    // u = 1 - cos theta, theta in [0, pi]: du/dkappa = sin(theta) dtheta/dkappa.
+    const double theta = 2.0 * ::asin(::sqrt(0.5 * u));
+    return T(::sqrt(u * (2.0 - u)) * vonmises_grad<double>(kappa, theta));
+  }
+  // du/dkappa = -(I0 J1 + J0 I1) / (I0 + J0) (see the top): every term positive.
+  // h(s) ds = sin(theta_u) e^E dtheta (F(theta_u) / g(u) = sin theta_u). With I = e^E0 lo, J = e^E1 hi:
+  // (I0 J1 + J0 I1) / (I0 + J0) = a J1 + b I1, a = I0 / (I0 + J0), b = 1 - a, each term formed from
+  // exponent differences (deep in a tail one side's e^E is far beyond the range of double).
+  double lo[2], hi[2], E0, E1;
+  vmf_detail::split_integrals<2>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
+  const double r = E1 - E0 + ::log(hi[0] / lo[0]);  // log(J0 / I0)
+  // a J1 = J1 / (1 + e^r), b I1 = I1 / (1 + e^-r), in logs
+  const double t1 = E1 + ::log(hi[1]) - (r > 0.0 ? r + ::log1p(::exp(-r)) : ::log1p(::exp(r)));
+  const double t0 = E0 + ::log(lo[1]) - (r < 0.0 ? -r + ::log1p(::exp(r)) : ::log1p(::exp(-r)));
+  return T(-::sqrt(u * (2.0 - u)) * (::exp(t1) + ::exp(t0)));
+}
+
+// P(U <= u) = P(mu^T z >= 1 - u), the survival function of w at 1 - u.
+template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
+  const double kappa = double(kappa_t), u = double(u_t);
+  if (vmf_detail::bad(kappa, d) || !(u >= 0.0 && u <= 2.0)) return quiet_nan<T>();
+  if (u == 0.0) return T(0);
+  if (u == 2.0) return T(1);
+  if (d == 2) {
+    const double theta = 2.0 * ::asin(::sqrt(0.5 * u));
+    // P(|Theta| <= theta) = 1 - 2 F(-theta), the tail F(-theta) kept exact.
+    return T(1.0 - 2.0 * vonmises_cdf<double>(-theta, kappa > 0.0 ? kappa : 1e-30));
+  }
+  // P(U <= u) = I0 / (I0 + J0): the normaliser is the sum of the two sides.
+  double lo[1], hi[1], E0, E1;
+  vmf_detail::split_integrals<1>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
+  // 1 / (1 + J0 / I0), the ratio from its logarithm (e^E0, e^E1 may overflow on their own)
+  return T(1.0 / (1.0 + ::exp(E1 - E0 + ::log(hi[0] / lo[0]))));
+}
+
+// One draw of u = 1 - mu^T z for z ~ vMF(mu, kappa) on S^(d-1) (Wood's algorithm, see the top).
+template <typename T, typename Uniform>
+GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, bool* exhausted = nullptr) {
+  if (exhausted) *exhausted = false;
+  if (!(kappa >= T(0)) || !gk_isfinite(kappa) || d < 2) return quiet_nan<T>();
+  const T dm1 = T(d - 1);
+  const T a = T(0.5) * dm1;
+  // 2 kappa + sqrt(4 kappa^2 + (d - 1)^2) without overflow of kappa^2
+  const T k2 = T(2) * kappa;
+  const T big = k2 > dm1 ? k2 : dm1, small = k2 > dm1 ? dm1 : k2;
+  const T ratio = small / big;
+  const T b = dm1 / (k2 + big * gk_sqrt(T(1) + ratio * ratio));
+  const T omx0 = T(2) * b / (T(1) + b);  // 1 - x0
+  const T x0 = (T(1) - b) / (T(1) + b);
+  const T log1p_x0 = gk_log1p(x0);
+  T u = T(1);
+  for (int it = 0; it < max_proposals; ++it) {
+    const T la = gamma_draw(a, next_uniform, true);
+    const T lb = gamma_draw(a, next_uniform, true);
+    const T t = gk_exp(lb - la);  // g2 / g1; inf -> u = 0, 0 -> u = 2
+    u = T(2) * b / (b + t);
+    const T lu = gk_log(next_uniform());
+    const T crit = kappa * (omx0 - u) + dm1 * (gk_log1p(x0 * u / omx0) - log1p_x0);
+    if (crit >= lu) return u;
+  }
+  if (exhausted) *exhausted = true;
+  return u;
+}
+
+}  // namespace core
+}  // namespace gradkern

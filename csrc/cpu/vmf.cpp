@@ -1,0 +1,128 @@
+// CPU kernels of the von Mises-Fisher ops (csrc/core/vmf.h): TensorIterator loops over the core for the
+// gradient, CDF and moments (broadcasting, strides, threads; 1-2 us per element, so small grains), and the
+// per-element Philox sampler (ops/vmf.h). half and bfloat16 are computed in float; the quadratures run
+// in double for every dtype.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "cpu/host.h"
+#include "ops/tensor_checks.h"
+#include "ops/vmf.h"
+
+namespace gradkern {
+namespace {
+
+constexpr int64_t kGrain = 256;  // ~1-2 us per element
+
+template <bool Cdf>
+at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+  ops::check_vmf_dim(op, d);
+  auto iter = ops::binary_iter(op, "concentration", concentration, "u", u);
+  const int di = static_cast<int>(d);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_vmf", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    iter.for_each([di](char** data, const int64_t* strides, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
+        const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
+        const acc_t r = Cdf ? core::vmf_cdf_u<acc_t>(k, x, di) : core::vmf_grad_u<acc_t>(k, x, di);
+        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(r);
+      }
+    }, kGrain);
+  });
+  return iter.output();
+}
+
+at::Tensor vmf_grad_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+  return vmf_binary<false>("vmf_grad_u", concentration, u, d);
+}
+at::Tensor vmf_cdf_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+  return vmf_binary<true>("vmf_cdf_u", concentration, u, d);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_moments(const at::Tensor& concentration, int64_t d) {
+  ops::check_floating("vmf_moments", "concentration", concentration);
+  ops::check_vmf_dim("vmf_moments", d);
+  auto iter = at::TensorIteratorConfig()
+                  .add_owned_output(at::Tensor())
+                  .add_owned_output(at::Tensor())
+                  .add_owned_output(at::Tensor())
+                  .add_const_input(concentration)
+                  .build();
+  const int di = static_cast<int>(d);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "vmf_moments", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    iter.for_each([di](char** data, const int64_t* strides, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[3] + i * strides[3]));
+        acc_t lz, m, v;
+        core::vmf_moments<acc_t>(k, di, lz, m, v);
+        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(lz);
+        *reinterpret_cast<scalar_t*>(data[1] + i * strides[1]) = static_cast<scalar_t>(m);
+        *reinterpret_cast<scalar_t*>(data[2] + i * strides[2]) = static_cast<scalar_t>(v);
+      }
+    }, kGrain);
+  });
+  return std::make_tuple(iter.output(0), iter.output(1), iter.output(2));
+}
+
+at::Tensor vmf_central_moment(const at::Tensor& concentration, int64_t d, int64_t k) {
+  ops::check_floating("vmf_central_moment", "concentration", concentration);
+  ops::check_vmf_dim("vmf_central_moment", d);
+  ops::check_vmf_moment_order("vmf_central_moment", k);
+  auto iter = at::TensorIteratorConfig().add_owned_output(at::Tensor()).add_const_input(concentration).build();
+  const int di = static_cast<int>(d), ki = static_cast<int>(k);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "vmf_central_moment", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    iter.for_each([di, ki](char** data, const int64_t* strides, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        const acc_t kap = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
+        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) =
+            static_cast<scalar_t>(core::vmf_central_moment<acc_t>(kap, di, ki));
+      }
+    }, kGrain);
+  });
+  return iter.output();
+}
+
+at::Tensor vmf_sample_u(const at::Tensor& concentration, int64_t d, std::optional<at::Generator> generator) {
+  ops::check_floating("vmf_sample_u", "concentration", concentration);
+  ops::check_vmf_dim("vmf_sample_u", d);
+  // Contiguous so that element i of the output is element i of the stream layout, whatever the strides.
+  const auto kappa = concentration.contiguous();
+  auto out = at::empty_like(kappa, at::MemoryFormat::Contiguous);
+  const int64_t n = kappa.numel();
+  if (n == 0) return out;
+  const uint64_t seed = cpu::draw_seed(generator);
+  const int di = static_cast<int>(d);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, kappa.scalar_type(), "vmf_sample_u", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* k = kappa.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    // ~100 ns per element (two Gamma draws per proposal); element i depends only on (seed, i).
+    at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        o[i] = static_cast<scalar_t>(
+            ops::vmf_sample_element<acc_t>(static_cast<acc_t>(k[i]), di, seed, static_cast<uint64_t>(i), 0));
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
+  m.impl("vmf_sample_u", &vmf_sample_u);
+  m.impl("vmf_grad_u", &vmf_grad_u);
+  m.impl("vmf_cdf_u", &vmf_cdf_u);
+  m.impl("vmf_moments", &vmf_moments);
+  m.impl("vmf_central_moment", &vmf_central_moment);
+}
+
+}  // namespace gradkern
