@@ -96,5 +96,9 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     u = _ops.vmf_sample_u.default(concentration.expand(shape), d, generator)
     v = torch.randn(shape + (d - 1,), dtype=loc.dtype, device=loc.device, generator=generator)
     v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-    x = torch.cat([(1 - u).unsqueeze(-1), (torch.sqrt(u * (2 - u))).unsqueeze(-1) * v], -1)
+    # sin(angle) = sqrt(u (2 - u)); at the poles (u = 0 or 2, which the d = 2 sampler can return) its
+    # derivative is infinite while du/dkappa = 0: the clamp gives the product its limit 0, not NaN (the value
+    # moves by sqrt(tiny), far below rounding).
+    tiny = torch.finfo(u.dtype).tiny
+    x = torch.cat([(1 - u).unsqueeze(-1), torch.sqrt((u * (2 - u)).clamp_min(tiny)).unsqueeze(-1) * v], -1)
     return householder_rotate(loc, x)

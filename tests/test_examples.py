@@ -24,7 +24,7 @@ def test_vae_example_smoke(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "vae_results.json").read_text())
-    for family in ("normal", "vonmises", "beta", "gamma"):
+    for family in ("normal", "vonmises", "beta", "gamma", "vmf"):
         (elbo, iwae), = results[f"{family}-2"]
         assert math.isfinite(elbo) and math.isfinite(iwae), family
         assert -200 < elbo < 0 and iwae > elbo - 1.0, (family, elbo, iwae)

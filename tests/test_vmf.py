@@ -289,3 +289,23 @@ def test_large_concentration_float32():
     assert one_m_w.mean().item() == pytest.approx(15 / (2 * 1e5), rel=0.05)
     (g,) = torch.autograd.grad(z.sum(), k)
     assert torch.isfinite(g)
+
+
+def test_gradient_at_the_poles_is_finite():
+    # d = 2 draws can land exactly on the antipode (theta = -pi, u = 2): du/dkappa = 0 there and the
+    # sample's gradient must be 0, not 0 * inf = NaN (a VAE training run hit this)
+    k = torch.tensor([0.9, 0.9], requires_grad=True)
+    u = torch.tensor([2.0, 0.0])
+    assert (OPS.vmf_grad_u(k.detach(), u, 2) == 0).all()
+    from gradkern import _vmf
+    try:
+        class _Fixed:
+            @staticmethod
+            def default(concentration, d, generator=None):
+                return OPS.vmf_sample_u(concentration, d) * 0 + u  # the autograd path of a real draw
+        _vmf._ops = type("O", (), {"vmf_sample_u": _Fixed})()
+        z = gradkern.vmf_rsample(torch.tensor([[0.6, 0.8], [0.6, 0.8]]), k)
+    finally:
+        _vmf._ops = torch.ops.gradkern
+    (g,) = torch.autograd.grad(z.sum(), k)
+    assert torch.isfinite(g).all()

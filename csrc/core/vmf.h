@@ -22,9 +22,9 @@
 // endpoint factors u^nu, (2 - u)^nu (square-root singularities for even d) nor the pole of one of them
 // near the other end reaches the rule; differences such as cos theta_u - cos theta are formed from
 // half-angle products, so kappa (s - u) keeps its accuracy up to kappa = 1e6. log F is unimodal (mode in
-// closed form, mode_angle); each side of theta_u is integrated by one 24-point Gauss-Legendre panel per
-// side of its peak, out to where log F has dropped by kDrop = 42 (boundary by a quadratic-model step and
-// safeguarded Newton). The rule is accurate to ~1e-15 relative on e^(-42 x) and e^(-42 x^2) over [0, 1],
+// closed form, mode_angle); each side of theta_u is integrated by one Gauss-Legendre panel per side of
+// its peak (24 nodes out to where log F has dropped by 42 for float64 results; 12 nodes, drop 20, for
+// float32), the boundary by a quadratic-model step and safeguarded Newton. The rule is accurate to ~1e-15 relative on e^(-42 x) and e^(-42 x^2) over [0, 1],
 // the shapes between which log-concave F ranges; the composite is compared with mpmath in
 // tests/test_vmf.py (max relative error ~1e-13 over d = 2 .. 1000, kappa = 0 .. 1e6).
 //
@@ -32,11 +32,13 @@
 // (moments about u_ref = 1 - cos(mode), so E[(u - u_ref)^2] - (m - u_ref)^2 does not cancel); central
 // moments of higher order (their kappa-derivatives) split at the mean.
 //
-// d = 2 is the von Mises case: w = cos theta with theta ~ vonMises(0, kappa), so the gradient and the
-// CDF reuse vonmises_cdf.h (du/dkappa = sin(theta) dtheta/dkappa, P(U <= u) = 1 - 2 F_vm(-theta)); the
-// quadrature (sin^0 = 1) gives the moments, and tests/test_vmf.py checks both against each other.
+// d = 2 is the von Mises case: w = cos theta with theta ~ vonMises(0, kappa), so the gradient, the CDF
+// and the sampler reuse vonmises_cdf.h and vonmises_sampler.h (du/dkappa = sin(theta) dtheta/dkappa,
+// P(U <= u) = 1 - 2 F_vm(-theta), u = 2 sin^2(theta / 2)); the quadrature (sin^0 = 1) gives the moments.
+// d = 3 has closed forms: F(u) = (1 - e^-kappa u) / (1 - e^-2kappa), sampled by inversion, and du/dkappa
+// from it for kappa >= 1/4 (the quadrature below, where the closed form's two terms cancel).
 //
-// Sampler (Wood 1994): with b = (d - 1) / (2 kappa + sqrt(4 kappa^2 + (d - 1)^2)), x0 = (1 - b) / (1 + b),
+// Sampler (Wood 1994; d >= 4): with b = (d - 1) / (2 kappa + sqrt(4 kappa^2 + (d - 1)^2)), x0 = (1 - b) / (1 + b),
 // draw Z ~ Beta((d-1)/2, (d-1)/2) from two log-space Gamma draws g1, g2 (t = g2 / g1) and U ~ U(0, 1);
 // the proposal u = 1 - W = 2 b / (b + t) (W = (1 - (1 + b) Z) / (1 - (1 - b) Z) rewritten: no
 // cancellation near w = 1), accepted when
@@ -55,6 +57,7 @@
 #include "common.h"
 #include "gamma_sampler.h"
 #include "vonmises_cdf.h"
+#include "vonmises_sampler.h"
 
 namespace gradkern {
 namespace core {
@@ -63,7 +66,6 @@ static constexpr int kVmfMaxProposals = 64;
 
 namespace vmf_detail {
 
-static constexpr double kDrop = 42.0;  // log-drop from a peak covered by its panel (e^-42 ~ 6e-19)
 static constexpr int kNewtonSteps = 8;  // per panel boundary
 
 // The integrand in the angle theta = acos(w) in [0, pi]: g(u) du = F(theta) dtheta with
@@ -139,26 +141,56 @@ GK_HD double next_boundary(const F& f, double a, double Ea, double dEa, double d
   return b < lo ? lo : (b > hi ? hi : b);
 }
 
-// Add int_lo^hi e^(E(r) - Eref) |delta|^k dr, k = 0..K-1, over one panel: 24-point Gauss-Legendre
-// (tools/gen_gauss_legendre.py 24). A panel spans the drop kDrop from a peak, over which a log-concave
-// (or exponential) integrand is integrated by this rule to ~1e-15 relative (measured on e^(-42 x) and
-// e^(-42 x^2) on [0, 1]); the mpmath comparisons of tests/test_vmf.py check the composite.
-template <int K, class F>
+// Add int_lo^hi e^(E(r) - Eref) |delta|^k dr, k = 0..K-1, over one panel: Gauss-Legendre with 24 nodes
+// (float64 results) or 12 (float32 results; tools/gen_gauss_legendre.py 24 / 12). A panel spans the drop
+// kDrop (42; 20 for float32, e^-20 = 2e-9) from a peak, over which a log-concave (or exponential)
+// integrand is integrated by the 24-point rule to ~1e-15 relative and by the 12-point rule over drop 20 to
+// ~4e-10 (measured on e^(-D x) and e^(-D x^2) on [0, 1]); tests/test_vmf.py checks the composite.
+template <int N> struct GaussLegendre;
+template <> struct GaussLegendre<24> {
+  static GK_HD double x(int i) {
+    const double v[12] = {0.99518721999702136018, 0.9747285559713094982,  0.93827455200273275852,
+                          0.88641552700440103421, 0.82000198597390292195, 0.74012419157855436424,
+                          0.64809365193697556925, 0.54542147138883953566, 0.43379350762604513849,
+                          0.31504267969616337439, 0.19111886747361630916, 0.064056892862605626085};
+    return v[i];
+  }
+  static GK_HD double w(int i) {
+    const double v[12] = {0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
+                          0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
+                          0.09761865210411388827,  0.10744427011596563478,  0.11550566805372560135,
+                          0.1216704729278033912,   0.12583745634682829612,  0.12793819534675215697};
+    return v[i];
+  }
+  static constexpr double drop = 42.0;
+};
+template <> struct GaussLegendre<12> {
+  static GK_HD double x(int i) {
+    const double v[6] = {0.98156063424671925069, 0.90411725637047485668, 0.76990267419430468704,
+                         0.5873179542866174473,  0.36783149899818019375, 0.12523340851146891547};
+    return v[i];
+  }
+  static GK_HD double w(int i) {
+    const double v[6] = {0.047175336386511827195, 0.10693932599531843096, 0.16007832854334622633,
+                         0.20316742672306592175,  0.23349253653835480876, 0.249147045813402785};
+    return v[i];
+  }
+  static constexpr double drop = 20.0;
+};
+// The rule for results of type T.
+template <typename T> struct RuleFor { static constexpr int n = 24; };
+template <> struct RuleFor<float> { static constexpr int n = 12; };
+
+template <int K, int N, class F>
 GK_HD void panel(const F& f, double lo, double hi, double Eref, double* acc) {
-  const double x[12] = {0.99518721999702136018, 0.9747285559713094982,  0.93827455200273275852,
-                        0.88641552700440103421, 0.82000198597390292195, 0.74012419157855436424,
-                        0.64809365193697556925, 0.54542147138883953566, 0.43379350762604513849,
-                        0.31504267969616337439, 0.19111886747361630916, 0.064056892862605626085};
-  const double w[12] = {0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
-                        0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
-                        0.09761865210411388827,  0.10744427011596563478,  0.11550566805372560135,
-                        0.1216704729278033912,   0.12583745634682829612,  0.12793819534675215697};
+  typedef GaussLegendre<N> R;
   const double mid = 0.5 * (lo + hi), hw = 0.5 * (hi - lo);
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < N / 2; ++i) {
+    const double xi = R::x(i), wi = R::w(i);
     for (int sgn = -1; sgn <= 1; sgn += 2) {
       double E, dE, d2E, delta;
-      f.at(mid + sgn * hw * x[i], E, dE, d2E, delta);
-      double v = w[i] * hw * ::exp(E - Eref);
+      f.at(mid + sgn * hw * xi, E, dE, d2E, delta);
+      double v = wi * hw * ::exp(E - Eref);
       const double ad = delta < 0.0 ? -delta : delta;
       for (int k = 0; k < K; ++k) {
         acc[k] += v;
@@ -169,14 +201,15 @@ GK_HD void panel(const F& f, double lo, double hi, double Eref, double* acc) {
 }
 
 // int_lo^hi e^(E(r) - E*) |delta|^k dr for E unimodal with its peak on [lo, hi] at r_peak (E* = E(r_peak),
-// returned): one panel on each side of the peak, out to where E has dropped by kDrop or to the interval's end.
-template <int K, class F>
+// returned): one panel on each side of the peak, out to where E has dropped by the rule's drop or to the interval's end.
+template <int K, int N, class F>
 GK_HD double integrate(const F& f, double lo, double hi, double r_peak, double* acc) {
   for (int k = 0; k < K; ++k) acc[k] = 0.0;
   double Es, dEs, d2Es, delta;
   f.at(r_peak, Es, dEs, d2Es, delta);
-  if (r_peak < hi) panel<K>(f, r_peak, next_boundary(f, r_peak, Es, dEs, d2Es, Es - kDrop, 1.0, r_peak, hi), Es, acc);
-  if (r_peak > lo) panel<K>(f, next_boundary(f, r_peak, Es, dEs, d2Es, Es - kDrop, -1.0, lo, r_peak), r_peak, Es, acc);
+  const double drop = GaussLegendre<N>::drop;
+  if (r_peak < hi) panel<K, N>(f, r_peak, next_boundary(f, r_peak, Es, dEs, d2Es, Es - drop, 1.0, r_peak, hi), Es, acc);
+  if (r_peak > lo) panel<K, N>(f, next_boundary(f, r_peak, Es, dEs, d2Es, Es - drop, -1.0, lo, r_peak), r_peak, Es, acc);
   return Es;
 }
 
@@ -186,18 +219,18 @@ GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINI
 // and hi[k] e^E1 = int_theta_ref^pi e^E |delta|^k (|delta| = |s - u_ref|), E relative to F(theta_ref), each
 // side's integral relative to its own peak (E0 = -inf for an empty side). Each side's peak is the mode
 // clamped into it.
-template <int K>
+template <int K, int N = 24>
 GK_HD void split_integrals(double kappa, int d, double theta_ref, double* lo, double* hi, double& E0, double& E1) {
   const Angle f = make_angle(kappa, d, theta_ref);
   const double mode = mode_angle(kappa, d);
   const double pi = 3.14159265358979323846;
   if (theta_ref > 0.0) {
-    E0 = integrate<K>(f, 0.0, theta_ref, mode < theta_ref ? mode : theta_ref, lo);
+    E0 = integrate<K, N>(f, 0.0, theta_ref, mode < theta_ref ? mode : theta_ref, lo);
   } else {
     E0 = -INFINITY;
     for (int k = 0; k < K; ++k) lo[k] = 0.0;
   }
-  E1 = integrate<K>(f, theta_ref, pi, mode > theta_ref ? mode : theta_ref, hi);
+  E1 = integrate<K, N>(f, theta_ref, pi, mode > theta_ref ? mode : theta_ref, hi);
 }
 
 struct Moments {
@@ -208,6 +241,7 @@ struct Moments {
 
 // Z_u = int_0^pi F, E[u] and Var[u] from the integrals split at the mode (moments about u_ref = 1 - cos mode,
 // close to the mean, so E[(u - u_ref)^2] - (E[u] - u_ref)^2 does not cancel).
+template <int N = 24>
 GK_HD Moments moments(double kappa, int d) {
   Moments out;
   if (bad(kappa, d)) {
@@ -216,7 +250,7 @@ GK_HD Moments moments(double kappa, int d) {
   }
   const double mode = mode_angle(kappa, d);
   double lo[3], hi[3], E0, E1;
-  split_integrals<3>(kappa, d, mode, lo, hi, E0, E1);
+  split_integrals<3, N>(kappa, d, mode, lo, hi, E0, E1);
   const double scale = E0 > E1 ? E0 : E1;
   const double c0 = ::exp(E0 - scale), c1 = ::exp(E1 - scale);
   for (int k = 0; k < 3; ++k) {
@@ -253,7 +287,7 @@ GK_HD double central_moment(double kappa, int d, int k) {
 
 // (log Z_u, E[u], Var[u]) of u = 1 - mu^T z (see the top); NaN outside the domain.
 template <typename T> GK_HD void vmf_moments(T kappa, int d, T& log_z, T& mean, T& var) {
-  const vmf_detail::Moments m = vmf_detail::moments(double(kappa), d);
+  const vmf_detail::Moments m = vmf_detail::moments<vmf_detail::RuleFor<T>::n>(double(kappa), d);
   log_z = T(m.log_z);
   mean = T(m.mean);
   var = T(m.var);
@@ -274,12 +308,19 @@ template <typename T> GK_HD T vmf_grad_u(T kappa_t, T u_t, int d) {
     const double theta = 2.0 * ::asin(::sqrt(0.5 * u));
     return T(::sqrt(u * (2.0 - u)) * vonmises_grad<double>(kappa, theta));
   }
+  if (d == 3 && kappa >= 0.25) {
+    // closed form: F(u) = (1 - e^-kappa u) / D, D = 1 - e^-2kappa, f(u) = kappa e^-kappa u / D, so
+    // du/dkappa = (2 (e^-kappa (2 - u) - e^-2kappa) / D - u) / kappa. The two terms cancel as kappa -> 0
+    // (relatively by ~kappa), so below 1/4 the quadrature is used.
+    const double D = -::expm1(-2.0 * kappa);
+    return T((2.0 * (::exp(-kappa * (2.0 - u)) - ::exp(-2.0 * kappa)) / D - u) / kappa);
+  }
   // du/dkappa = -(I0 J1 + J0 I1) / (I0 + J0) (see the top): every term positive.
   // h(s) ds = sin(theta_u) e^E dtheta (F(theta_u) / g(u) = sin theta_u). With I = e^E0 lo, J = e^E1 hi:
   // (I0 J1 + J0 I1) / (I0 + J0) = a J1 + b I1, a = I0 / (I0 + J0), b = 1 - a, each term formed from
   // exponent differences (deep in a tail one side's e^E is far beyond the range of double).
   double lo[2], hi[2], E0, E1;
-  vmf_detail::split_integrals<2>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
+  vmf_detail::split_integrals<2, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
   const double r = E1 - E0 + ::log(hi[0] / lo[0]);  // log(J0 / I0)
   // a J1 = J1 / (1 + e^r), b I1 = I1 / (1 + e^-r), in logs
   const double t1 = E1 + ::log(hi[1]) - (r > 0.0 ? r + ::log1p(::exp(-r)) : ::log1p(::exp(r)));
@@ -298,9 +339,13 @@ template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
     // P(|Theta| <= theta) = 1 - 2 F(-theta), the tail F(-theta) kept exact.
     return T(1.0 - 2.0 * vonmises_cdf<double>(-theta, kappa > 0.0 ? kappa : 1e-30));
   }
+  if (d == 3) {
+    // closed form: (1 - e^-kappa u) / (1 - e^-2kappa) (u / 2 at kappa = 0)
+    return T(kappa > 0.0 ? ::expm1(-kappa * u) / ::expm1(-2.0 * kappa) : 0.5 * u);
+  }
   // P(U <= u) = I0 / (I0 + J0): the normaliser is the sum of the two sides.
   double lo[1], hi[1], E0, E1;
-  vmf_detail::split_integrals<1>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
+  vmf_detail::split_integrals<1, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
   // 1 / (1 + J0 / I0), the ratio from its logarithm (e^E0, e^E1 may overflow on their own)
   return T(1.0 / (1.0 + ::exp(E1 - E0 + ::log(hi[0] / lo[0]))));
 }
@@ -310,6 +355,17 @@ template <typename T, typename Uniform>
 GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, bool* exhausted = nullptr) {
   if (exhausted) *exhausted = false;
   if (!(kappa >= T(0)) || !gk_isfinite(kappa) || d < 2) return quiet_nan<T>();
+  if (d == 2) {
+    // the von Mises case: u = 1 - cos theta = 2 sin^2(theta / 2), theta from the Best-Fisher sampler
+    const T th = vonmises_sample<T>(kappa, next_uniform, kVonMisesMaxProposals, exhausted);
+    const T sh = gk_sin(T(0.5) * th);
+    return T(2) * sh * sh;
+  }
+  if (d == 3) {
+    // inverse CDF of F(u) = (1 - e^-kappa u) / (1 - e^-2kappa): u = -log1p(U expm1(-2 kappa)) / kappa
+    const T U = next_uniform();
+    return kappa > T(0) ? -gk_log1p(U * gk_expm1(T(-2) * kappa)) / kappa : T(2) * U;
+  }
   const T dm1 = T(d - 1);
   const T a = T(0.5) * dm1;
   // 2 kappa + sqrt(4 kappa^2 + (d - 1)^2) without overflow of kappa^2
@@ -322,9 +378,10 @@ GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, b
   const T log1p_x0 = gk_log1p(x0);
   T u = T(1);
   for (int it = 0; it < max_proposals; ++it) {
-    const T la = gamma_draw(a, next_uniform, true);
-    const T lb = gamma_draw(a, next_uniform, true);
-    const T t = gk_exp(lb - la);  // g2 / g1; inf -> u = 0, 0 -> u = 2
+    // d >= 4: a >= 3/2, so the Gamma draws cannot underflow and need no log space
+    const T ga = gamma_draw(a, next_uniform, false);
+    const T gb = gamma_draw(a, next_uniform, false);
+    const T t = gb / ga;
     u = T(2) * b / (b + t);
     const T lu = gk_log(next_uniform());
     const T crit = kappa * (omx0 - u) + dm1 * (gk_log1p(x0 * u / omx0) - log1p_x0);
