@@ -359,12 +359,12 @@ std::vector<Tensor> vmf_grad_u_partials(const Ctx& c, size_t, const std::vector<
 }
 // F(u): dF/du = the density, dF/dkappa = -G f(u).
 std::vector<Tensor> vmf_cdf_u_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
-  const Tensor &kappa = c.in[0], &u = c.in[1];
+  const Tensor &u = c.in[0], &kappa = c.in[1];
   const int64_t d = vmf_d(c);
   std::vector<Tensor> p(2);
   Tensor f = at::exp(vmf_log_density(kappa, u, d, std::get<0>(vmf_moments_call(kappa, d))));
-  if (need[0]) p[0] = -vmf_grad_u_call(kappa, u, d) * f;
-  if (need[1]) p[1] = f;
+  if (need[1]) p[1] = -vmf_grad_u_call(kappa, u, d) * f;
+  if (need[0]) p[0] = f;
   return p;
 }
 // d log Z_u / dkappa = -E[u]; d E[u] / dkappa = -Var[u] (d/dkappa E[f] = -Cov(f, u)).

@@ -77,8 +77,9 @@ TORCH_LIBRARY(gradkern, m) {
         {at::Tag::nondeterministic_seeded});
   // du/dkappa at fixed P(U <= u) (eq. 8 with F the CDF of u; quadrature in the angle, no normaliser).
   m.def("vmf_grad_u(Tensor concentration, Tensor u, int d) -> Tensor");
-  // P(1 - mu^T z <= u).
-  m.def("vmf_cdf_u(Tensor concentration, Tensor u, int d) -> Tensor");
+  // P(1 - mu^T z <= u). A CDF takes its value first, as vonmises_cdf (x, concentration) and
+  // Distribution.cdf(value); the gradient ops take the parameter first, as torch._standard_gamma_grad.
+  m.def("vmf_cdf_u(Tensor u, Tensor concentration, int d) -> Tensor");
   // (log Z_u, E[u], Var[u]): Z_u = int_-1^1 e^(kappa (w - 1)) (1 - w^2)^((d-3)/2) dw, E[u] = 1 - A_d(kappa)
   // (A_d = I_(d/2) / I_(d/2-1), the mean resultant length), Var[u] = Var[w] = A_d'(kappa).
   m.def("vmf_moments(Tensor concentration, int d) -> (Tensor, Tensor, Tensor)");

@@ -18,8 +18,8 @@ _ops = torch.ops.gradkern
 
 
 # --- fake kernels -------------------------------------------------------------------------------------
-for _name in ("vmf_grad_u", "vmf_cdf_u"):
-    torch.library.register_fake(f"gradkern::{_name}")(lambda concentration, u, d: broadcast_fake(concentration, u))
+torch.library.register_fake("gradkern::vmf_grad_u")(lambda concentration, u, d: broadcast_fake(concentration, u))
+torch.library.register_fake("gradkern::vmf_cdf_u")(lambda u, concentration, d: broadcast_fake(u, concentration))
 
 
 @torch.library.register_fake("gradkern::vmf_sample_u")

@@ -77,7 +77,7 @@ SAMPLES = {
     # von Mises-Fisher (gradkern._vmf)
     "vmf_sample_u": lambda device, dtype: _vmf_sample(device, dtype),
     "vmf_grad_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(1,)),
-    "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1)),
+    "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1), value_first=True),
     "vmf_moments": lambda device, dtype: _vmf_moments(device, dtype),
     "vmf_central_moment": lambda device, dtype: _vmf_central_moment(device, dtype),
     # Gaussian mixtures (gradkern._mixtures)
@@ -260,15 +260,16 @@ def _vonmises_sample(device, dtype):
     return [ew(k.to(device), grad=(0,)), ew(wide.to(device).expand(1000, 4))]
 
 
-def _vmf_pair(device, dtype, grad=()):
+def _vmf_pair(device, dtype, grad=(), value_first=False):
     """(concentration, u, d): u = 1 - mu^T z across the lower tail, the bulk and the upper tail, for the
     von Mises (d = 2), closed-form (d = 3) and general cases."""
     k = torch.tensor([0.5, 4.0, 90.0], dtype=dtype)
     u = torch.tensor([0.3, 0.2, 0.004], dtype=dtype)
     k2 = torch.tensor([1e-3, 1.0, 30.0, 1e4], dtype=dtype)
     u2 = torch.tensor([[1e-3], [0.05], [0.6], [1.9]], dtype=dtype)
-    return [ew(k.to(device), u.to(device), d, grad=grad) for d in (2, 3, 10)] + [
-        ew(k2.to(device), u2.to(device), 7, grad=grad)]
+    pairs = [(k, u, d) for d in (2, 3, 10)] + [(k2, u2, 7)]
+    return [ew(*((b.to(device), a.to(device)) if value_first else (a.to(device), b.to(device))), d, grad=grad)
+            for a, b, d in pairs]
 
 
 def _vmf_moments(device, dtype):

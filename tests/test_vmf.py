@@ -66,7 +66,7 @@ def test_grad_and_cdf_against_mpmath(table, dtype, tol, kmax):
         if dtype == torch.float32:  # values float32 cannot hold (CDFs below its smallest normal)
             keep &= cols["cdf"][idx] > 1e-30
         g = OPS.vmf_grad_u(k, u, d).double()
-        F = OPS.vmf_cdf_u(k, u, d).double()
+        F = OPS.vmf_cdf_u(u, k, d).double()
         worst[d] = (_rel(g[keep], cols["grad"][idx][keep]), _rel(F[keep], cols["cdf"][idx][keep]))
     bad = {d: w for d, w in worst.items() if max(w) > tol}
     assert not bad, f"relative errors (grad, cdf) above {tol}: {bad}"
@@ -96,7 +96,7 @@ def test_d3_closed_form():
     want = torch.tensor([float(vmf_ref.grad_u_closed_d3(a, b)) for a, b in zip(k.tolist(), u.tolist())],
                         dtype=torch.float64)
     assert _rel(OPS.vmf_grad_u(k, u, 3), want) < 1e-11
-    assert _rel(OPS.vmf_cdf_u(k, u, 3), p) < 1e-11  # p -> u -> p in float64 loses a few digits itself
+    assert _rel(OPS.vmf_cdf_u(u, k, 3), p) < 1e-11  # p -> u -> p in float64 loses a few digits itself
     # the mean resultant length coth(kappa) - 1 / kappa, as E[u] = 1 - A_3
     _, mean, _ = OPS.vmf_moments(k, 3)
     a = 1 / torch.tanh(k) - 1 / k
@@ -126,12 +126,12 @@ def test_sampler_ks(d, kappa, dtype):
     k = torch.full((n,), kappa, dtype=dtype)
     u = OPS.vmf_sample_u(k, d, generator=gen)
     assert ((u >= 0) & (u <= 2)).all()
-    cdf = lambda x: OPS.vmf_cdf_u(torch.tensor(kappa, dtype=torch.float64), torch.as_tensor(x), d).numpy()  # noqa: E731
+    cdf = lambda x: OPS.vmf_cdf_u(torch.as_tensor(x), torch.tensor(kappa, dtype=torch.float64), d).numpy()  # noqa: E731
     p = stats.kstest(u.double().numpy(), cdf).pvalue
     assert p > 1e-3, (d, kappa, p)
     # the test can fail: another concentration is rejected
     if kappa > 0:
-        wrong = lambda x: OPS.vmf_cdf_u(torch.tensor(1.3 * kappa + 0.3, dtype=torch.float64), torch.as_tensor(x), d).numpy()  # noqa: E731
+        wrong = lambda x: OPS.vmf_cdf_u(torch.as_tensor(x), torch.tensor(1.3 * kappa + 0.3, dtype=torch.float64), d).numpy()  # noqa: E731
         assert stats.kstest(u.double().numpy(), wrong).pvalue < 1e-3
 
 
@@ -274,8 +274,8 @@ def test_errors_and_domain():
     # invalid concentrations give NaN, never a finite sample
     z = gradkern.vmf_rsample(torch.tensor([0.0, 1.0, 0.0]), torch.tensor([-1.0, float("nan"), float("inf")]))
     assert torch.isnan(z).all()
-    for op in (OPS.vmf_grad_u, OPS.vmf_cdf_u):
-        out = op(torch.tensor([1.0, -1.0, 1.0]), torch.tensor([0.5, 0.5, 2.5]), 4)
+    kap, u = torch.tensor([1.0, -1.0, 1.0]), torch.tensor([0.5, 0.5, 2.5])
+    for out in (OPS.vmf_grad_u(kap, u, 4), OPS.vmf_cdf_u(u, kap, 4)):
         assert torch.isfinite(out[0]) and torch.isnan(out[1:]).all()
 
 
@@ -309,3 +309,20 @@ def test_gradient_at_the_poles_is_finite():
         _vmf._ops = torch.ops.gradkern
     (g,) = torch.autograd.grad(z.sum(), k)
     assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("dtype,kmin,kmax", [(torch.float64, 1e-6, 1e6), (torch.float32, 1e-4, 1e5)])
+def test_domain_ends(dtype, kmin, kmax):
+    # the domain: d = 2 .. 1024, kappa from kmin to kmax; finite everywhere, continuous at kappa -> 0
+    for d in (2, 3, 4, 33, 1024):
+        k = torch.tensor([kmin, kmax], dtype=dtype)
+        u = OPS.vmf_sample_u(k.repeat(500), d, generator=torch.Generator().manual_seed(d))
+        g = OPS.vmf_grad_u(k.repeat(500), u, d)
+        assert torch.isfinite(u).all() and torch.isfinite(g).all() and (g <= 0).all(), d
+        for out in OPS.vmf_moments(k, d):
+            assert torch.isfinite(out).all(), d
+        # kappa = kmin is the uniform distribution to first order: du/dkappa -> its kappa = 0 value
+        x = torch.tensor([0.3, 1.0, 1.7], dtype=dtype)
+        g0 = OPS.vmf_grad_u(torch.zeros(3, dtype=dtype), x, d)
+        g1 = OPS.vmf_grad_u(torch.full((3,), kmin, dtype=dtype), x, d)
+        assert torch.allclose(g1, g0, rtol=100 * kmin * d, atol=1e-12), (d, g0, g1)

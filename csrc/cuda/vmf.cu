@@ -49,7 +49,7 @@ at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at:
 at::Tensor vmf_grad_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
   return vmf_binary<false>("vmf_grad_u", concentration, u, d);
 }
-at::Tensor vmf_cdf_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+at::Tensor vmf_cdf_u(const at::Tensor& u, const at::Tensor& concentration, int64_t d) {
   return vmf_binary<true>("vmf_cdf_u", concentration, u, d);
 }
 
