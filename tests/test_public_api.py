@@ -134,3 +134,28 @@ def test_namespace_holds_only_the_api():
     assert public == set(gradkern.__all__), sorted(public ^ set(gradkern.__all__))
     dist_public = {n for n in dir(gradkern.distributions) if not n.startswith("_")}
     assert dist_public == set(gradkern.distributions.__all__), sorted(dist_public ^ set(gradkern.distributions.__all__))
+
+
+# Argument order (docs/design.md#argument-order): functions named after a distribution's CDF take the value
+# first, as Distribution.cdf(value) and scipy.stats (vonmises_cdf(x, loc, concentration)); every other
+# function of a value and parameters (special functions, inverses, implicit gradients) takes the parameters
+# first, as torch.special and scipy.special (gammainc(a, x), vonmises_grad(concentration, x)); samplers take
+# the parameters, then sample_shape and generator.
+VALUE_NAMES = {"x", "p", "log_x", "value"}
+# not a sampler of parameters: it attaches gradients to the user's own samples (sample, cdf, params)
+ORDER_EXEMPT = {"gradkern.implicit_rsample"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FUNCTIONS if n.startswith("gradkern.") and n.count(".") == 1
+                                         and n not in ORDER_EXEMPT))
+def test_argument_order_follows_the_rule(name):
+    params = list(inspect.signature(FUNCTIONS[name]).parameters)
+    values = [i for i, p in enumerate(params) if p in VALUE_NAMES]
+    short = name.split(".", 1)[1]
+    if short.endswith("_cdf"):
+        assert values == [0], f"{name}{params}: a CDF takes its value first"
+    elif values:
+        tensors = [p for p in params if p not in ("sample_shape", "generator")]
+        assert values == [len(tensors) - 1], f"{name}{params}: the value comes after the parameters"
+    elif short.endswith("_rsample"):
+        assert params[-2:] == ["sample_shape", "generator"] or "generator" in params, name
