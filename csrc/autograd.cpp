@@ -389,6 +389,99 @@ std::vector<Tensor> vmf_central_moment_partials(const Ctx& c, size_t, const std:
   return p;
 }
 
+// vmf_direction(loc, u, noise): z = M x, M = -sigma (I - 2 h h^T / h^T h), h = e_1 + sigma loc (sigma = +-1,
+// piecewise constant), x = (1 - u, s v), v = noise / |noise|, s = sqrt(u (2 - u)) floored at sqrt(tiny) as in
+// the kernel. M is symmetric and its own inverse, so g^T M dx = (M g)^T dx. dx/du = (-1, (1 - u) / s^2 x_1..)
+// (0 where s is floored), dx_1../dnoise = (s / |noise|) (I - v v^T); dz/dh at fixed x =
+// 2 sigma [h (dh^T x) / q + c dh / q - 2 c h (h^T dh) / q^2], c = h^T x, q = h^T h, dh = sigma dloc.
+struct VmfHouse {
+  Tensor sigma, h, q;
+  Tensor apply(const Tensor& y) const { return -sigma * (y - 2 * (h * y).sum(-1, true) / q * h); }
+};
+VmfHouse vmf_house(const Tensor& loc) {
+  VmfHouse m;
+  const auto opts = loc.options();
+  m.sigma = at::where(loc.narrow(-1, 0, 1) >= 0, at::scalar_tensor(1.0, opts), at::scalar_tensor(-1.0, opts));
+  Tensor e1 = at::zeros({loc.size(-1)}, opts);
+  e1.narrow(0, 0, 1).fill_(1.0);
+  m.h = loc * m.sigma + e1;
+  m.q = (m.h * m.h).sum(-1, true);
+  return m;
+}
+struct VmfX {
+  Tensor x, v, s_over_n, coef;  // x; v; s / |noise|; (1 - u) / s^2 (0 where floored)
+};
+VmfX vmf_x(const Tensor& u, const Tensor& noise) {
+  const double tiny = u.scalar_type() == at::kFloat ? 1.17549435e-38 : 2.2250738585072014e-308;
+  VmfX r;
+  const Tensor s2 = u * (2 - u);
+  const Tensor s = at::sqrt(s2.clamp_min(tiny));
+  const Tensor n = at::linalg_vector_norm(noise, 2, {-1}, true);
+  r.v = noise / n;
+  r.s_over_n = s / n;
+  r.coef = at::where(s2 > tiny, (1 - u) / s2.clamp_min(tiny), at::zeros({}, u.options()));
+  Tensor x1 = s * r.v;
+  r.x = at::cat({(1 - u).expand_as(x1.narrow(-1, 0, 1)), x1}, -1);
+  return r;
+}
+// the (d - 1)-vector y projected orthogonally to v, times s / |noise|
+Tensor vmf_noise_map(const VmfX& r, const Tensor& y) { return r.s_over_n * (y - r.v * (r.v * y).sum(-1, true)); }
+
+variable_list vmf_direction_vjp(const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
+  const Tensor &loc = c.in[0], &u = c.in[1], &noise = c.in[2], &g = grads[0];
+  if (!at::GradMode::is_enabled() && !g._fw_grad(0).defined()) {
+    // first order only (no create_graph, no forward-over-reverse): the fused kernel; the ATen formulas
+    // below are its differentiable twin, for higher derivatives
+    static const auto op = gk<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,
+                                                                 const Tensor&)>("gradkern::vmf_direction_backward");
+    auto [gl, gu, gn] = op.call(g, loc, u, noise);
+    return {need[0] ? gl : Tensor(), need[1] ? gu : Tensor(), need[2] ? gn : Tensor()};
+  }
+  const VmfHouse m = vmf_house(loc);
+  const VmfX r = vmf_x(u, noise);
+  const int64_t d = g.size(-1);
+  variable_list out(3);
+  if (need[1] || need[2]) {
+    const Tensor mg = m.apply(g);
+    const Tensor mg1 = mg.narrow(-1, 1, d - 1);
+    if (need[1]) out[1] = r.coef * (mg1 * r.x.narrow(-1, 1, d - 1)).sum(-1, true) - mg.narrow(-1, 0, 1);
+    if (need[2]) out[2] = vmf_noise_map(r, mg1);
+  }
+  if (need[0]) {
+    const Tensor cx = (m.h * r.x).sum(-1, true), gh = (g * m.h).sum(-1, true);
+    out[0] = 2 * (g * cx / m.q + r.x * gh / m.q - 2 * m.h * gh * cx / (m.q * m.q));
+  }
+  return out;
+}
+variable_list vmf_direction_jvp(const Ctx& c, const variable_list& t) {
+  const Tensor &loc = c.in[0], &u = c.in[1], &noise = c.in[2];
+  const VmfHouse m = vmf_house(loc);
+  const VmfX r = vmf_x(u, noise);
+  const int64_t d = r.x.size(-1);
+  Tensor dz;
+  if (t[1].defined() || t[2].defined()) {
+    Tensor dx0 = t[1].defined() ? -t[1] * at::ones_like(u) : at::zeros_like(u);
+    Tensor dx1 = t[1].defined() ? r.x.narrow(-1, 1, d - 1) * (r.coef * t[1]) : Tensor();
+    if (t[2].defined()) {
+      Tensor dn = vmf_noise_map(r, t[2]);
+      dx1 = dx1.defined() ? dx1 + dn : dn;
+    }
+    if (!dx1.defined()) dx1 = at::zeros_like(r.x.narrow(-1, 1, d - 1));
+    auto shape = at::infer_size(dx0.sizes().slice(0, dx0.dim() - 1), dx1.sizes().slice(0, dx1.dim() - 1));
+    std::vector<int64_t> s0(shape), s1(shape);
+    s0.push_back(1);
+    s1.push_back(d - 1);
+    dz = m.apply(at::cat({dx0.expand(s0), dx1.expand(s1)}, -1));
+  }
+  if (t[0].defined()) {
+    const Tensor cx = (m.h * r.x).sum(-1, true);
+    const Tensor dm = 2 * ((t[0] * r.x).sum(-1, true) * m.h / m.q + cx * t[0] / m.q -
+                           2 * cx * (m.h * t[0]).sum(-1, true) * m.h / (m.q * m.q));
+    dz = dz.defined() ? dz + dm : dm;
+  }
+  return {dz};
+}
+
 // --- ARMS copulas --------------------------------------------------------------------------------------
 // Phi2(h, k; r): dPhi2/dh = phi(h) Phi((k - r h) / sqrt(1 - r^2)), symmetric in k; dPhi2/dr = phi2(h, k; r)
 // (Plackett).
@@ -491,6 +584,10 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("vmf_cdf_u", vmf_cdf_u_partials, all, false);
     elementwise("vmf_moments", vmf_moments_partials);
     elementwise("vmf_central_moment", vmf_central_moment_partials, all, false);
+    Spec direction{nullptr, vmf_direction_vjp, vmf_direction_jvp};
+    direction.save_out = false;  // the formulas rebuild x from (u, noise)
+    t["vmf_direction"] = direction;
+    elementwise("vmf_direction_backward", second_order_missing, none, false);
     for (const char* stem : {"mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale",
                              "mixture_discrete_gaussian_scale"}) {
       Spec s{nullptr, mixture_vjp, mixture_jvp};

@@ -83,6 +83,13 @@ TORCH_LIBRARY(gradkern, m) {
   // (log Z_u, E[u], Var[u]): Z_u = int_-1^1 e^(kappa (w - 1)) (1 - w^2)^((d-3)/2) dw, E[u] = 1 - A_d(kappa)
   // (A_d = I_(d/2) / I_(d/2-1), the mean resultant length), Var[u] = Var[w] = A_d'(kappa).
   m.def("vmf_moments(Tensor concentration, int d) -> (Tensor, Tensor, Tensor)");
+  // z = H(loc) (1 - u, sqrt(u (2 - u)) noise / |noise|), H the Householder map sending e_1 to loc: the vMF
+  // sample from u and d - 1 standard normals. loc (..., d), u (..., 1), noise (..., d - 1), broadcast over
+  // the leading dimensions; float32 / float64. Differentiable in all three.
+  m.def("vmf_direction(Tensor loc, Tensor u, Tensor noise) -> Tensor");
+  // Its vector-Jacobian product in one fused pass: (grad_loc, grad_u, grad_noise) in the output's leading
+  // shape (the autograd formula of vmf_direction when no higher derivative is being recorded).
+  m.def("vmf_direction_backward(Tensor grad, Tensor loc, Tensor u, Tensor noise) -> (Tensor, Tensor, Tensor)");
   // E[(u - E[u])^k], 2 <= k <= 8 (the derivatives of the moments w.r.t. kappa).
   m.def("vmf_central_moment(Tensor concentration, int d, int k) -> Tensor");
 

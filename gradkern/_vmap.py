@@ -167,6 +167,126 @@ _SAMPLERS = {"standard_gamma": (1, 0), "log_standard_gamma": (1, 0), "standard_b
              "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0)}
 # von Mises-Fisher: elementwise in the tensors, with the int d after them.
 _VMF_ELEMENTWISE = ("vmf_grad_u", "vmf_cdf_u", "vmf_moments", "vmf_central_moment")
+# vmf_direction: row-wise in the leading dimensions, with the event dimension last in every argument
+
+
+def _vmf_lead_aligned(in_dims, args):
+    """vmf_direction's arguments with the vmap dimension first and their leading (batch) ranks aligned: each
+    argument has one trailing event dimension, which never broadcasts against the others'."""
+    args = [_to_front(a, d) if d is not None else a for a, d in zip(args, in_dims)]
+    rank = max(a.dim() - 1 - (d is not None) for a, d in zip(args, in_dims))
+    out = []
+    for a, d in zip(args, in_dims):
+        if d is not None:
+            pad = rank - (a.dim() - 2)
+            if pad:
+                a = a.reshape(a.shape[:1] + (1,) * pad + a.shape[1:])
+        out.append(a)
+    return out
+
+
+def _vmf_direction_rule(info, in_dims, loc, u, noise):
+    return _ops.vmf_direction(*_vmf_lead_aligned(in_dims, (loc, u, noise))), 0
+
+
+def _vmf_direction_backward_rule(info, in_dims, grad, loc, u, noise):
+    # the fused backward takes grad in the output's shape: expand everything to the batched output's leading shape
+    args = _vmf_lead_aligned(in_dims, (grad, loc, u, noise))
+    lead = torch.broadcast_shapes(*(a.shape[:-1] if d is not None else (1,) + a.shape[:-1]
+                                    for a, d in zip(args, in_dims)))
+    lead = (info.batch_size,) + tuple(lead[1:])
+    args = [a.expand(*lead, a.shape[-1]) for a in args]
+    return _ops.vmf_direction_backward(*args), (0, 0, 0)
+
+
+# --- samplers ------------------------------------------------------------------------------------------
+def _sampler_call(op, name, tensor_args, rest, out_dim):
+    """The body of a sampler's vmap-mode kernel: unwrap the arguments batched at the current vmap level,
+    apply the randomness mode, call the op below the vmap keys and wrap the result."""
+    interpreter = torch._functorch.pyfunctorch.retrieve_current_functorch_interpreter()
+    level, mode, size = interpreter.level(), interpreter.randomness(), interpreter.batch_size()
+    if mode == "error":
+        raise RuntimeError(_RANDOM_ERROR)
+    values, dims = [], []
+    for t in tensor_args:
+        if _fc.is_batchedtensor(t) and _fc.maybe_get_level(t) == level:
+            v, d = _fc._unwrap_batched(t, level)
+            values.append(v)
+            dims.append(d)
+        else:
+            values.append(t)
+            dims.append(None)
+    batched = any(d is not None for d in dims)
+    if mode == "same" and batched:
+        raise RuntimeError(_SAME_BATCHED)
+    # Below the vmap mode key (as torch's random batching rules run); arguments batched at an outer vmap
+    # level stay batched and are handled by that level.
+    with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchVmapMode)):
+        if mode == "same":
+            return op(*values, *rest)
+        # "different": one draw per element of (batch, *shape), from one call.
+        if out_dim == 0:  # elementwise samplers (and the Dirichlet's last dimension): batch first
+            args = _elementwise_args(dims, values)
+            shape = torch.broadcast_shapes(*(a.shape[1:] if d is not None else a.shape for a, d in zip(args, dims)))
+            args = [a.expand(size, *shape) for a in args]
+        else:  # the copulas: `like` gives only the shape, the batch becomes its first dimension
+            args = [_to_front(v, d) if d is not None else v.unsqueeze(0).expand(size, *v.shape)
+                    for v, d in zip(values, dims)]
+        out = op(*args, *rest)
+    return _fc._add_batch_dim(out, out_dim, level)
+
+
+def _register_sampler(name, n_tensors, out_dim=0):
+    op = getattr(_ops, name).default
+
+    def kernel(*args, **kwargs):
+        tensors, rest = list(args[:n_tensors]), list(args[n_tensors:])
+        return _sampler_call(op, name, tensors, rest, out_dim)
+
+    _LIB.impl(name, kernel, "FuncTorchVmapMode")
+    # A batched parameter reaches the batched key first when the sampler is called inside a transform
+    # other than vmap at the top; the same body applies.
+    _LIB.impl(name, lambda *args, **kwargs: kernel(*args, **kwargs), "FuncTorchBatched")
+
+
+_ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad", "log_standard_gamma_grad",
+                "gammaincinv", "betainc", "betaincc", "betainc_grads", "standard_beta_grad", "betaincinv",
+                "sigmoid_difference", "dirichlet_grad", "vonmises_cdf", "vonmises_cdf_grad_concentration",
+                "vonmises_grad", "vonmises_shift_wrap", "bivariate_normal_cdf", "dirichlet_copula_rho",
+                "gaussian_copula_rho")
+_SAMPLERS = {"standard_gamma": (1, 0), "log_standard_gamma": (1, 0), "standard_beta": (2, 0),
+             "vonmises_sample": (1, 0), "standard_dirichlet": (1, 0), "dirichlet_copula": (1, 1),
+             "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0)}
+# von Mises-Fisher: elementwise in the tensors, with the int d after them.
+_VMF_ELEMENTWISE = ("vmf_grad_u", "vmf_cdf_u", "vmf_moments", "vmf_central_moment")
+# vmf_direction: row-wise in the leading dimensions, with the event dimension last in every argument
+
+
+def _vmf_direction_rule(info, in_dims, loc, u, noise):
+    args = [_to_front(a, d) if d is not None else a for a, d in zip((loc, u, noise), in_dims)]
+    # align the leading (batch) ranks: each argument has one trailing event dimension
+    rank = max(a.dim() - (d is not None) for a, d in zip(args, in_dims))
+    out = []
+    for a, d in zip(args, in_dims):
+        if d is not None:
+            pad = rank - (a.dim() - 1)
+            if pad:
+                a = a.reshape(a.shape[:1] + (1,) * pad + a.shape[1:])
+        out.append(a)
+    return _ops.vmf_direction(*out), 0
+
+
+def _vmf_direction_backward_rule(info, in_dims, grad, loc, u, noise):
+    # grad has the output's shape; the others broadcast to it: expand every argument to the batch first
+    size = info.batch_size
+    args = []
+    for a, d in zip((grad, loc, u, noise), in_dims):
+        a = _to_front(a, d) if d is not None else a.unsqueeze(0)
+        args.append(a)
+    g = args[0].expand(size, *grad.shape[(1 if in_dims[0] is not None else 0):]) if in_dims[0] is None else args[0]
+    lead = g.shape[:-1]
+    rest = [a.expand(*lead, a.shape[-1]) for a in args[1:]]
+    return _ops.vmf_direction_backward(g, *rest), (0, 0, 0)
 _MIXTURES = ("mixture_shared_cov", "mixture_diag_normals", "mixture_gaussian_scale", "mixture_discrete_gaussian_scale")
 
 for _name in _ELEMENTWISE:
@@ -176,6 +296,8 @@ for _name, (_n, _dim) in _SAMPLERS.items():
 torch.library.register_vmap("gradkern::chi2_reflect", _chi2_reflect_rule)
 for _name in _VMF_ELEMENTWISE:
     torch.library.register_vmap(f"gradkern::{_name}", _elementwise_rule(getattr(_ops, _name)))
+torch.library.register_vmap("gradkern::vmf_direction", _vmf_direction_rule)
+torch.library.register_vmap("gradkern::vmf_direction_backward", _vmf_direction_backward_rule)
 torch.library.register_vmap("gradkern::antithetic_construction", _antithetic_construction_rule)
 torch.library.register_vmap("gradkern::antithetic_normal_standardized", _antithetic_standardized_rule)
 for _stem in _MIXTURES:
@@ -183,6 +305,6 @@ for _stem in _MIXTURES:
     torch.library.register_vmap(f"gradkern::{_stem}_backward", _mixture_rule(getattr(_ops, f"{_stem}_backward"), 2, True))
 
 # Every op with tensor arguments has a rule (tests/test_autodiff.py checks the list against the schemas).
-BATCHED_OPS = frozenset(_ELEMENTWISE) | frozenset(_VMF_ELEMENTWISE) | frozenset(_SAMPLERS) | {"chi2_reflect", "antithetic_construction",
+BATCHED_OPS = frozenset(_ELEMENTWISE) | frozenset(_VMF_ELEMENTWISE) | {"vmf_direction", "vmf_direction_backward"} | frozenset(_SAMPLERS) | {"chi2_reflect", "antithetic_construction",
                                                                 "antithetic_normal_standardized"} | {
     f"{s}_{k}" for s in _MIXTURES for k in ("rsample", "backward")}

@@ -32,6 +32,22 @@ def _(concentration, d):
     return tuple(torch.empty_like(concentration, memory_format=torch.contiguous_format) for _ in range(3))
 
 
+@torch.library.register_fake("gradkern::vmf_direction")
+def _(loc, u, noise):
+    torch._check(loc.dim() >= 1 and loc.shape[-1] >= 2, lambda: "gradkern.vmf_direction: loc needs a last dimension >= 2")
+    torch._check(u.dim() >= 1 and u.shape[-1] == 1, lambda: "gradkern.vmf_direction: u needs a last dimension of size 1")
+    torch._check(noise.dim() >= 1 and noise.shape[-1] == loc.shape[-1] - 1,
+                 lambda: "gradkern.vmf_direction: noise needs a last dimension d - 1")
+    batch = torch.broadcast_shapes(loc.shape[:-1], u.shape[:-1], noise.shape[:-1])
+    return loc.new_empty(batch + loc.shape[-1:])
+
+
+@torch.library.register_fake("gradkern::vmf_direction_backward")
+def _(grad, loc, u, noise):
+    shape = grad.shape
+    return (grad.new_empty(shape), grad.new_empty(shape[:-1] + (1,)), grad.new_empty(shape[:-1] + (shape[-1] - 1,)))
+
+
 @torch.library.register_fake("gradkern::vmf_central_moment")
 def _(concentration, d, k):
     return torch.empty_like(concentration, memory_format=torch.contiguous_format)
@@ -94,11 +110,15 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     d = _check_loc("vmf_rsample", loc)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
     u = _ops.vmf_sample_u.default(concentration.expand(shape), d, generator)
-    v = torch.randn(shape + (d - 1,), dtype=loc.dtype, device=loc.device, generator=generator)
-    v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-    # sin(angle) = sqrt(u (2 - u)); at the poles (u = 0 or 2, which the d = 2 sampler can return) its
-    # derivative is infinite while du/dkappa = 0: the clamp gives the product its limit 0, not NaN (the value
-    # moves by sqrt(tiny), far below rounding).
+    noise = torch.randn(shape + (d - 1,), dtype=loc.dtype, device=loc.device, generator=generator)
+    if loc.dtype in (torch.float32, torch.float64):
+        # one fused pass: v = noise / |noise|, the Householder map, and their gradients (csrc/core/vmf.h
+        # vmf_direction). At the poles (u = 0 or 2, which the d = 2 sampler can return) sqrt(u (2 - u)) is
+        # floored at sqrt(tiny), so the sample's gradient is du/dkappa (= 0 there) times a finite number,
+        # not 0 * inf = NaN.
+        return _ops.vmf_direction.default(loc, u.unsqueeze(-1), noise)
+    # half / bfloat16: the same construction in torch ops
+    v = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
     tiny = torch.finfo(u.dtype).tiny
     x = torch.cat([(1 - u).unsqueeze(-1), torch.sqrt((u * (2 - u)).clamp_min(tiny)).unsqueeze(-1) * v], -1)
     return householder_rotate(loc, x)

@@ -80,6 +80,8 @@ SAMPLES = {
     "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1), value_first=True),
     "vmf_moments": lambda device, dtype: _vmf_moments(device, dtype),
     "vmf_central_moment": lambda device, dtype: _vmf_central_moment(device, dtype),
+    "vmf_direction": lambda device, dtype: _vmf_direction(device, dtype),
+    "vmf_direction_backward": lambda device, dtype: _vmf_direction_backward(device, dtype),
     # Gaussian mixtures (gradkern._mixtures)
     "mixture_shared_cov_rsample": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "rsample"),
     "mixture_shared_cov_backward": lambda device, dtype: _mixture(device, dtype, "mixture_shared_cov", "backward"),
@@ -281,6 +283,41 @@ def _vmf_moments(device, dtype):
 def _vmf_central_moment(device, dtype):
     k = torch.tensor([1e-3, 0.5, 4.0, 90.0, 1e4], dtype=dtype)  # interior: gradcheck steps both ways
     return [ew(k.to(device), d, order, grad=(0,) if order < 8 else ()) for d, order in ((2, 3), (5, 2), (64, 4), (3, 8))]
+
+
+def _vmf_direction(device, dtype):
+    """(loc, u, noise): rows of unit loc (one near e_1, one near -e_1, where the reflection switches), u across
+    (0, 2), standard normal noise; and loc unbatched against a batch of (u, noise)."""
+    g = _gen(12)
+    cases = []
+    for d in (2, 3, 7):
+        loc = torch.nn.functional.normalize(torch.randn(5, d, generator=g, dtype=dtype), dim=-1)
+        loc[0] = torch.nn.functional.normalize(torch.cat([torch.ones(1), 1e-3 * torch.ones(d - 1)]).to(dtype), dim=0)
+        loc[1] = -loc[0]
+        u = torch.tensor([[1e-4], [0.3], [1.0], [1.7], [1.999]], dtype=dtype)
+        noise = torch.randn(5, d - 1, generator=g, dtype=dtype)
+        cases.append(Sample(loc.to(device), u.to(device), noise.to(device), dims=("ad", "ao", "an"), out=("ad",),
+                            batch="a", grad=(0, 1, 2), fixed_rank=True))
+    loc = torch.nn.functional.normalize(torch.randn(4, generator=g, dtype=dtype), dim=0)
+    u = torch.rand(6, 1, generator=g, dtype=dtype) * 2
+    noise = torch.randn(6, 3, generator=g, dtype=dtype)
+    cases.append(Sample(loc.to(device), u.to(device), noise.to(device), dims=("d", "ao", "an"), out=("ad",), batch="a",
+                        grad=(0, 1, 2), fixed_rank=True))
+    return cases
+
+
+def _vmf_direction_backward(device, dtype):
+    # (grad, loc, u, noise) in the output's shape, from the forward op's samples
+    out = []
+    for smp in _vmf_direction("cpu", dtype):
+        loc, u, noise = smp.args
+        z = OPS.vmf_direction(loc, u, noise)
+        g = torch.randn(z.shape, generator=_gen(13), dtype=dtype)
+        shape = z.shape
+        args = [g, loc.expand(shape), u.expand(shape[:-1] + (1,)), noise.expand(shape[:-1] + noise.shape[-1:])]
+        out.append(Sample(*(a.contiguous().to(device) for a in args), dims=("ad", "ad", "ao", "an"),
+                          out=("ad", "ao", "an"), batch="a", fixed_rank=True))
+    return out
 
 
 def _vmf_sample(device, dtype):

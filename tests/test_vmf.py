@@ -293,22 +293,17 @@ def test_large_concentration_float32():
 
 def test_gradient_at_the_poles_is_finite():
     # d = 2 draws can land exactly on the antipode (theta = -pi, u = 2): du/dkappa = 0 there and the
-    # sample's gradient must be 0, not 0 * inf = NaN (a VAE training run hit this)
+    # sample's gradient must be 0, not 0 * inf = NaN (a VAE training run hit this); likewise u = 0
     k = torch.tensor([0.9, 0.9], requires_grad=True)
     u = torch.tensor([2.0, 0.0])
     assert (OPS.vmf_grad_u(k.detach(), u, 2) == 0).all()
-    from gradkern import _vmf
-    try:
-        class _Fixed:
-            @staticmethod
-            def default(concentration, d, generator=None):
-                return OPS.vmf_sample_u(concentration, d) * 0 + u  # the autograd path of a real draw
-        _vmf._ops = type("O", (), {"vmf_sample_u": _Fixed})()
-        z = gradkern.vmf_rsample(torch.tensor([[0.6, 0.8], [0.6, 0.8]]), k)
-    finally:
-        _vmf._ops = torch.ops.gradkern
-    (g,) = torch.autograd.grad(z.sum(), k)
-    assert torch.isfinite(g).all()
+    # u with the sampler's autograd path (du/dkappa from vmf_grad_u, here 0) placed exactly on the poles
+    draw = OPS.vmf_sample_u(k, 2) * 0 + u
+    loc = torch.tensor([[0.6, 0.8], [0.6, 0.8]], requires_grad=True)
+    for dtype in (torch.float32, torch.float64):
+        z = OPS.vmf_direction(loc.to(dtype), draw.to(dtype).unsqueeze(-1), torch.ones(2, 1, dtype=dtype))
+        gk, gl = torch.autograd.grad(z.sum(), (k, loc), retain_graph=True)
+        assert torch.isfinite(gk).all() and torch.isfinite(gl).all() and (gk == 0).all()
 
 
 @pytest.mark.parametrize("dtype,kmin,kmax", [(torch.float64, 1e-6, 1e6), (torch.float32, 1e-4, 1e5)])
@@ -326,3 +321,22 @@ def test_domain_ends(dtype, kmin, kmax):
         g0 = OPS.vmf_grad_u(torch.zeros(3, dtype=dtype), x, d)
         g1 = OPS.vmf_grad_u(torch.full((3,), kmin, dtype=dtype), x, d)
         assert torch.allclose(g1, g0, rtol=100 * kmin * d, atol=1e-12), (d, g0, g1)
+
+
+def test_fused_direction_backward_matches_the_differentiable_formula():
+    # first-order backward runs the fused kernel; with create_graph=True the ATen formulas (the twin that
+    # has second derivatives) run instead: both must give the same gradient
+    g = torch.Generator().manual_seed(9)
+    for d in (2, 3, 16):
+        loc = torch.nn.functional.normalize(torch.randn(40, d, generator=g, dtype=torch.float64), dim=-1)
+        loc[0] = 0
+        loc[0, 0] = -1
+        loc.requires_grad_()
+        u = (torch.rand(40, 1, generator=g, dtype=torch.float64) * 2).requires_grad_()
+        noise = torch.randn(40, d - 1, generator=g, dtype=torch.float64).requires_grad_()
+        w = torch.randn(40, d, generator=g, dtype=torch.float64)
+        z = OPS.vmf_direction(loc, u, noise)
+        fused = torch.autograd.grad((z * w).sum(), (loc, u, noise), retain_graph=True)
+        formula = torch.autograd.grad((z * w).sum(), (loc, u, noise), create_graph=True)
+        for a, b in zip(fused, formula):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-12)  # O(1) gradients, summed differently

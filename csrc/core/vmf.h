@@ -395,6 +395,83 @@ template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
   return T(1.0 / (1.0 + ::exp(E1 - E0 + ::log(hi[0] / lo[0]))));
 }
 
+// One sample z in R^d from u = 1 - mu^T z, d - 1 standard normals and the mean direction loc (row
+// pointers, d >= 2): v = noise / |noise| is uniform on S^(d-2), x = (1 - u, sqrt(u (2 - u)) v),
+// z = -sigma (x - 2 (h^T x / h^T h) h) with h = e_1 + sigma loc, sigma = sign(loc_0) (+1 at 0): the
+// Householder map that sends e_1 to loc with h^T h = 2 (1 + |loc_0|) >= 2 for unit loc (the textbook
+// h = e_1 - loc divides by ~0 near loc = e_1). sqrt(u (2 - u)) is floored at sqrt(min_normal), so the poles
+// u = 0, 2 keep a finite derivative (their du/dkappa is 0). x is formed in out first.
+template <typename T>
+GK_HD void vmf_direction(const T* loc, T u, const T* noise, int d, T* out) {
+  T norm2 = T(0);
+  for (int j = 1; j < d; ++j) norm2 += noise[j - 1] * noise[j - 1];
+  const T s2 = u * (T(2) - u);
+  const T s = gk_sqrt(s2 > num<T>::min_normal ? s2 : num<T>::min_normal);
+  const T scale = norm2 > T(0) ? s / gk_sqrt(norm2) : T(0);
+  out[0] = T(1) - u;
+  for (int j = 1; j < d; ++j) out[j] = noise[j - 1] * scale;
+  const T sigma = loc[0] >= T(0) ? T(1) : T(-1);
+  T hx = T(0), hh = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T h = sigma * loc[j] + (j == 0 ? T(1) : T(0));
+    hx += h * out[j];
+    hh += h * h;
+  }
+  const T c = T(2) * hx / hh;
+  for (int j = 0; j < d; ++j) {
+    const T h = sigma * loc[j] + (j == 0 ? T(1) : T(0));
+    out[j] = -sigma * (out[j] - c * h);
+  }
+}
+
+// The vector-Jacobian product of vmf_direction for one row: given g = dL/dz, writes dL/dloc (d), dL/du (1)
+// and dL/dnoise (d - 1). M = -sigma (I - 2 h h^T / q) is symmetric and its own inverse, so
+// g^T M dx = (M g)^T dx with dx/du = (-1, (1 - u) / s^2 x_1..) (0 where s is floored) and
+// dx_1../dnoise = (s / |noise|) (I - v v^T); dz/dh at fixed x = 2 sigma [h (dh^T x) + c dh - 2 c h (h^T dh) / q] / q
+// with c = h^T x, dh = sigma dloc. The same formulas as csrc/autograd.cpp's differentiable (ATen) version.
+template <typename T>
+GK_HD void vmf_direction_backward(const T* g, const T* loc, T u, const T* noise, int d, T* gl, T* gu, T* gn) {
+  T norm2 = T(0);
+  for (int j = 1; j < d; ++j) norm2 += noise[j - 1] * noise[j - 1];
+  const T nn = gk_sqrt(norm2);
+  const T s2 = u * (T(2) - u);
+  const bool floored = !(s2 > num<T>::min_normal);
+  const T s = gk_sqrt(floored ? num<T>::min_normal : s2);
+  const T inv_n = nn > T(0) ? T(1) / nn : T(0);
+  const T sigma = loc[0] >= T(0) ? T(1) : T(-1);
+  // c = h^T x, gh = g^T h, q = h^T h (x_0 = 1 - u, x_j = s noise_j / |noise|)
+  T c = T(0), gh = T(0), q = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T h = sigma * loc[j] + (j == 0 ? T(1) : T(0));
+    const T x = j == 0 ? T(1) - u : s * noise[j - 1] * inv_n;
+    c += h * x;
+    gh += g[j] * h;
+    q += h * h;
+  }
+  // (M g)_j = -sigma (g_j - 2 gh h_j / q); grad_u and grad_noise from M g
+  T mg0 = T(0), mgx = T(0), vmg = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T h = sigma * loc[j] + (j == 0 ? T(1) : T(0));
+    const T mg = -sigma * (g[j] - T(2) * gh * h / q);
+    if (j == 0) {
+      mg0 = mg;
+    } else {
+      const T v = noise[j - 1] * inv_n;
+      mgx += mg * s * v;
+      vmg += v * mg;
+      gn[j - 1] = mg;  // finished below
+    }
+  }
+  const T coef = floored ? T(0) : (T(1) - u) / s2;
+  *gu = coef * mgx - mg0;
+  for (int j = 1; j < d; ++j) gn[j - 1] = s * inv_n * (gn[j - 1] - noise[j - 1] * inv_n * vmg);
+  for (int j = 0; j < d; ++j) {
+    const T h = sigma * loc[j] + (j == 0 ? T(1) : T(0));
+    const T x = j == 0 ? T(1) - u : s * noise[j - 1] * inv_n;
+    gl[j] = T(2) * (g[j] * c / q + x * gh / q - T(2) * h * gh * c / (q * q));
+  }
+}
+
 // One draw of u = 1 - mu^T z for z ~ vMF(mu, kappa) on S^(d-1) (Wood's algorithm, see the top).
 template <typename T, typename Uniform>
 GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, bool* exhausted = nullptr) {

@@ -9,6 +9,7 @@
 #include <ATen/TensorIterator.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <tuple>
 
 #include "cpu/host.h"
@@ -115,9 +116,67 @@ at::Tensor vmf_sample_u(const at::Tensor& concentration, int64_t d, std::optiona
   return out;
 }
 
+// z (..., d) from loc (..., d), u (..., 1) and noise (..., d - 1), broadcast over the leading dimensions.
+at::Tensor vmf_direction(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
+  auto shape = ops::vmf_direction_shape(loc, u, noise);
+  const int64_t d = shape.back();
+  auto expanded = [&](const at::Tensor& t, int64_t last) {
+    auto s = shape;
+    s.back() = last;
+    return t.expand(s).contiguous();
+  };
+  const auto l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  auto out = at::empty(shape, loc.options());
+  const int64_t rows = out.numel() / d;
+  if (rows == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction", [&] {
+    const scalar_t *lp = l.const_data_ptr<scalar_t>(), *up = uu.const_data_ptr<scalar_t>(),
+                   *np = nz.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const int di = static_cast<int>(d);
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / d), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) core::vmf_direction<scalar_t>(lp + r * d, up[r], np + r * (d - 1), di, o + r * d);
+    });
+  });
+  return out;
+}
+
+// (grad_loc, grad_u, grad_noise) of vmf_direction, each of the output's leading shape (rows), one fused pass.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_direction_backward(const at::Tensor& grad, const at::Tensor& loc,
+                                                                      const at::Tensor& u, const at::Tensor& noise) {
+  auto shape = ops::vmf_direction_shape(loc, u, noise);
+  const int64_t d = shape.back();
+  TORCH_CHECK(grad.sizes().vec() == shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
+              shape, ", got ", grad.sizes());
+  auto expanded = [&](const at::Tensor& t, int64_t last) {
+    auto s = shape;
+    s.back() = last;
+    return t.expand(s).contiguous();
+  };
+  const auto g = grad.contiguous(), l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  auto gl = at::empty_like(l), gu = at::empty_like(uu), gn = at::empty_like(nz);
+  const int64_t rows = g.numel() / d;
+  if (rows == 0) return std::make_tuple(gl, gu, gn);
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction_backward", [&] {
+    const scalar_t *gp = g.const_data_ptr<scalar_t>(), *lp = l.const_data_ptr<scalar_t>(),
+                   *up = uu.const_data_ptr<scalar_t>(), *np = nz.const_data_ptr<scalar_t>();
+    scalar_t *glp = gl.mutable_data_ptr<scalar_t>(), *gup = gu.mutable_data_ptr<scalar_t>(),
+             *gnp = gn.mutable_data_ptr<scalar_t>();
+    const int di = static_cast<int>(d);
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / d), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        core::vmf_direction_backward<scalar_t>(gp + r * d, lp + r * d, up[r], np + r * (d - 1), di, glp + r * d,
+                                               gup + r, gnp + r * (d - 1));
+    });
+  });
+  return std::make_tuple(gl, gu, gn);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
+  m.impl("vmf_direction_backward", &vmf_direction_backward);
+  m.impl("vmf_direction", &vmf_direction);
   m.impl("vmf_sample_u", &vmf_sample_u);
   m.impl("vmf_grad_u", &vmf_grad_u);
   m.impl("vmf_cdf_u", &vmf_cdf_u);

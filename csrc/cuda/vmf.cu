@@ -132,9 +132,84 @@ at::Tensor vmf_sample_u(const at::Tensor& concentration, int64_t d, std::optiona
   return out;
 }
 
+template <typename T>
+__global__ void vmf_direction_kernel(const T* __restrict__ loc, const T* __restrict__ u, const T* __restrict__ noise,
+                                     T* __restrict__ out, int64_t rows, int d) {
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    core::vmf_direction<T>(loc + r * d, u[r], noise + r * (d - 1), d, out + r * d);
+  }
+}
+
+// One thread per row (d values each): simple, and memory-bound for the d of embedding models.
+at::Tensor vmf_direction(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
+  auto shape = ops::vmf_direction_shape(loc, u, noise);
+  const c10::cuda::CUDAGuard guard(loc.device());
+  const int64_t d = shape.back();
+  auto expanded = [&](const at::Tensor& t, int64_t last) {
+    auto s = shape;
+    s.back() = last;
+    return t.expand(s).contiguous();
+  };
+  const auto l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  auto out = at::empty(shape, loc.options());
+  const int64_t rows = out.numel() / d;
+  if (rows == 0) return out;
+  constexpr int threads = 128;
+  const int blocks = cuda::grid_blocks(rows, threads);
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction", [&] {
+    vmf_direction_kernel<scalar_t><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        l.const_data_ptr<scalar_t>(), uu.const_data_ptr<scalar_t>(), nz.const_data_ptr<scalar_t>(),
+        out.mutable_data_ptr<scalar_t>(), rows, static_cast<int>(d));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+template <typename T>
+__global__ void vmf_direction_backward_kernel(const T* __restrict__ g, const T* __restrict__ loc,
+                                              const T* __restrict__ u, const T* __restrict__ noise, T* __restrict__ gl,
+                                              T* __restrict__ gu, T* __restrict__ gn, int64_t rows, int d) {
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    core::vmf_direction_backward<T>(g + r * d, loc + r * d, u[r], noise + r * (d - 1), d, gl + r * d, gu + r,
+                                    gn + r * (d - 1));
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_direction_backward(const at::Tensor& grad, const at::Tensor& loc,
+                                                                      const at::Tensor& u, const at::Tensor& noise) {
+  auto shape = ops::vmf_direction_shape(loc, u, noise);
+  const c10::cuda::CUDAGuard guard(loc.device());
+  const int64_t d = shape.back();
+  TORCH_CHECK(grad.sizes().vec() == shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
+              shape, ", got ", grad.sizes());
+  auto expanded = [&](const at::Tensor& t, int64_t last) {
+    auto s = shape;
+    s.back() = last;
+    return t.expand(s).contiguous();
+  };
+  const auto g = grad.contiguous(), l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  auto gl = at::empty_like(l), gu = at::empty_like(uu), gn = at::empty_like(nz);
+  const int64_t rows = g.numel() / d;
+  if (rows == 0) return std::make_tuple(gl, gu, gn);
+  constexpr int threads = 128;
+  const int blocks = cuda::grid_blocks(rows, threads);
+  AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction_backward", [&] {
+    vmf_direction_backward_kernel<scalar_t><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        g.const_data_ptr<scalar_t>(), l.const_data_ptr<scalar_t>(), uu.const_data_ptr<scalar_t>(),
+        nz.const_data_ptr<scalar_t>(), gl.mutable_data_ptr<scalar_t>(), gu.mutable_data_ptr<scalar_t>(),
+        gn.mutable_data_ptr<scalar_t>(), rows, static_cast<int>(d));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return std::make_tuple(gl, gu, gn);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
+  m.impl("vmf_direction_backward", &vmf_direction_backward);
+  m.impl("vmf_direction", &vmf_direction);
   m.impl("vmf_sample_u", &vmf_sample_u);
   m.impl("vmf_grad_u", &vmf_grad_u);
   m.impl("vmf_cdf_u", &vmf_cdf_u);

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/ExpandUtils.h>
+
+#include <vector>
 
 #include "core/philox.h"
 #include "core/vmf.h"
@@ -21,6 +24,29 @@ GK_HD acc_t vmf_sample_element(acc_t kappa, int d, uint64_t seed, uint64_t index
   core::Philox rng(seed, index, offset);
   core::PhiloxUniform<acc_t> uniform(rng);
   return core::vmf_sample_u<acc_t>(kappa, d, uniform, core::kVmfMaxProposals);
+}
+
+// loc (..., d), u (..., 1) and noise (..., d - 1), broadcast over the leading dimensions; returns the
+// output shape (..., d) and checks dtypes and devices.
+inline std::vector<int64_t> vmf_direction_shape(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
+  TORCH_CHECK(loc.scalar_type() == at::kFloat || loc.scalar_type() == at::kDouble, "gradkern.vmf_direction: loc "
+              "must be float32 or float64, got ", loc.scalar_type());
+  TORCH_CHECK(u.scalar_type() == loc.scalar_type(), "gradkern.vmf_direction: u and loc must have the same dtype, got ",
+              u.scalar_type(), " and ", loc.scalar_type());
+  TORCH_CHECK(u.device() == loc.device(), "gradkern.vmf_direction: u and loc must be on the same device, got ",
+              u.device(), " and ", loc.device());
+  TORCH_CHECK(loc.dim() >= 1 && loc.size(-1) >= 2, "gradkern.vmf_direction: loc must have a last dimension d >= 2, "
+              "got shape ", loc.sizes());
+  TORCH_CHECK(u.dim() >= 1 && u.size(-1) == 1, "gradkern.vmf_direction: u must have a last dimension of size 1 "
+              "(one u per row of loc), got shape ", u.sizes());
+  TORCH_CHECK(noise.scalar_type() == loc.scalar_type() && noise.device() == loc.device(), "gradkern.vmf_direction: "
+              "noise must have loc's dtype and device, got ", noise.scalar_type(), " on ", noise.device());
+  TORCH_CHECK(noise.dim() >= 1 && noise.size(-1) == loc.size(-1) - 1, "gradkern.vmf_direction: noise must have a "
+              "last dimension d - 1 = ", loc.size(-1) - 1, ", got shape ", noise.sizes());
+  auto batch = at::infer_size(at::infer_size(loc.sizes().slice(0, loc.dim() - 1), u.sizes().slice(0, u.dim() - 1)),
+                              noise.sizes().slice(0, noise.dim() - 1));
+  batch.push_back(loc.size(-1));
+  return batch;
 }
 
 // d is the sphere's ambient dimension (S^(d-1) in R^d).

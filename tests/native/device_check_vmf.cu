@@ -8,6 +8,15 @@
 using namespace gradkern::core;
 
 template <typename T>
+__global__ void vmf_direction_device_check(const T* g, const T* loc, const T* u, const T* noise, T* z, T* gl, T* gu,
+                                           T* gn, int rows, int d) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  vmf_direction<T>(loc + r * d, u[r], noise + r * (d - 1), d, z + r * d);
+  vmf_direction_backward<T>(g + r * d, loc + r * d, u[r], noise + r * (d - 1), d, gl + r * d, gu + r, gn + r * (d - 1));
+}
+
+template <typename T>
 __global__ void vmf_device_check(const T* u, const T* kappa, T* out, int n, int d, unsigned long long seed) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -26,3 +35,7 @@ __global__ void vmf_device_check(const T* u, const T* kappa, T* out, int n, int 
 
 template __global__ void vmf_device_check<float>(const float*, const float*, float*, int, int, unsigned long long);
 template __global__ void vmf_device_check<double>(const double*, const double*, double*, int, int, unsigned long long);
+template __global__ void vmf_direction_device_check<float>(const float*, const float*, const float*, const float*, float*,
+                                                            float*, float*, float*, int, int);
+template __global__ void vmf_direction_device_check<double>(const double*, const double*, const double*, const double*,
+                                                             double*, double*, double*, double*, int, int);
