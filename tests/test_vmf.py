@@ -340,3 +340,21 @@ def test_fused_direction_backward_matches_the_differentiable_formula():
         formula = torch.autograd.grad((z * w).sum(), (loc, u, noise), create_graph=True)
         for a, b in zip(fused, formula):
             torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-12)  # O(1) gradients, summed differently
+
+
+def test_vmap_rules_of_the_direction_ops():
+    # batched and unbatched arguments of different leading ranks, against a loop over the batch
+    g = torch.Generator().manual_seed(5)
+    d, V = 4, 3
+    loc = torch.nn.functional.normalize(torch.randn(V, d, generator=g, dtype=torch.float64), dim=-1)  # (V, d)
+    u = torch.rand(V, 2, 5, 1, generator=g, dtype=torch.float64) * 2  # (V, 2, 5, 1)
+    noise = torch.randn(5, d - 1, generator=g, dtype=torch.float64)  # unbatched
+    got = torch.vmap(OPS.vmf_direction, in_dims=(0, 0, None))(loc, u, noise)
+    want = torch.stack([OPS.vmf_direction(loc[i], u[i], noise) for i in range(V)])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    grad = torch.randn(V, 2, 5, d, generator=g, dtype=torch.float64)
+    full = [t.expand(V, 2, 5, t.shape[-1]) for t in (loc[:, None, None], u, noise.expand(V, 2, 5, d - 1))]
+    got = torch.vmap(OPS.vmf_direction_backward, in_dims=(0, 0, 0, None))(grad, loc, u, noise)
+    want = [torch.stack(t) for t in zip(*[OPS.vmf_direction_backward(grad[i], *(f[i] for f in full)) for i in range(V)])]
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
