@@ -118,16 +118,10 @@ at::Tensor vmf_sample_u(const at::Tensor& concentration, int64_t d, std::optiona
 
 // z (..., d) from loc (..., d), u (..., 1) and noise (..., d - 1), broadcast over the leading dimensions.
 at::Tensor vmf_direction(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
-  auto shape = ops::vmf_direction_shape(loc, u, noise);
-  const int64_t d = shape.back();
-  auto expanded = [&](const at::Tensor& t, int64_t last) {
-    auto s = shape;
-    s.back() = last;
-    return t.expand(s).contiguous();
-  };
-  const auto l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
-  auto out = at::empty(shape, loc.options());
-  const int64_t rows = out.numel() / d;
+  const auto in = ops::vmf_direction_inputs(loc, u, noise);
+  const int64_t d = in.d, rows = in.rows;
+  const at::Tensor &l = in.loc, &uu = in.u, &nz = in.noise;
+  auto out = at::empty(in.shape, loc.options());
   if (rows == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction", [&] {
     const scalar_t *lp = l.const_data_ptr<scalar_t>(), *up = uu.const_data_ptr<scalar_t>(),
@@ -144,18 +138,12 @@ at::Tensor vmf_direction(const at::Tensor& loc, const at::Tensor& u, const at::T
 // (grad_loc, grad_u, grad_noise) of vmf_direction, each of the output's leading shape (rows), one fused pass.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_direction_backward(const at::Tensor& grad, const at::Tensor& loc,
                                                                       const at::Tensor& u, const at::Tensor& noise) {
-  auto shape = ops::vmf_direction_shape(loc, u, noise);
-  const int64_t d = shape.back();
-  TORCH_CHECK(grad.sizes().vec() == shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
-              shape, ", got ", grad.sizes());
-  auto expanded = [&](const at::Tensor& t, int64_t last) {
-    auto s = shape;
-    s.back() = last;
-    return t.expand(s).contiguous();
-  };
-  const auto g = grad.contiguous(), l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  const auto in = ops::vmf_direction_inputs(loc, u, noise);
+  TORCH_CHECK(grad.sizes().vec() == in.shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
+              in.shape, ", got ", grad.sizes());
+  const int64_t d = in.d, rows = in.rows;
+  const at::Tensor g = grad.contiguous(), &l = in.loc, &uu = in.u, &nz = in.noise;
   auto gl = at::empty_like(l), gu = at::empty_like(uu), gn = at::empty_like(nz);
-  const int64_t rows = g.numel() / d;
   if (rows == 0) return std::make_tuple(gl, gu, gn);
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_direction_backward", [&] {
     const scalar_t *gp = g.const_data_ptr<scalar_t>(), *lp = l.const_data_ptr<scalar_t>(),

@@ -143,17 +143,11 @@ __global__ void vmf_direction_kernel(const T* __restrict__ loc, const T* __restr
 
 // One thread per row (d values each): simple, and memory-bound for the d of embedding models.
 at::Tensor vmf_direction(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
-  auto shape = ops::vmf_direction_shape(loc, u, noise);
   const c10::cuda::CUDAGuard guard(loc.device());
-  const int64_t d = shape.back();
-  auto expanded = [&](const at::Tensor& t, int64_t last) {
-    auto s = shape;
-    s.back() = last;
-    return t.expand(s).contiguous();
-  };
-  const auto l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
-  auto out = at::empty(shape, loc.options());
-  const int64_t rows = out.numel() / d;
+  const auto in = ops::vmf_direction_inputs(loc, u, noise);
+  const int64_t d = in.d, rows = in.rows;
+  const at::Tensor &l = in.loc, &uu = in.u, &nz = in.noise;
+  auto out = at::empty(in.shape, loc.options());
   if (rows == 0) return out;
   constexpr int threads = 128;
   const int blocks = cuda::grid_blocks(rows, threads);
@@ -179,19 +173,13 @@ __global__ void vmf_direction_backward_kernel(const T* __restrict__ g, const T* 
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_direction_backward(const at::Tensor& grad, const at::Tensor& loc,
                                                                       const at::Tensor& u, const at::Tensor& noise) {
-  auto shape = ops::vmf_direction_shape(loc, u, noise);
   const c10::cuda::CUDAGuard guard(loc.device());
-  const int64_t d = shape.back();
-  TORCH_CHECK(grad.sizes().vec() == shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
-              shape, ", got ", grad.sizes());
-  auto expanded = [&](const at::Tensor& t, int64_t last) {
-    auto s = shape;
-    s.back() = last;
-    return t.expand(s).contiguous();
-  };
-  const auto g = grad.contiguous(), l = expanded(loc, d), uu = expanded(u, 1), nz = expanded(noise, d - 1);
+  const auto in = ops::vmf_direction_inputs(loc, u, noise);
+  TORCH_CHECK(grad.sizes().vec() == in.shape, "gradkern.vmf_direction_backward: grad must have the output's shape ",
+              in.shape, ", got ", grad.sizes());
+  const int64_t d = in.d, rows = in.rows;
+  const at::Tensor g = grad.contiguous(), &l = in.loc, &uu = in.u, &nz = in.noise;
   auto gl = at::empty_like(l), gu = at::empty_like(uu), gn = at::empty_like(nz);
-  const int64_t rows = g.numel() / d;
   if (rows == 0) return std::make_tuple(gl, gu, gn);
   constexpr int threads = 128;
   const int blocks = cuda::grid_blocks(rows, threads);

@@ -55,6 +55,29 @@ inline void check_vmf_dim(const char* op, int64_t d) {
               "lies in) must be an integer >= 2, got ", d);
 }
 
+// vmf_direction's inputs expanded to the output's leading shape and made contiguous (row r of each is the
+// r-th row of the output), shared by both backends' forward and backward kernels.
+struct VmfDirectionInputs {
+  std::vector<int64_t> shape;  // the output's, (..., d)
+  int64_t d, rows;
+  at::Tensor loc, u, noise;     // (rows, d), (rows, 1), (rows, d - 1) in memory
+};
+inline VmfDirectionInputs vmf_direction_inputs(const at::Tensor& loc, const at::Tensor& u, const at::Tensor& noise) {
+  VmfDirectionInputs in;
+  in.shape = vmf_direction_shape(loc, u, noise);
+  in.d = in.shape.back();
+  auto expanded = [&](const at::Tensor& t, int64_t last) {
+    auto s = in.shape;
+    s.back() = last;
+    return t.expand(s).contiguous();
+  };
+  in.loc = expanded(loc, in.d);
+  in.u = expanded(u, 1);
+  in.noise = expanded(noise, in.d - 1);
+  in.rows = in.loc.numel() / in.d;
+  return in;
+}
+
 inline void check_vmf_moment_order(const char* op, int64_t k) {
   TORCH_CHECK(k >= 2 && k <= core::vmf_detail::kVmfMaxMoment, "gradkern.", op, ": k (the order of the central "
               "moment) must be in [2, ", core::vmf_detail::kVmfMaxMoment, "], got ", k);
