@@ -23,8 +23,9 @@
 // near the other end reaches the rule; differences such as cos theta_u - cos theta are formed from
 // half-angle products, so kappa (s - u) keeps its accuracy up to kappa = 1e6. log F is unimodal (mode in
 // closed form, mode_angle); each side of theta_u is integrated by one Gauss-Legendre panel per side of
-// its peak (24 nodes out to where log F has dropped by 42 for float64 results; 12 nodes, drop 20, for
-// float32), the boundary by a quadratic-model step and safeguarded Newton. The rule is accurate to ~1e-15 relative on e^(-42 x) and e^(-42 x^2) over [0, 1],
+// its peak (float64: 20 nodes out to where log F has dropped by 34 for the gradient and the CDF, 24 nodes
+// and drop 42 for the moments; float32: 12 nodes, drop 20), the boundary by a quadratic-model step and
+// safeguarded Newton. The rule is accurate to ~1e-15 relative on e^(-42 x) and e^(-42 x^2) over [0, 1],
 // the shapes between which log-concave F ranges; the composite is compared with mpmath in
 // tests/test_vmf.py (max relative error ~1e-13 over d = 2 .. 1000, kappa = 0 .. 1e6).
 //
@@ -68,6 +69,21 @@ namespace vmf_detail {
 
 static constexpr int kNewtonSteps = 8;  // per panel boundary
 
+// sin and cos of x for |x| <= pi / 2 from the von Mises sampler's polynomials (< 1 ulp for |x| <= pi / 4,
+// vonmises_sampler.h), reduced by the complement above pi / 4; a quarter of libm's cost here.
+GK_HD void sincos_half_pi(double x, double& s, double& c) {
+  typedef vm_detail::vm_sampler_poly<double> P;
+  const double inv_pi = 0.318309886183790671538, half_pi = 1.57079632679489661923;
+  const double ax = x < 0.0 ? -x : x;
+  const bool hi = ax > 0.5 * half_pi;
+  const double y = hi ? half_pi - ax : ax;  // in [0, pi / 4]
+  const double r = y * inv_pi, r2 = r * r;
+  const double sy = r * P::sinpi_r(r2), cy = P::cospi(r2);
+  s = hi ? cy : sy;
+  c = hi ? sy : cy;
+  if (x < 0.0) s = -s;
+}
+
 // The integrand in the angle theta = acos(w) in [0, pi]: g(u) du = F(theta) dtheta with
 // F = e^(-kappa (1 - cos theta)) sin^(d-2)(theta), an entire function of theta (d - 2 = 2 nu + 1 is an
 // integer), so no endpoint factor u^nu or (2 - u)^nu is left for the rule. at(theta) gives
@@ -78,7 +94,8 @@ struct Angle {
   double kappa, n2;  // n2 = d - 2
   double sh_ref, ch_ref, log_sin_ref;  // sin, cos of theta_ref / 2; log sin theta_ref (unused when n2 = 0)
   GK_HD void at(double th, double& E, double& dE, double& d2E, double& delta) const {
-    const double sh = ::sin(0.5 * th), ch = ::cos(0.5 * th);
+    double sh, ch;
+    sincos_half_pi(0.5 * th, sh, ch);  // theta / 2 in [0, pi / 2]
     const double st = 2.0 * sh * ch;
     const double ct = (ch - sh) * (ch + sh);
     delta = 2.0 * (sh * ch_ref - ch * sh_ref) * (sh * ch_ref + ch * sh_ref);
@@ -114,8 +131,7 @@ GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
   Angle f;
   f.kappa = kappa;
   f.n2 = double(d - 2);
-  f.sh_ref = ::sin(0.5 * theta_ref);
-  f.ch_ref = ::cos(0.5 * theta_ref);
+  sincos_half_pi(0.5 * theta_ref, f.sh_ref, f.ch_ref);
   f.log_sin_ref = d > 2 ? ::log(2.0 * f.sh_ref * f.ch_ref) : 0.0;
   f.inv_sin_ref = d > 2 ? 1.0 / (2.0 * f.sh_ref * f.ch_ref) : 0.0;
   return f;
@@ -163,11 +179,10 @@ GK_HD double next_boundary(const F& f, double a, double Ea, double dEa, double d
   return b < lo ? lo : (b > hi ? hi : b);
 }
 
-// Add int_lo^hi e^(E(r) - Eref) |delta|^k dr, k = 0..K-1, over one panel: Gauss-Legendre with 24 nodes
-// (float64 results) or 12 (float32 results; tools/gen_gauss_legendre.py 24 / 12). A panel spans the drop
-// kDrop (42; 20 for float32, e^-20 = 2e-9) from a peak, over which a log-concave (or exponential)
-// integrand is integrated by the 24-point rule to ~1e-15 relative and by the 12-point rule over drop 20 to
-// ~4e-10 (measured on e^(-D x) and e^(-D x^2) on [0, 1]); tests/test_vmf.py checks the composite.
+// Add int_lo^hi e^(E(r) - Eref) |delta|^k dr, k = 0..K-1, over one panel: Gauss-Legendre with 24, 20 or
+// 12 nodes (tools/gen_gauss_legendre.py). A panel spans the rule's drop from a peak (42, 34, 20: e^-42 to
+// e^-20), over which a log-concave (or exponential) integrand is integrated to ~2e-15, ~2e-14 and ~4e-10
+// relative (measured on e^(-D x) and e^(-D x^2) on [0, 1]); tests/test_vmf.py checks the composite.
 template <int N> struct GaussLegendre;
 template <> struct GaussLegendre<24> {
   static GK_HD double x(int i) {
@@ -186,6 +201,23 @@ template <> struct GaussLegendre<24> {
   }
   static constexpr double drop = 42.0;
 };
+template <> struct GaussLegendre<20> {
+  static GK_HD double x(int i) {
+    const double v[10] = {0.99312859918509492479, 0.96397192727791379127, 0.91223442825132590587,
+                          0.83911697182221882339, 0.74633190646015079261, 0.63605368072651502545,
+                          0.510867001950827098,   0.37370608871541956067, 0.22778585114164507808,
+                          0.076526521133497333755};
+    return v[i];
+  }
+  static GK_HD double w(int i) {
+    const double v[10] = {0.017614007139152118312, 0.040601429800386941331, 0.06267204833410906357,
+                          0.083276741576704748725, 0.10193011981724043504,  0.11819453196151841731,
+                          0.1316886384491766269,   0.14209610931838205133,  0.14917298647260374679,
+                          0.1527533871307258507};
+    return v[i];
+  }
+  static constexpr double drop = 34.0;
+};
 template <> struct GaussLegendre<12> {
   static GK_HD double x(int i) {
     const double v[6] = {0.98156063424671925069, 0.90411725637047485668, 0.76990267419430468704,
@@ -200,23 +232,13 @@ template <> struct GaussLegendre<12> {
   static constexpr double drop = 20.0;
 };
 // The rule for results of type T.
-template <typename T> struct RuleFor { static constexpr int n = 24; };
+// The rule for the gradient and the CDF (per sample) by result type; the moments (per concentration, whose
+// second moment cancels partly) keep the 24-node rule for float64 (with 20 nodes d = 2, kappa = 10 lost
+// its variance to 6e-10).
+template <typename T> struct RuleFor { static constexpr int n = 20; };
 template <> struct RuleFor<float> { static constexpr int n = 12; };
-
-// sin and cos of x for |x| <= pi / 2 from the von Mises sampler's polynomials (< 1 ulp for |x| <= pi / 4,
-// vonmises_sampler.h), reduced by the complement above pi / 4; a quarter of libm's cost here.
-GK_HD void sincos_half_pi(double x, double& s, double& c) {
-  typedef vm_detail::vm_sampler_poly<double> P;
-  const double inv_pi = 0.318309886183790671538, half_pi = 1.57079632679489661923;
-  const double ax = x < 0.0 ? -x : x;
-  const bool hi = ax > 0.5 * half_pi;
-  const double y = hi ? half_pi - ax : ax;  // in [0, pi / 4]
-  const double r = y * inv_pi, r2 = r * r;
-  const double sy = r * P::sinpi_r(r2), cy = P::cospi(r2);
-  s = hi ? cy : sy;
-  c = hi ? sy : cy;
-  if (x < 0.0) s = -s;
-}
+template <typename T> struct MomentRuleFor { static constexpr int n = 24; };
+template <> struct MomentRuleFor<float> { static constexpr int n = 12; };
 
 // The two nodes mid +- hw x_i share one sincos: sin and cos of (mid +- hw x_i) / 2 by the addition formulas
 // from those of mid / 2 (once per panel) and of hw x_i / 2 (absolute errors of a few ulps, as the direct
@@ -332,7 +354,7 @@ GK_HD double central_moment(double kappa, int d, int k) {
 
 // (log Z_u, E[u], Var[u]) of u = 1 - mu^T z (see the top); NaN outside the domain.
 template <typename T> GK_HD void vmf_moments(T kappa, int d, T& log_z, T& mean, T& var) {
-  const vmf_detail::Moments m = vmf_detail::moments<vmf_detail::RuleFor<T>::n>(double(kappa), d);
+  const vmf_detail::Moments m = vmf_detail::moments<vmf_detail::MomentRuleFor<T>::n>(double(kappa), d);
   log_z = T(m.log_z);
   mean = T(m.mean);
   var = T(m.var);
