@@ -58,9 +58,17 @@ def wood_torch(loc, kappa, max_rounds=100, return_eps=False):
     w = (1 - (1 + b) * eps) / (1 - (1 - b) * eps)  # differentiable in kappa through b (eps fixed)
     v = torch.nn.functional.normalize(torch.randn(n, d - 1, dtype=loc.dtype), dim=-1)
     x = torch.cat([w[:, None], torch.sqrt((1 - w ** 2).clamp_min(0))[:, None] * v], -1)
-    from gradkern._vmf import householder_rotate
     z = householder_rotate(loc, x)
     return (z, eps, w, b) if return_eps else z
+
+
+def householder_rotate(loc, x):
+    """The peer's map sending e_1 to loc, in torch ops: -sigma (x - 2 (h^T x / h^T h) h), h = e_1 + sigma loc,
+    sigma the sign of loc_1 (the stable choice, as gradkern's fused kernel makes it)."""
+    sigma = torch.where(loc[..., :1] >= 0, 1.0, -1.0).to(loc.dtype)
+    h = torch.cat([loc[..., :1] * sigma + 1, loc[..., 1:] * sigma], -1)
+    hh = (h * h).sum(-1, keepdim=True)
+    return -sigma * (x - (2 * (h * x).sum(-1, keepdim=True) / hh) * h)
 
 
 # --- accuracy ------------------------------------------------------------------------------------------

@@ -429,7 +429,9 @@ Tensor vmf_noise_map(const VmfX& r, const Tensor& y) { return r.s_over_n * (y - 
 
 variable_list vmf_direction_vjp(const Ctx& c, const variable_list& grads, const std::vector<bool>& need) {
   const Tensor &loc = c.in[0], &u = c.in[1], &noise = c.in[2], &g = grads[0];
-  if (!at::GradMode::is_enabled() && !g._fw_grad(0).defined()) {
+  const bool tangents = g._fw_grad(0).defined() || loc._fw_grad(0).defined() || u._fw_grad(0).defined() ||
+                        noise._fw_grad(0).defined();
+  if (!at::GradMode::is_enabled() && !tangents) {
     // first order only (no create_graph, no forward-over-reverse): the fused kernel; the ATen formulas
     // below are its differentiable twin, for higher derivatives
     static const auto op = gk<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&,

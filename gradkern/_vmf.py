@@ -68,19 +68,6 @@ def _check_loc(fn, loc):
     return loc.shape[-1]
 
 
-def householder_rotate(loc, x):
-    r"""An orthogonal map sending the first basis vector e_1 to ``loc``, applied to ``x`` (..., d).
-
-    :math:`-\sigma (x - 2 (h^T x / h^T h) h)` with :math:`h = e_1 + \sigma\,loc` and :math:`\sigma` the sign
-    of ``loc[..., 0]`` (+1 at 0): the reflection in h maps e_1 to :math:`-\sigma\,loc`, and
-    :math:`h^T h = 2 (1 + |loc_1|) \ge 2`, so the map is well conditioned for every ``loc`` (the textbook
-    choice h = e_1 - loc divides by ~0 when loc is near e_1). Differentiable in ``loc`` and ``x``."""
-    sigma = torch.where(loc[..., :1] >= 0, 1.0, -1.0).to(loc.dtype)
-    h = torch.cat([loc[..., :1] * sigma + 1, loc[..., 1:] * sigma], -1)
-    hh = (h * h).sum(-1, keepdim=True)
-    return -sigma * (x - (2 * (h * x).sum(-1, keepdim=True) / hh) * h)
-
-
 def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     r"""Reparameterized samples of the von Mises-Fisher distribution vMF(loc, concentration) on the unit
     sphere :math:`S^{d-1} \subset \mathbb{R}^d`, density :math:`C_d(\kappa) e^{\kappa\,loc^T z}`.
@@ -89,7 +76,8 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     64 proposals, Philox streams so seeded runs reproduce whatever the thread count), as
     :math:`u = 1 - w` so that w near 1 (large kappa) keeps its accuracy; then
     :math:`z = H(loc)\,(w, \sqrt{u (2 - u)}\,v)` with v uniform on :math:`S^{d-2}` and H the Householder map
-    of :func:`householder_rotate`. Gradients: w.r.t. ``loc`` through H (pathwise); w.r.t. the
+    sending e_1 to ``loc``, built from :math:`h = e_1 + \mathrm{sign}(loc_1)\,loc` (well conditioned for every
+    ``loc``), in one fused kernel with its backward. Gradients: w.r.t. ``loc`` through H (pathwise); w.r.t. the
     concentration the exact implicit gradient :math:`dw/d\kappa = -(\partial F/\partial \kappa) / f(w)`
     (Figurnov et al. 2018, eq. 8) with F the CDF of w, computed by quadrature (no rejection-sampler
     correction term, no score function). Every autodiff mode works (torch.func, forward mode, vmap).
@@ -110,15 +98,12 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     d = _check_loc("vmf_rsample", loc)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
     u = _ops.vmf_sample_u.default(concentration.expand(shape), d, generator)
-    noise = torch.randn(shape + (d - 1,), dtype=loc.dtype, device=loc.device, generator=generator)
-    if loc.dtype in (torch.float32, torch.float64):
-        # one fused pass: v = noise / |noise|, the Householder map, and their gradients (csrc/core/vmf.h
-        # vmf_direction). At the poles (u = 0 or 2, which the d = 2 sampler can return) sqrt(u (2 - u)) is
-        # floored at sqrt(tiny), so the sample's gradient is du/dkappa (= 0 there) times a finite number,
-        # not 0 * inf = NaN.
-        return _ops.vmf_direction.default(loc, u.unsqueeze(-1), noise)
-    # half / bfloat16: the same construction in torch ops
-    v = noise / torch.linalg.vector_norm(noise, dim=-1, keepdim=True)
-    tiny = torch.finfo(u.dtype).tiny
-    x = torch.cat([(1 - u).unsqueeze(-1), torch.sqrt((u * (2 - u)).clamp_min(tiny)).unsqueeze(-1) * v], -1)
-    return householder_rotate(loc, x)
+    # one fused pass: v = noise / |noise|, the Householder map, and their gradients (csrc/core/vmf.h
+    # vmf_direction; float32 / float64, so half and bfloat16 go through float32 as the samplers' kernels
+    # compute them). At the poles (u = 0 or 2, which the d = 2 sampler can return) sqrt(u (2 - u)) is floored
+    # at sqrt(tiny), so the sample's gradient is du/dkappa (= 0 there) times a finite number, not 0 * inf = NaN.
+    dtype = loc.dtype
+    work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    noise = torch.randn(shape + (d - 1,), dtype=work, device=loc.device, generator=generator)
+    z = _ops.vmf_direction.default(loc.to(work), u.to(work).unsqueeze(-1), noise)
+    return z if work == dtype else z.to(dtype)

@@ -189,20 +189,36 @@ def test_loc_gradient_unbiased():
     assert ((g - want).abs() < 5 * se + 1e-12).all(), (g, want, se)
 
 
-def test_householder_maps_e1_to_loc():
+def test_direction_maps_e1_to_loc():
+    # vmf_direction at u = 0 is H(loc) e_1 = loc (up to the pole's floor sqrt(tiny)), for loc = +-e_1 too (the
+    # textbook reflection h = e_1 - loc divides by 0 at loc = e_1); for any u it is an isometry: |z| = 1, and
+    # loc^T z = 1 - u
     gen = torch.Generator().manual_seed(0)
     for d in (2, 3, 17):
-        loc = torch.nn.functional.normalize(torch.randn(50, d, dtype=torch.float64, generator=gen), dim=-1)
+        loc = torch.nn.functional.normalize(torch.randn(50, d, generator=gen, dtype=torch.float64), dim=-1)
         loc[0] = 0
-        loc[0, 0] = 1  # e_1 itself (the textbook reflection divides by 0 here)
+        loc[0, 0] = 1
         loc[1] = 0
         loc[1, 0] = -1
-        e1 = torch.zeros(d, dtype=torch.float64)
-        e1[0] = 1
-        from gradkern._vmf import householder_rotate
-        assert torch.allclose(householder_rotate(loc, e1.expand(50, d)), loc, atol=1e-15)
-        x = torch.randn(50, d, dtype=torch.float64, generator=gen)
-        assert torch.allclose(householder_rotate(loc, x).norm(dim=-1), x.norm(dim=-1), atol=1e-13)
+        noise = torch.randn(50, d - 1, generator=gen, dtype=torch.float64)
+        z0 = OPS.vmf_direction(loc, torch.zeros(50, 1, dtype=torch.float64), noise)
+        assert torch.allclose(z0, loc, atol=1e-15)
+        u = torch.rand(50, 1, generator=gen, dtype=torch.float64) * 2
+        z = OPS.vmf_direction(loc, u, noise)
+        assert torch.allclose(z.norm(dim=-1), torch.ones(50, dtype=torch.float64), atol=1e-14)
+        assert torch.allclose((z * loc).sum(-1), 1 - u[:, 0], atol=1e-14)
+
+
+def test_half_precision_samples():
+    # half and bfloat16 go through the float32 kernels and come back in their own dtype, with gradients
+    loc = torch.nn.functional.normalize(torch.randn(5, 4), dim=-1)
+    for dtype in (torch.float16, torch.bfloat16):
+        k = torch.tensor([1.0, 10.0, 100.0, 0.0, 5.0], dtype=dtype, requires_grad=True)
+        z = gradkern.vmf_rsample(loc.to(dtype), k, (3,), generator=torch.Generator().manual_seed(0))
+        assert z.dtype == dtype and z.shape == (3, 5, 4)
+        assert (z.float().norm(dim=-1) - 1).abs().max() < 1e-2
+        (g,) = torch.autograd.grad(z.float().sum(), k)
+        assert torch.isfinite(g).all() and g.dtype == dtype
 
 
 # --- the distribution ---------------------------------------------------------------------------------
@@ -358,3 +374,24 @@ def test_vmap_rules_of_the_direction_ops():
     want = [torch.stack(t) for t in zip(*[OPS.vmf_direction_backward(grad[i], *(f[i] for f in full)) for i in range(V)])]
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_forward_over_reverse_through_the_direction():
+    # a tangent on loc reaching the backward (forward_ad dual + backward without create_graph) must take the
+    # differentiable formulas, not the fused kernel (which has no derivatives): the tangent of the gradient
+    # equals torch.func's jvp of grad
+    import torch.autograd.forward_ad as fwAD
+    g = torch.Generator().manual_seed(3)
+    loc = torch.nn.functional.normalize(torch.randn(6, 5, generator=g, dtype=torch.float64), dim=-1)
+    t = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    u = torch.rand(6, 1, generator=g, dtype=torch.float64) * 2
+    noise = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    f = lambda l: (OPS.vmf_direction(l, u, noise) * w).sum()  # noqa: E731
+    _, want = torch.func.jvp(torch.func.grad(f), (loc,), (t,))
+    leaf = loc.clone().requires_grad_()
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(leaf, t)
+        (gl,) = torch.autograd.grad(f(dual), leaf)
+        got = fwAD.unpack_dual(gl).tangent
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
