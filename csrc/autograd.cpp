@@ -94,6 +94,9 @@ c10::TypedOperatorHandle<Sig> gk(const char* name) {
     return op.call(a, b, c);                                              \
   }
 GK_CALL2(gammainc_grad_a)
+GK_CALL2(gammainc_grad_aa)
+GK_CALL2(standard_gamma_grad_dalpha)
+GK_CALL2(log_standard_gamma_grad_dalpha)
 GK_CALL2(standard_gamma_grad)
 GK_CALL2(log_standard_gamma_grad)
 GK_CALL2(vonmises_cdf_grad_concentration)
@@ -131,14 +134,29 @@ std::vector<Tensor> gammainc_partials(const Ctx& c, size_t, const std::vector<bo
   return p;
 }
 
-// dP/da (a, x): d/dx = dq/da = q (log x - psi(a)) (xlogy: 0 where q = 0 at x = 0).
+// dP/da (a, x): d/da = d2P/da2 (csrc/core/igamma_d2.h), d/dx = dq/da = q (log x - psi(a)) (xlogy: 0
+// where q = 0 at x = 0).
 std::vector<Tensor> gammainc_grad_a_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   const Tensor &a = c.in[0], &x = c.in[1];
-  if (need[0]) no_derivative(c, 0, "d2P/da2");
   std::vector<Tensor> p(2);
+  if (need[0]) p[0] = gammainc_grad_aa(a, x);
   if (need[1]) {
     Tensor q = at::exp(log_gamma_density(a, x));
     p[1] = at::special_xlogy(q, x) - q * at::digamma(a);
+  }
+  return p;
+}
+
+// d2P/da2 (a, x): d/dx = d2q/da2 = q ((log x - psi(a))^2 - psi'(a)) (0 where q = 0, at x = 0 for a > 1);
+// d/da would be a third derivative.
+std::vector<Tensor> gammainc_grad_aa_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.in[1];
+  if (need[0]) no_derivative(c, 0, "d3P/da3");
+  std::vector<Tensor> p(2);
+  if (need[1]) {
+    Tensor q = at::exp(log_gamma_density(a, x));
+    Tensor ell = at::log(x) - at::digamma(a);
+    p[1] = at::where(q == 0, at::zeros({}, q.options()), q * (ell * ell - at::polygamma(1, a)));
   }
   return p;
 }
@@ -147,9 +165,19 @@ std::vector<Tensor> gammainc_grad_a_partials(const Ctx& c, size_t, const std::ve
 // = -(log x - psi(alpha)) - g ((alpha - 1) / x - 1).
 std::vector<Tensor> standard_gamma_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   const Tensor &a = c.in[0], &x = c.in[1], &g = c.out[0];
-  if (need[0]) no_derivative(c, 0, "needs d2P/dalpha2");
   std::vector<Tensor> p(2);
+  if (need[0]) p[0] = standard_gamma_grad_dalpha(a, x);
   if (need[1]) p[1] = at::digamma(a) - at::log(x) - g * ((a - 1) / x - 1);
+  return p;
+}
+
+// g_a = d g / dalpha at fixed x (igamma_d2.h). d g_a / dx = d/dalpha of d g / dx above
+// = psi'(alpha) - g_a ((alpha - 1) / x - 1) - g / x; d g_a / dalpha would be a third derivative.
+std::vector<Tensor> standard_gamma_grad_dalpha_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &x = c.in[1], &ga = c.out[0];
+  if (need[0]) no_derivative(c, 0, "a third derivative in alpha");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = at::polygamma(1, a) - ga * ((a - 1) / x - 1) - standard_gamma_grad(a, x) / x;
   return p;
 }
 
@@ -157,9 +185,18 @@ std::vector<Tensor> standard_gamma_grad_partials(const Ctx& c, size_t, const std
 // = -(u - psi(alpha)) - h (alpha - e^u).
 std::vector<Tensor> log_standard_gamma_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   const Tensor &a = c.in[0], &u = c.in[1], &h = c.out[0];
-  if (need[0]) no_derivative(c, 0, "needs d2P/dalpha2");
   std::vector<Tensor> p(2);
+  if (need[0]) p[0] = log_standard_gamma_grad_dalpha(a, u);
   if (need[1]) p[1] = at::digamma(a) - u - h * (a - at::exp(u));
+  return p;
+}
+
+// h_a = d h / dalpha at fixed u = log x: d h_a / du = psi'(alpha) - h_a (alpha - e^u) - h.
+std::vector<Tensor> log_standard_gamma_grad_dalpha_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &u = c.in[1], &ha = c.out[0];
+  if (need[0]) no_derivative(c, 0, "a third derivative in alpha");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = at::polygamma(1, a) - ha * (a - at::exp(u)) - log_standard_gamma_grad(a, u);
   return p;
 }
 
@@ -565,6 +602,9 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("standard_gamma_grad", standard_gamma_grad_partials);
     elementwise("log_standard_gamma_grad", log_standard_gamma_grad_partials);
     elementwise("gammaincinv", gammaincinv_partials, 0b01);
+    elementwise("gammainc_grad_aa", gammainc_grad_aa_partials, all, false);
+    elementwise("standard_gamma_grad_dalpha", standard_gamma_grad_dalpha_partials);
+    elementwise("log_standard_gamma_grad_dalpha", log_standard_gamma_grad_dalpha_partials);
     elementwise("standard_gamma", sampler_partials<standard_gamma_grad>);
     elementwise("log_standard_gamma", sampler_partials<log_standard_gamma_grad>);
     elementwise("betainc", betainc_partials<1>, all, false);

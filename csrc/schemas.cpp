@@ -25,6 +25,12 @@ TORCH_LIBRARY(gradkern, m) {
   m.def("standard_gamma_grad(Tensor alpha, Tensor x) -> Tensor");
   // d(log x)/dalpha given log x, for log-space samples at tiny alpha (x itself may underflow).
   m.def("log_standard_gamma_grad(Tensor alpha, Tensor log_x) -> Tensor");
+  // Second order in the shape (csrc/core/igamma_d2.h: the branches above carried one order further):
+  // d2P/da2, and the alpha-derivatives at fixed x (fixed log x) of standard_gamma_grad
+  // (log_standard_gamma_grad). The derivatives of the three ops above in a / alpha.
+  m.def("gammainc_grad_aa(Tensor a, Tensor x) -> Tensor");
+  m.def("standard_gamma_grad_dalpha(Tensor alpha, Tensor x) -> Tensor");
+  m.def("log_standard_gamma_grad_dalpha(Tensor alpha, Tensor log_x) -> Tensor");
   // x such that P(a, x) = p.
   m.def("gammaincinv(Tensor a, Tensor p) -> Tensor");
   // Gamma(alpha, 1) samples (torch's sampler); autograd gives the exact implicit gradient.

@@ -16,7 +16,7 @@ _ops = torch.ops.gradkern
 
 # --- fake kernels ------------------------------------------------------------------------------
 for _name in ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad", "log_standard_gamma_grad",
-              "gammaincinv"):
+              "gammaincinv", "gammainc_grad_aa", "standard_gamma_grad_dalpha", "log_standard_gamma_grad_dalpha"):
     torch.library.register_fake(f"gradkern::{_name}")(broadcast_fake)
 
 

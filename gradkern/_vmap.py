@@ -158,7 +158,8 @@ def _register_sampler(name, n_tensors, out_dim=0):
 
 
 _ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad", "log_standard_gamma_grad",
-                "gammaincinv", "betainc", "betaincc", "betainc_grads", "standard_beta_grad", "betaincinv",
+                "gammaincinv", "gammainc_grad_aa", "standard_gamma_grad_dalpha", "log_standard_gamma_grad_dalpha",
+                "betainc", "betaincc", "betainc_grads", "standard_beta_grad", "betaincinv",
                 "sigmoid_difference", "dirichlet_grad", "vonmises_cdf", "vonmises_cdf_grad_concentration",
                 "vonmises_grad", "vonmises_shift_wrap", "bivariate_normal_cdf", "dirichlet_copula_rho",
                 "gaussian_copula_rho")

@@ -678,7 +678,8 @@ def test_mixture_is_a_mixture_same_family(case):
 
 # --- fake kernels: devices and dtypes -------------------------------------------------------------------
 BINARY_OPS = ["gammainc", "gammaincc", "gammainc_grad_a", "gammaincinv", "standard_gamma_grad",
-              "log_standard_gamma_grad", "vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad",
+              "log_standard_gamma_grad", "gammainc_grad_aa", "standard_gamma_grad_dalpha",
+              "log_standard_gamma_grad_dalpha", "vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad",
               "vonmises_shift_wrap"]
 
 

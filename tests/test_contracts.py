@@ -56,6 +56,9 @@ SAMPLES = {
     "standard_gamma_grad": lambda device, dtype: _gamma_pair(device, dtype, "x"),
     "log_standard_gamma_grad": lambda device, dtype: _gamma_pair(device, dtype, "log_x"),
     "gammaincinv": lambda device, dtype: _gamma_pair(device, dtype, "p", grad=(0, 1)),
+    "gammainc_grad_aa": lambda device, dtype: _gamma_pair(device, dtype, "x"),
+    "standard_gamma_grad_dalpha": lambda device, dtype: _gamma_pair(device, dtype, "x"),
+    "log_standard_gamma_grad_dalpha": lambda device, dtype: _gamma_pair(device, dtype, "log_x"),
     "standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
     "log_standard_gamma": lambda device, dtype: _gamma_sampler(device, dtype),
     # Beta family (gradkern._beta)

@@ -115,18 +115,20 @@ def test_truncated_contract():
         Truncated(TD.MultivariateNormal(torch.zeros(2), torch.eye(2)), 0.0, 1.0)
     with pytest.raises(ValueError, match="circular base"):
         Truncated(gradkern.distributions.VonMises(_t(0.0), _t(1.0)), -1.0, 1.0)
-    # Second order, through implicit_rsample: w.r.t. the rate and the bounds it exists (equal in both mode
-    # orders); w.r.t. the concentration it needs d2P/da2 and raises, naming the op.
-    f = lambda r_, hi: Truncated(Gamma(_t(2.0), r_), _t(0.5), hi).rsample(  # noqa: E731
+    # Second order, through implicit_rsample: w.r.t. the concentration, the rate and the bounds (equal in
+    # both mode orders; the concentration's through d2P/da2, csrc/core/igamma_d2.h); a third derivative in
+    # the concentration raises, naming the op.
+    f = lambda a_, r_, hi: Truncated(Gamma(a_, r_), _t(0.5), hi).rsample(  # noqa: E731
         (4,), generator=torch.Generator().manual_seed(0))
-    for argnums in (0, 1):
-        h1 = torch.func.jacrev(torch.func.jacrev(f, argnums=argnums), argnums=argnums)(_t(1.0), _t(3.0))
-        h2 = torch.func.jacfwd(torch.func.jacrev(f, argnums=argnums), argnums=argnums, randomness="same")(_t(1.0), _t(3.0))
+    for argnums in (0, 1, 2):
+        h1 = torch.func.jacrev(torch.func.jacrev(f, argnums=argnums), argnums=argnums)(_t(2.0), _t(1.0), _t(3.0))
+        h2 = torch.func.jacfwd(torch.func.jacrev(f, argnums=argnums), argnums=argnums,
+                               randomness="same")(_t(2.0), _t(1.0), _t(3.0))
         torch.testing.assert_close(h1, h2, rtol=1e-9, atol=1e-12)
         assert torch.isfinite(h1).all() and (h1 != 0).any()
     g = lambda a_: Truncated(Gamma(a_, _t(1.0)), _t(0.5), _t(3.0)).rsample((4,))  # noqa: E731
-    with pytest.raises(RuntimeError, match="gradkern.gammainc_grad_a: the derivative w.r.t. a"):
-        torch.func.jacrev(torch.func.jacrev(g))(_t(2.0))
+    with pytest.raises(RuntimeError, match="gradkern.gammainc_grad_aa: the derivative w.r.t. a"):
+        torch.func.jacrev(torch.func.jacrev(torch.func.jacrev(g)))(_t(2.0))
 
 
 # --- MixtureSameFamily --------------------------------------------------------------------------------------

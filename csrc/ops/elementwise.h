@@ -4,6 +4,7 @@
 
 #include "core/ibeta.h"
 #include "core/igamma.h"
+#include "core/igamma_d2.h"
 #include "core/vonmises_cdf.h"
 
 namespace gradkern {
@@ -21,6 +22,9 @@ GK_BINARY_FUNCTOR(GammaincGradA, core::gammainc_grad_a(a, b))
 GK_BINARY_FUNCTOR(StandardGammaGrad, core::standard_gamma_grad(a, b))
 GK_BINARY_FUNCTOR(LogStandardGammaGrad, core::log_standard_gamma_grad(a, b))
 GK_BINARY_FUNCTOR(Gammaincinv, core::gammaincinv(a, b))
+GK_BINARY_FUNCTOR(GammaincGradAA, core::gammainc_grad_aa(a, b))
+GK_BINARY_FUNCTOR(StandardGammaGradDalpha, core::standard_gamma_grad_dalpha(a, b))
+GK_BINARY_FUNCTOR(LogStandardGammaGradDalpha, core::log_standard_gamma_grad_dalpha(a, b))
 // (x, kappa) argument order follows the op schemas.
 GK_BINARY_FUNCTOR(VonmisesCdf, core::vonmises_cdf(a, b))
 GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_grad_concentration(a, b))
@@ -39,6 +43,9 @@ GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
   X(standard_gamma_grad, StandardGammaGrad, "alpha", "x")                               \
   X(log_standard_gamma_grad, LogStandardGammaGrad, "alpha", "log_x")                    \
   X(gammaincinv, Gammaincinv, "a", "p")                                                 \
+  X(gammainc_grad_aa, GammaincGradAA, "a", "x")                                         \
+  X(standard_gamma_grad_dalpha, StandardGammaGradDalpha, "alpha", "x")                  \
+  X(log_standard_gamma_grad_dalpha, LogStandardGammaGradDalpha, "alpha", "log_x")       \
   X(vonmises_cdf, VonmisesCdf, "x", "concentration")                                    \
   X(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration") \
   X(vonmises_grad, VonmisesGrad, "concentration", "x")                                  \

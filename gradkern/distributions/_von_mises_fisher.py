@@ -171,14 +171,14 @@ class HypersphericalUniform(GeneratorSampleMixin, td.Distribution):
         return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
     def log_prob(self, value):
-        """:math:`-\log |S^{d-1}|` for every point of the sphere."""
+        r""":math:`-\log |S^{d-1}|` for every point of the sphere."""
         if self._validate_args:
             self._validate_sample(value)
         return torch.full(value.shape[:-1], -log_sphere_area(self.event_shape[0]), dtype=value.dtype,
                           device=value.device)
 
     def entropy(self):
-        """:math:`\log |S^{d-1}|`."""
+        r""":math:`\log |S^{d-1}|`."""
         return torch.full(self.batch_shape, log_sphere_area(self.event_shape[0]), dtype=self._dtype, device=self._device)
 
     @property

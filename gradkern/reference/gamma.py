@@ -28,11 +28,15 @@ from ._mp import mpm as _mpm
 
 
 def _tail_integral(a, x, weight_log):
-    """int over the smaller-weight side of (t/x)^(a-1) e^(x-t) [ (log t - psi(a)) if weight_log else 1 ].
+    """int over the smaller-weight side of (t/x)^(a-1) e^(x-t) times a weight: 1 (weight_log = 0 / False),
+    log t - psi(a) (1 / True: d/da of the density over the density) or (log t - psi(a))^2 - psi'(a) (2: the
+    second a-derivative of the density over the density).
 
     Returns (value, side) with side = -1 for [0, x], +1 for [x, inf)."""
     mp = _mpm()
-    psi = mp.digamma(a) if weight_log else 0
+    order = int(weight_log)
+    psi = mp.digamma(a) if order else 0
+    psi1 = mp.psi(1, a) if order == 2 else 0
     am1 = a - 1
     side = 1 if x > a else -1
     lx = mp.log(x)
@@ -42,7 +46,9 @@ def _tail_integral(a, x, weight_log):
             return mp.mpf(0)
         lt = mp.log(t)
         w = mp.exp(am1 * (lt - lx) - (t - x))
-        return w * (lt - psi) if weight_log else w
+        if order == 2:
+            return w * ((lt - psi) ** 2 - psi1)
+        return w * (lt - psi) if order else w
 
     s = abs(am1 / x - 1)  # |d/dt log integrand| at t = x
     h = 1 / s if s > 0 else mp.mpf(1)
@@ -152,6 +158,70 @@ def dpda(a, x, dps=40):
         if x == 0:
             return mp.mpf(0)
         return -x * _dxda_over_x(a, x) * mp.exp(log_q(a, x))
+
+
+def _d2_over_xq(a, x):
+    """(d2P/da2) / (x q(x)); working precision set by the caller.
+
+    Lower side (x <= a) for a <= 1e4: mpmath.diff (high-precision numerical differentiation, extra working
+    digits) of mpmath.gammainc's P, which converges there. The tail integral of the density's second
+    a-derivative is not used on that side for small a: its integrand has the singularity t^(a-1) at 0 and,
+    for a -> 0, parts of size 1/a^3 that cancel to a result of size 1/a.
+    Otherwise: that tail integral on the smaller side (the second a-derivative of the density integrates to
+    0 over (0, inf), so the upper tail gives it with the sign flipped); the integrand is smooth there, and
+    mpmath.diff of Q loses digits far in the upper tail (x = 1e30)."""
+    mp = _mpm()
+    if a <= 1e4 and x <= a:
+        f = lambda s: mp.gammainc(s, 0, x, regularized=True)  # noqa: E731
+        return mp.diff(f, a, 2) / (x * mp.exp(log_q(a, x)))
+    v, side = _tail_integral(a, x, 2)
+    return (v if side < 0 else -v) / x
+
+
+def second_order_parts(a, x, dps=40):
+    """(d2P/da2, x q(x) |D|, x q(x) |h (log x - psi(a))|) with h = (dx/da)/x and D = dh/da at fixed x, so that
+    d2P/da2 = -x q (D + h (log x - psi(a))): the sizes of the two parts whose sum it is (a test's scale where
+    the sum crosses zero)."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        a = _to_mpf(a); x = _to_mpf(x)
+        xq = x * mp.exp(log_q(a, x))
+        d2 = _d2_over_xq(a, x)
+        hc = _dxda_over_x(a, x) * (mp.log(x) - mp.digamma(a))
+        return d2 * xq, abs(d2 + hc) * xq, abs(hc) * xq
+
+
+def d2pda2(a, x, dps=40):
+    """d2P(a, x)/da2 (d2Q/da2 = -d2P/da2)."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        a = _to_mpf(a); x = _to_mpf(x)
+        if x == 0:
+            return mp.mpf(0)
+        return _d2_over_xq(a, x) * x * mp.exp(log_q(a, x))
+
+
+def _dlogx_dalpha(a, x):
+    """d/da of h = (dx/da)/x at fixed x: -(d2P/da2)/(x q) - h (log x - psi(a))."""
+    mp = _mpm()
+    return -_d2_over_xq(a, x) - _dxda_over_x(a, x) * (mp.log(x) - mp.digamma(a))
+
+
+def standard_gamma_grad_dalpha(a, x, dps=40):
+    """d/da of standard_gamma_grad(a, x) at fixed x."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        a = _to_mpf(a); x = _to_mpf(x)
+        if x == 0:
+            return mp.mpf(0)
+        return x * _dlogx_dalpha(a, x)
+
+
+def log_standard_gamma_grad_dalpha(a, logx, dps=40):
+    """d/da of log_standard_gamma_grad(a, log x) at fixed log x."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        return _dlogx_dalpha(_to_mpf(a), mp.exp(_to_mpf(logx)))
 
 
 def gammaincinv(a, p, dps=40):
