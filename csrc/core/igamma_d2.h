@@ -243,26 +243,24 @@ template <typename T, int I = 0> GK_HD void bulk_eval_d_tier(int tier, T v, T w,
 }
 
 // Dispatch on the first-order branches; a > 0, 0 < x < inf (x may be 0 when have_L: log-space samples
-// that underflowed). In the bulk region (tier >= 0) ga = dg/da is written too (g = x h), so that
-// standard_gamma_grad_dalpha need not divide by x and multiply again.
-template <typename T> GK_HD d2_result<T> dlogx_d2(T a, T x, T L, bool have_L, T* bulk_ga = nullptr) {
-  T v;
-  const int tier = x > T(0) ? bulk::classify(a, x, v) : -1;
+// that underflowed).
+GK_HD d2_result<double> dlogx_d2(double a, double x, double L, bool have_L) {
+  double v;
+  const int tier = x > 0.0 ? bulk::classify(a, x, v) : -1;
   if (tier >= 0) {
-    T g, ga;
-    bulk_eval_d_tier(tier, v, T(1) / a, g, ga);
-    if (bulk_ga) *bulk_ga = ga;
-    const T h = g / x, D = ga / x;
+    double g, ga;
+    bulk_eval_d_tier(tier, v, 1.0 / a, g, ga);
+    const double h = g / x, D = ga / x;
     // log x - psi(a) = log1p((x - a)/a) - (psi(a) - log a): near x = a, log x - psi(a) ~ 1/(2a) is small and
     // log(x / a) would carry an absolute error of eps, i.e. 1e-9 relative at a = 3e6 (x - a is exact for
     // x/a in [1/2, 2]; the bulk has x/a in [1/3, 3]).
-    T as;
-    const T c0 = have_L ? L - digamma(a) : gk_log1p((x - a) / a) - digamma_minus_log_shifted(a, as);
-    return d2_result<T>{h, D, D + h * c0};
+    double as;
+    const double c0 = have_L ? L - digamma(a) : gk_log1p((x - a) / a) - digamma_minus_log_shifted(a, as);
+    return d2_result<double>{h, D, D + h * c0};
   }
-  if (x > T(0) && huge_x(a, x)) return huge_x_d2(a, x, have_L ? L : gk_log(x));
-  if (x > T(0)) {
-    T t, eta, ll;
+  if (x > 0.0 && huge_x(a, x)) return huge_x_d2(a, x, have_L ? L : gk_log(x));
+  if (x > 0.0) {
+    double t, eta, ll;
     switch (choose_branch(a, x, t, eta, ll)) {
       case igamma_branch::temme: return temme_d2(a, t, eta, ll);
       case igamma_branch::series: return series_d2(a, x, L, have_L);
@@ -272,37 +270,48 @@ template <typename T> GK_HD d2_result<T> dlogx_d2(T a, T x, T L, bool have_L, T*
   return series_d2(a, x, L, have_L);
 }
 
+// The three entry points in double (float32 is computed here too, see the header comment).
+GK_HD double gammainc_grad_aa_d(double a, double x) {
+  if (bad_args(a, x)) return quiet_nan<double>();
+  if (x == 0.0 || !(x < infinity<double>())) return 0.0;
+  return -xq(a, x) * dlogx_d2(a, x, 0.0, false).E;
+}
+
+GK_HD double standard_gamma_grad_dalpha_d(double a, double x) {
+  if (bad_args(a, x)) return quiet_nan<double>();
+  if (x == 0.0) return 0.0;                                 // g = 0 for every a
+  if (!(x < infinity<double>())) return -trigamma(a);       // g -> (log x - psi(a)) + O(1/x)
+  if (huge_x(a, x))                                         // x D without forming D ~ 1/x
+    return -trigamma(a) * (1.0 + (a - 1.0) / x) + (gk_log(x) - digamma(a)) / x;
+  double v;
+  const int tier = bulk::classify(a, x, v);
+  if (tier >= 0) {  // dg/da itself, without dividing by x and multiplying again
+    double g, ga;
+    bulk_eval_d_tier(tier, v, 1.0 / a, g, ga);
+    return ga;
+  }
+  return x * dlogx_d2(a, x, 0.0, false).D;
+}
+
+GK_HD double log_standard_gamma_grad_dalpha_d(double a, double logx) {
+  if (!(a > 0.0) || !(a < infinity<double>()) || gk_isnan(logx)) return quiet_nan<double>();
+  if (logx == -infinity<double>()) return neg_inf<double>();  // h = -(L - psi(a+1))/a: dh/da -> -inf
+  if (logx == infinity<double>()) return 0.0;
+  const double x = gk_exp(logx);
+  if (!(x < infinity<double>())) return 0.0;
+  return dlogx_d2(a, x, logx, true).D;
+}
+
 }  // namespace detail
 
 template <typename T> GK_HD T gammainc_grad_aa(T a, T x) {
-  if constexpr (sizeof(T) == 4) return T(gammainc_grad_aa<double>(double(a), double(x)));  // see above
-  if (detail::bad_args(a, x)) return quiet_nan<T>();
-  if (x == T(0) || !(x < infinity<T>())) return T(0);
-  return -detail::xq(a, x) * detail::dlogx_d2(a, x, T(0), false).E;
+  return T(detail::gammainc_grad_aa_d(double(a), double(x)));
 }
-
 template <typename T> GK_HD T standard_gamma_grad_dalpha(T a, T x) {
-  if constexpr (sizeof(T) == 4) return T(standard_gamma_grad_dalpha<double>(double(a), double(x)));  // see above
-  if (detail::bad_args(a, x)) return quiet_nan<T>();
-  if (x == T(0)) return T(0);                          // g = 0 for every a
-  if (!(x < infinity<T>())) return -trigamma(a);       // g -> (log x - psi(a)) + O(1/x)
-  if (detail::huge_x(a, x)) {                          // x D without forming D ~ 1/x
-    const T L = gk_log(x);
-    return -trigamma(a) * (T(1) + (a - T(1)) / x) + (L - digamma(a)) / x;
-  }
-  T ga = quiet_nan<T>();
-  const T D = detail::dlogx_d2(a, x, T(0), false, &ga).D;
-  return ga == ga ? ga : x * D;
+  return T(detail::standard_gamma_grad_dalpha_d(double(a), double(x)));
 }
-
 template <typename T> GK_HD T log_standard_gamma_grad_dalpha(T a, T logx) {
-  if constexpr (sizeof(T) == 4) return T(log_standard_gamma_grad_dalpha<double>(double(a), double(logx)));  // see above
-  if (!(a > T(0)) || !(a < infinity<T>()) || gk_isnan(logx)) return quiet_nan<T>();
-  if (logx == -infinity<T>()) return neg_inf<T>();  // h = -(L - psi(a+1))/a: dh/da -> -inf
-  if (logx == infinity<T>()) return T(0);
-  const T x = gk_exp(logx);
-  if (!(x < infinity<T>())) return T(0);
-  return detail::dlogx_d2(a, x, logx, true).D;
+  return T(detail::log_standard_gamma_grad_dalpha_d(double(a), double(logx)));
 }
 
 }  // namespace core

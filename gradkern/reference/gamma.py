@@ -131,23 +131,31 @@ def _dxda_over_x(a, x):
     return (-v if side < 0 else v) / x
 
 
-def standard_gamma_grad(a, x, dps=40):
-    """dx/da of x ~ Gamma(a, 1) at fixed quantile (torch._standard_gamma_grad contract)."""
+def _times_x(per_x, a, x, dps):
+    """x * per_x(a, x) at dps digits, 0 at x = 0: the x-space form of a quantity per_x given per unit of x."""
     mp = _mpm()
     with mp.workdps(dps):
         a = _to_mpf(a); x = _to_mpf(x)
         if x == 0:
             return mp.mpf(0)
-        return x * _dxda_over_x(a, x)
+        return x * per_x(a, x)
+
+
+def _at_log_x(fn, a, logx, dps):
+    """fn(a, exp(logx)) at dps digits: the log-space entry points (x itself may underflow in a float)."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        return fn(_to_mpf(a), mp.exp(_to_mpf(logx)))
+
+
+def standard_gamma_grad(a, x, dps=40):
+    """dx/da of x ~ Gamma(a, 1) at fixed quantile (torch._standard_gamma_grad contract)."""
+    return _times_x(_dxda_over_x, a, x, dps)
 
 
 def log_standard_gamma_grad(a, logx, dps=40):
     """d(log x)/da given log x."""
-    mp = _mpm()
-    with mp.workdps(dps):
-        a = _to_mpf(a)
-        x = mp.exp(_to_mpf(logx))
-        return _dxda_over_x(a, x)
+    return _at_log_x(_dxda_over_x, a, logx, dps)
 
 
 def dpda(a, x, dps=40):
@@ -209,19 +217,12 @@ def _dlogx_dalpha(a, x):
 
 def standard_gamma_grad_dalpha(a, x, dps=40):
     """d/da of standard_gamma_grad(a, x) at fixed x."""
-    mp = _mpm()
-    with mp.workdps(dps):
-        a = _to_mpf(a); x = _to_mpf(x)
-        if x == 0:
-            return mp.mpf(0)
-        return x * _dlogx_dalpha(a, x)
+    return _times_x(_dlogx_dalpha, a, x, dps)
 
 
 def log_standard_gamma_grad_dalpha(a, logx, dps=40):
     """d/da of log_standard_gamma_grad(a, log x) at fixed log x."""
-    mp = _mpm()
-    with mp.workdps(dps):
-        return _dlogx_dalpha(_to_mpf(a), mp.exp(_to_mpf(logx)))
+    return _at_log_x(_dlogx_dalpha, a, logx, dps)
 
 
 def gammaincinv(a, p, dps=40):
