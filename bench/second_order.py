@@ -1,6 +1,8 @@
-"""Cost of the second-order Gamma kernels (issue 15) as a ratio to the first-order ones they differentiate.
+"""Cost of the second-order Gamma and von Mises kernels (issue 15) as a ratio to the first-order ones they
+differentiate.
 
-    python bench/second_order.py [--n 600000] [--repeats 5] [--dtype float32,float64] [--docs]
+    python bench/second_order.py [--n 600000] [--repeats 5] [--dtype float32,float64] [--family gamma,vonmises]
+                                 [--docs]
 
 The paper's grid: alpha in {1e-2, 1e-1, 1, 10, 100, 1000}, Gamma(alpha) samples (torch._standard_gamma, fixed
 seed), single thread, CPU time of this thread (time.thread_time), best of `repeats`, the two ops of a pair
@@ -11,6 +13,10 @@ timed alternately in the same process. Pairs (second order / first order):
   (the first-order op has a vectorized bulk path, csrc/core/igamma_bulk.h; the second-order one is scalar);
 * end to end: rsample + backward with create_graph + the second backward (d2z/dalpha2), against rsample +
   backward, on the same samples.
+
+von Mises (kappa in {1e-2, 1e-1, 1, 10, 100, 1000}, gradkern.vonmises_rsample samples): vonmises_cdf_grad_kk /
+vonmises_cdf_grad_concentration (d2F/dkappa2 against dF/dkappa), vonmises_grad_dconcentration / vonmises_grad,
+and rsample + two backward passes against one. The second-order kernels run in double for float32 too.
 
 The issue's goal: each ratio <= 3. --docs writes the printout into docs/performance.md (section second_order).
 """
@@ -60,19 +66,41 @@ def pair(f2, f1, repeats):
     return t2, t1
 
 
-def end_to_end(a, repeats):
+def vm_grid(kappas, n, dtype, seed=0):
+    k = torch.tensor(kappas, dtype=torch.float64).repeat_interleave(math.ceil(n / len(kappas)))
+    x = gradkern.vonmises_rsample(0.0, k, generator=torch.Generator().manual_seed(seed))
+    return k.to(dtype).contiguous(), x.to(dtype).contiguous()
+
+
+def end_to_end(rsample, a, repeats):
     def first():
         ar = a.detach().requires_grad_()
-        z = gradkern.gamma_rsample(ar, generator=torch.Generator().manual_seed(1))
+        z = rsample(ar, generator=torch.Generator().manual_seed(1))
         torch.autograd.grad(z.sum(), ar)
 
     def second():
         ar = a.detach().requires_grad_()
-        z = gradkern.gamma_rsample(ar, generator=torch.Generator().manual_seed(1))
+        z = rsample(ar, generator=torch.Generator().manual_seed(1))
         (g,) = torch.autograd.grad(z.sum(), ar, create_graph=True)
         torch.autograd.grad(g.sum(), ar)
 
     return pair(second, first, repeats)
+
+
+# family: (parameter name, grid, (label, second, first) x 2 with op(param, x) calls, rsample)
+FAMILIES = {
+    "gamma": ("alpha", grid,
+              [("d2P/da2", "dP/da", lambda a, x: OPS.gammainc_grad_aa(a, x), lambda a, x: OPS.gammainc_grad_a(a, x)),
+               ("dg/dalpha", "g", lambda a, x: OPS.standard_gamma_grad_dalpha(a, x),
+                lambda a, x: OPS.standard_gamma_grad(a, x))],
+              lambda a, generator: gradkern.gamma_rsample(a, generator=generator)),
+    "vonmises": ("kappa", vm_grid,
+                 [("d2F/dk2", "dF/dk", lambda k, x: OPS.vonmises_cdf_grad_kk(x, k),
+                   lambda k, x: OPS.vonmises_cdf_grad_concentration(x, k)),
+                  ("dg/dkappa", "g", lambda k, x: OPS.vonmises_grad_dconcentration(k, x),
+                   lambda k, x: OPS.vonmises_grad(k, x))],
+                 lambda k, generator: gradkern.vonmises_rsample(0.0, k, generator=generator)),
+}
 
 
 def main():
@@ -80,30 +108,33 @@ def main():
     p.add_argument("--n", type=int, default=600_000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--dtype", default="float32,float64")
+    p.add_argument("--family", default="gamma,vonmises")
     p.add_argument("--docs", action="store_true", help="write the printout into docs/performance.md")
     args = p.parse_args()
     torch.set_num_threads(1)
     lines = ["ns/element, single thread, best of %d; ratio = second order / first order" % args.repeats]
     print(C.machine_description())
     print(lines[0])
-    jobs = [(name, label, als) for name in args.dtype.split(",")
-            for label, als in [(f"alpha={al:g}", [al]) for al in ALPHAS] + [("overall", ALPHAS)]]
+    jobs = [(fam, name, label, als) for fam in args.family.split(",") for name in args.dtype.split(",")
+            for label, als in [(f"{FAMILIES[fam][0]}={al:g}", [al]) for al in ALPHAS] + [("overall", ALPHAS)]]
     current = None
-    for name, label, als in tqdm(jobs, desc="second order", file=sys.stderr):
+    for fam, name, label, als in tqdm(jobs, desc="second order", file=sys.stderr):
+        pname, make_grid, pairs, rsample = FAMILIES[fam]
         dtype = getattr(torch, name)
-        if name != current:
-            current = name
-            lines.append(f"{name}:  {'':10} {'d2P/da2':>9} {'dP/da':>7} {'ratio':>5}   {'dg/dalpha':>9} {'g':>7} "
+        if (fam, name) != current:
+            current = (fam, name)
+            (l2a, l1a, _, _), (l2b, l1b, _, _) = pairs
+            lines.append(f"{fam} {name}:  {'':10} {l2a:>9} {l1a:>7} {'ratio':>5}   {l2b:>9} {l1b:>7} "
                          f"{'ratio':>5}   {'rsample+2 bw':>12} {'+1 bw':>7} {'ratio':>5}")
             tqdm.write(lines[-1], file=sys.stdout)
         n = args.n if label == "overall" else max(args.n // len(ALPHAS), 10_000)
-        a, x = grid(als, n, dtype)
+        a, x = make_grid(als, n, dtype)
         ne = a.numel() / 1e9
-        p2, p1 = pair(lambda: OPS.gammainc_grad_aa(a, x), lambda: OPS.gammainc_grad_a(a, x), args.repeats)
-        g2, g1 = pair(lambda: OPS.standard_gamma_grad_dalpha(a, x), lambda: OPS.standard_gamma_grad(a, x),
-                      args.repeats)
-        e2, e1 = end_to_end(a, args.repeats)
-        lines.append(f"  {label:<18} {p2 / ne:9.1f} {p1 / ne:7.1f} {p2 / p1:5.2f}   {g2 / ne:9.1f} {g1 / ne:7.1f} "
+        (_, _, s2, s1), (_, _, t2, t1) = pairs
+        p2, p1 = pair(lambda: s2(a, x), lambda: s1(a, x), args.repeats)
+        g2, g1 = pair(lambda: t2(a, x), lambda: t1(a, x), args.repeats)
+        e2, e1 = end_to_end(rsample, a, args.repeats)
+        lines.append(f"  {label:<24} {p2 / ne:9.1f} {p1 / ne:7.1f} {p2 / p1:5.2f}   {g2 / ne:9.1f} {g1 / ne:7.1f} "
                      f"{g2 / g1:5.2f}   {e2 / ne:12.1f} {e1 / ne:7.1f} {e2 / e1:5.2f}")
         tqdm.write(lines[-1], file=sys.stdout)
     if args.docs:

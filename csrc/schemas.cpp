@@ -69,6 +69,9 @@ TORCH_LIBRARY(gradkern, m) {
   m.def("vonmises_cdf_grad_concentration(Tensor x, Tensor concentration) -> Tensor");
   // dx/dkappa at fixed quantile for x ~ vonMises(0, kappa): -(dF/dkappa) / q(x), fused.
   m.def("vonmises_grad(Tensor concentration, Tensor x) -> Tensor");
+  // Second order (issue 15): d2F/dkappa2 at fixed x, and d/dkappa of vonmises_grad at fixed x.
+  m.def("vonmises_cdf_grad_kk(Tensor x, Tensor concentration) -> Tensor");
+  m.def("vonmises_grad_dconcentration(Tensor concentration, Tensor x) -> Tensor");
   // Samples of vonMises(0, kappa) in [-pi, pi), one per element of concentration.
   m.def("vonmises_sample(Tensor concentration, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
   // (x + loc) wrapped into [-pi, pi) in one pass (the location shift of vonmises_rsample).

@@ -22,7 +22,8 @@ def _log_density(x, kappa):
 
 
 # --- fake kernels -------------------------------------------------------------------------------------
-for _name in ("vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad", "vonmises_shift_wrap"):
+for _name in ("vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad", "vonmises_shift_wrap",
+              "vonmises_cdf_grad_kk", "vonmises_grad_dconcentration"):
     torch.library.register_fake(f"gradkern::{_name}")(broadcast_fake)
 
 

@@ -680,6 +680,7 @@ def test_mixture_is_a_mixture_same_family(case):
 BINARY_OPS = ["gammainc", "gammaincc", "gammainc_grad_a", "gammaincinv", "standard_gamma_grad",
               "log_standard_gamma_grad", "gammainc_grad_aa", "standard_gamma_grad_dalpha",
               "log_standard_gamma_grad_dalpha", "vonmises_cdf", "vonmises_cdf_grad_concentration", "vonmises_grad",
+              "vonmises_cdf_grad_kk", "vonmises_grad_dconcentration",
               "vonmises_shift_wrap"]
 
 

@@ -75,6 +75,8 @@ SAMPLES = {
     "vonmises_cdf": lambda device, dtype: _vonmises_pair(device, dtype, "xk", grad=(0, 1)),
     "vonmises_cdf_grad_concentration": lambda device, dtype: _vonmises_pair(device, dtype, "xk"),
     "vonmises_grad": lambda device, dtype: _vonmises_pair(device, dtype, "kx"),
+    "vonmises_cdf_grad_kk": lambda device, dtype: _vonmises_pair(device, dtype, "xk"),
+    "vonmises_grad_dconcentration": lambda device, dtype: _vonmises_pair(device, dtype, "kx"),
     "vonmises_sample": lambda device, dtype: _vonmises_sample(device, dtype),
     "vonmises_shift_wrap": lambda device, dtype: _vonmises_shift_wrap(device, dtype),
     # von Mises-Fisher (gradkern._vmf)

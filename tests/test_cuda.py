@@ -96,6 +96,8 @@ ULPS = {
     "sigmoid_difference": Tol(4),
     "vonmises_cdf": Tol(8),
     "vonmises_cdf_grad_concentration": Tol(8),
+    "vonmises_cdf_grad_kk": Tol(64),
+    "vonmises_grad_dconcentration": Tol(64),
     "vonmises_grad": Tol(16),
     "vonmises_shift_wrap": Tol(8),
     # von Mises-Fisher: 48-node quadratures in double for both dtypes (sin, log, exp per node; the device's

@@ -27,22 +27,10 @@ from tqdm import tqdm
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_reference():
-    """gradkern/reference as a package of its own (pure Python): importing gradkern would load the built
-    extension, which a rebuild may overwrite while this long run is going."""
-    import importlib
-    import importlib.util
+sys.path.insert(0, HERE)
+from _standalone_reference import load  # noqa: E402
 
-    pkg = os.path.join(HERE, "..", "gradkern", "reference")
-    spec = importlib.util.spec_from_file_location("gk_reference", os.path.join(pkg, "__init__.py"),
-                                                  submodule_search_locations=[pkg])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gk_reference"] = mod
-    spec.loader.exec_module(mod)
-    return importlib.import_module("gk_reference.gamma")
-
-
-ref = _load_reference()
+ref = load("gamma")
 
 
 def main():

@@ -186,11 +186,15 @@ template <typename T> struct VmOut {
   T val;         // H or P
   T dval;        // dH/dkappa or dP/dkappa
   T g;           // -dF(-v)/dkappa / q(v)  (= dH/dk / q or -dP/dk / q)
+  // second order (WANT_D2, double only; see "Second order" below)
+  T d2val;       // d2H/dkappa2 or d2P/dkappa2
+  T g1;          // dg/dkappa at fixed v
 };
 
 // Branch 3: tail integrals A, A1 (see header). Fixed nodes, two panels.
-template <typename T, bool WANT_D>
-GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1) {
+// WANT_D2: also A2 (the same integral with a factor w^2), for the kappa-derivative of B.
+template <typename T, bool WANT_D, bool WANT_D2 = false>
+GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1, T* A2 = nullptr) {
   typedef vm_cfg<T> C;
   const T half_pi = T(1.5707963267948966);
   T thm = half_pi;
@@ -201,13 +205,13 @@ GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1) {
   // 4.7e-9 (2 x 10 nodes)).
   T tha = (sw > T(0)) ? C::split_c / sw : thm;
   if (tha > thm) tha = thm;
-  T s0 = T(0), s1 = T(0);
+  T s0 = T(0), s1 = T(0), s2 = T(0);
   for (int panel = 0; panel < 2; ++panel) {
     const T lo = panel == 0 ? T(0) : tha;
     const T hi = panel == 0 ? tha : thm;
     if (!(hi > lo)) continue;
     const T mid = T(0.5) * (hi + lo), hw = T(0.5) * (hi - lo);
-    T p0 = T(0), p1 = T(0);
+    T p0 = T(0), p1 = T(0), p2 = T(0);
 #define GK_VM_NODE(XI, WI)                                                       \
     {                                                                            \
       const T xi = T(XI), wi = T(WI);                                            \
@@ -218,6 +222,7 @@ GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1) {
         const T f = wi * st * gk_exp(-w) / gk_sqrt(alpha + w);                   \
         p0 += f;                                                                 \
         if (WANT_D) p1 += f * w;                                                 \
+        if (WANT_D2) p2 += f * w * w;                                            \
       }                                                                          \
     }
     if (sizeof(T) == sizeof(double)) {
@@ -243,9 +248,11 @@ GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1) {
 #undef GK_VM_NODE
     s0 += hw * p0;
     s1 += hw * p1;
+    s2 += hw * p2;
   }
   A = T(2) * sw * s0;
   A1 = T(2) * sw * s1;
+  if (WANT_D2) *A2 = T(2) * sw * s2;
 }
 
 // Branch 1 (series). Returns R = sum r_j, r1 = I1/I0 and (mode != 0) U = sum r_j c_j, dU = its
@@ -262,10 +269,28 @@ GK_HD void vm_tail_integrals(T alpha, T W, T& A, T& A1) {
 // the rounding error of theta).
 template <typename T> struct vm_series_cap { static constexpr int jmax = 63; };
 
+// Second-order outputs of vm_series (WANT_D2): dr1 = d r1 / d kappa (from the derivative recursion: positive
+// terms, unlike 1 - r1/kappa - r1^2, which cancels to O(1/kappa^2)) and d2U = d2U/dkappa2. With WANT_D and
+// mode 0 only dr1 is filled.
+// rho_j'' comes from differentiating rho_j' = rho_j^2 M_j, M_j = 2j/kappa^2 - rho_{j+1}', once more:
+//   rho_j'' = rho_j^2 (C_j - rho_{j+1}''),  C_j = 2 rho_j M_j^2 - 4j/kappa^3.
+// Written so, C_j cancels to leading order for small kappa (both terms ~ 4j/kappa^3, result ~ 1/kappa^2:
+// at kappa = 0.01 four digits would go). With 2j rho_j / kappa - 1 = -rho_j rho_{j+1} (Hill's relation
+// rho_j = kappa / (2j + kappa rho_{j+1})), the leading terms cancel analytically:
+//   C_j = rho_j (2 rho_{j+1}'^2 - (4j/kappa^2) (rho_{j+1}/kappa + 2 rho_{j+1}')),
+// two negative terms and a small positive one for small kappa, -4j/kappa^3 dominant for large kappa; then
+// C_j - rho_{j+1}'' (rho'' < 0) cancels by a factor <= (6j + 1)/(2j - 1) only.
+// Forward: r_j'' = r_{j-1}'' rho_j + 2 r_{j-1}' rho_j' + r_{j-1} rho_j''.
+template <typename T> struct VmSeries2 {
+  T ct;        // input: cos(theta), accurate (used for theta > pi/3)
+  T dr1, d2U;  // outputs
+};
+
 // h = sin(theta/2) and sin_theta = sin(theta) are passed in (they are products of the half-angle
 // functions already computed by vm_reduce: no extra transcendental calls).
-template <typename T, bool WANT_D>
-GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU) {
+template <typename T, bool WANT_D, bool WANT_D2 = false>
+GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU,
+                     VmSeries2<T>* s2 = nullptr) {
   typedef vm_cfg<T> C;
   const int JMAX = vm_series_cap<T>::jmax;
   const T sk = gk_sqrt(k);
@@ -274,12 +299,14 @@ GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU) 
   if (J < 1) J = 1;
   const T tk = T(2) / k;   // 2/kappa
   const T tk2 = tk / k;    // 2/kappa^2
-  T rho_a[JMAX + 1];
+  T rho_a[JMAX + 2];
   T drho_a[JMAX + 1];
+  T d2rho_a[JMAX + 1];
   // start: y_J = 1, y_{J+1} = rho_{J+1} ~ kappa / (J+1 + sqrt((J+1)^2 + kappa^2)) (Amos' bound); its
   // error decays through the recursion and r_{J+1} is below eps anyway.
   const T jp = T(J + 1);
   T y1 = T(1), y2 = k / (jp + gk_sqrt(jp * jp + k * k));
+  rho_a[J + 1] = y2;
   const T big = sizeof(T) == sizeof(double) ? T(1e150) : T(1e18);
   for (int j = J; j >= 1; --j) {
     const T y0 = T(j) * tk * y1 + y2;
@@ -292,14 +319,20 @@ GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU) 
     }
   }
   if (WANT_D) {
-    T drho = T(0);
+    T drho = T(0), d2rho = T(0);  // rho_{J+1}' and rho_{J+1}'' taken as 0 (r_{J+1} is below eps)
     for (int j = J; j >= 1; --j) {
       const T rj = rho_a[j];
+      if (WANT_D2) {  // uses rho_{j+1}, rho_{j+1}' (= drho here), rho_{j+1}''
+        const T cj = rj * (T(2) * drho * drho - T(j) * T(2) * tk2 * (rho_a[j + 1] / k + T(2) * drho));
+        d2rho = rj * rj * (cj - d2rho);
+        d2rho_a[j] = d2rho;
+      }
       drho = rj * rj * (T(j) * tk2 - drho);
       drho_a[j] = drho;
     }
+    if (WANT_D2) s2->dr1 = drho_a[1];
   }
-  T r = T(1), dr = T(0), SR = T(0), S = T(0), dS = T(0);
+  T r = T(1), dr = T(0), d2r = T(0), SR = T(0), S = T(0), dS = T(0), d2S = T(0);
   if (mode == 0) {
     for (int j = 1; j <= J; ++j) {
       r *= rho_a[j];
@@ -310,15 +343,30 @@ GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU) 
     T s = sin_theta;      // s_1
     T e = s;              // s_1 - s_0
     T sign = mode == 2 ? T(-1) : T(1);
+    // Second order, theta > pi/3 (d > 1): sin(j theta) by rotation from cos(theta) (s2->ct, from libm)
+    // instead. Reinsch's step s_2 = 2 s_1 - d s_1 cancels as theta -> pi/2 (d -> 2), which leaves sin(2 theta)
+    // an absolute eps only; d2U is dominated by r_2'' sin(2 theta) there for small kappa (r_1'' ~ kappa), and
+    // lost 1e-10 relative at kappa = 1e-6, theta = pi/2 - 1e-6 (measured). The rotation forms
+    // sin(2 theta) = 2 sin(theta) cos(theta) to relative accuracy.
+    const bool rot = WANT_D2 && d > T(1);
+    T cj = rot ? s2->ct : T(0);  // cos(j theta)
     for (int j = 1; j <= J; ++j) {
+      if (WANT_D2) d2r = d2r * rho_a[j] + T(2) * dr * drho_a[j] + r * d2rho_a[j];
       if (WANT_D) dr = dr * rho_a[j] + r * drho_a[j];
       r *= rho_a[j];
       SR += r;
       const T c = sign * s / T(j);
       S += r * c;
       if (WANT_D) dS += dr * c;
-      e -= d * s;   // e_{j+1} = e_j - d s_j
-      s += e;       // s_{j+1}
+      if (WANT_D2) d2S += d2r * c;
+      if (rot) {
+        const T sn = s * s2->ct + cj * sin_theta;
+        cj = cj * s2->ct - s * sin_theta;
+        s = sn;
+      } else {
+        e -= d * s;   // e_{j+1} = e_j - d s_j
+        s += e;       // s_{j+1}
+      }
       if (mode == 2) sign = -sign;
     }
   }
@@ -326,9 +374,23 @@ GK_HD void vm_series(T k, int mode, T h, T sin_theta, T& R, T& r1, T& U, T& dU) 
   r1 = rho_a[1];
   U = S;
   dU = dS;
+  if (WANT_D2 && mode != 0) s2->d2U = d2S;
 }
 
-template <typename T, bool WANT_D>
+// Second order (WANT_D2, which needs WANT_D): with m1 = d log q / d kappa = cos v - r1 at v,
+//   g1 = dg/dkappa = -F_kk(-v) / q - g m1,   so   H_kk = -F_kk(-v) = q (g1 + g m1),  P_kk = -q (g1 + g m1).
+// Series: g1 from d2U (vm_series). Tail integrals: g = -B, g1 = -dB/dkappa with dA/dkappa = -A1/kappa,
+// dA1/dkappa = (A1 - A2)/kappa (w = kappa (cos v - cos t) in the t form of A):
+//   dB/dkappa = -r1' A - m1 A1/kappa + A2/kappa^2.
+// Gaussian expansion: g = kappa^(-3/2) N, N = (sigma/2) S3 - S2 + S1 Zn/Z, differentiated term by term with
+// dA_n/dkappa = -n A_n/kappa, dp_n/dsigma = sigma p_n + sigma^2n, dsigma/dkappa = sigma/(2 kappa), S3 = sum
+// c_n sh^2n constant in kappa, dZ/dkappa = -Zn/kappa, dZn/dkappa = -Zn2/kappa (Zn2 = sum n^2 a_n):
+//   g1 = kappa^(-3/2) (N' - 1.5 N/kappa),  N' = sigma S3/(4 kappa) - S2' + S1' Zn/Z - S1 (Zn2/Z - (Zn/Z)^2)/kappa,
+//   S1' = -S2/kappa + (sigma/2kappa)(sigma S1 + S3),  S2' = -S2n/kappa + (sigma/2kappa)(sigma S2 + S3n),
+// S2n = sum n^2 A_n p_n, S3n = sum n b_n. For kappa >= k_switch r1' = 1 - r1/kappa - r1^2 cancels to
+// 1/(2 kappa^2); with e = 1 - r1 = 1/(2 kappa) + Zn/(kappa Z) it is 2 Zn/(kappa Z) + e (1/(2 kappa) - Zn/(kappa Z)),
+// positive terms.
+template <typename T, bool WANT_D, bool WANT_D2 = false>
 GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
   typedef vm_cfg<T> C;
   // kappa below 1e-200 (double) / 1e-30 (float) is the kappa -> 0 limit to working precision
@@ -348,38 +410,49 @@ GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
   VmOut<T> o;
   if (k < C::k_switch) {
     T R, r1, U, dU;
+    VmSeries2<T> s2;
     if (tail) {
-      vm_series<T, false>(k, 0, T(0), T(0), R, r1, U, dU);
+      vm_series<T, WANT_D2, WANT_D2>(k, 0, T(0), T(0), R, r1, U, dU, &s2);
       const T W = (k * a.ch) * (T(2) * a.ch);
-      T A, A1;
-      vm_tail_integrals<T, WANT_D>(alpha, W, A, A1);
+      T A, A1, A2;
+      vm_tail_integrals<T, WANT_D, WANT_D2>(alpha, W, A, A1, &A2);
       const T q = gk_exp(-alpha) * (T(1) + T(2) * R) * inv_2pi;
       o.central = false;
       o.val = q * A;
       if (WANT_D) {
-        const T B = ((T(1) - r1) - T(2) * a.sh * a.sh) * A - A1 / k;
+        const T m1 = (T(1) - r1) - T(2) * a.sh * a.sh;
+        const T B = m1 * A - A1 / k;
         o.dval = q * B;
         o.g = -B;
+        if (WANT_D2) {
+          const T dB = -s2.dr1 * A - m1 * A1 / k + A2 / (k * k);
+          o.g1 = -dB;
+          o.d2val = q * (m1 * B + dB);
+        }
       }
       return o;
     }
     const bool hform = a.v <= T(1.5707963267948966);
     // theta = v: sin(theta/2) = sh; theta = b = pi - v: sin(theta/2) = ch; sin(theta) = 2 sh ch.
-    vm_series<T, WANT_D>(k, hform ? 1 : 2, hform ? a.sh : a.ch, T(2) * a.sh * a.ch, R, r1, U, dU);
+    if (WANT_D2) s2.ct = gk_cos(hform ? a.v : a.b);
+    vm_series<T, WANT_D, WANT_D2>(k, hform ? 1 : 2, hform ? a.sh : a.ch, T(2) * a.sh * a.ch, R, r1, U, dU, &s2);
     // g = -dF(-v)/dk / q with q = e^-alpha (1 + 2R) / (2 pi): fused, e^alpha <= e^(sigma_tail^2/2)
     const T fac = T(2) * gk_exp(alpha) / (T(1) + T(2) * R);
     o.central = hform;
-    if (hform) {
-      o.val = a.v * inv_2pi + U * inv_pi;
-      if (WANT_D) {
-        o.dval = dU * inv_pi;
-        o.g = dU * fac;
-      }
-    } else {
-      o.val = a.b * inv_2pi + U * inv_pi;
-      if (WANT_D) {
-        o.dval = dU * inv_pi;
-        o.g = -dU * fac;
+    // H form: g = H_k / q; P form: g = -P_k / q (H_kk = q (g1 + g m1), P_kk = -q (g1 + g m1))
+    const T sgn = hform ? T(1) : T(-1);
+    o.val = (hform ? a.v : a.b) * inv_2pi + U * inv_pi;
+    if (WANT_D) {
+      o.dval = dU * inv_pi;
+      o.g = sgn * dU * fac;
+      if (WANT_D2) {
+        // m1 = cos v - r1. Near v = pi/2 (cos v -> 0, r1 ~ kappa/2 small too for small kappa) 1 - 2 sh^2
+        // keeps cos v only to an absolute eps; cos(theta) from libm is accurate to an ulp of the result.
+        const T cv = (a.v > T(1.0471975511965976) && a.v < T(2.0943951023931957)) ? (hform ? s2.ct : -s2.ct)
+                                                                                  : T(1) - T(2) * a.sh * a.sh;
+        const T m1 = cv - r1;
+        o.d2val = s2.d2U * inv_pi;
+        o.g1 = sgn * s2.d2U * fac - o.g * m1;
       }
     }
     return o;
@@ -399,16 +472,24 @@ GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
       if (an < C::asym_stop) break;
     }
     const T W = (k * a.ch) * (T(2) * a.ch);
-    T A, A1;
-    vm_tail_integrals<T, WANT_D>(alpha, W, A, A1);
+    T A, A1, A2;
+    vm_tail_integrals<T, WANT_D, WANT_D2>(alpha, W, A, A1, &A2);
     const T q = sk * gk_exp(-alpha) * inv_sqrt_2pi / Z;
     o.central = false;
     o.val = q * A;
     if (WANT_D) {
       const T one_m_r1 = T(0.5) * ik + Zn * ik / Z;
-      const T B = (one_m_r1 - T(2) * a.sh * a.sh) * A - A1 * ik;
+      const T m1 = one_m_r1 - T(2) * a.sh * a.sh;
+      const T B = m1 * A - A1 * ik;
       o.dval = q * B;
       o.g = -B;
+      if (WANT_D2) {
+        const T zr = Zn / Z;
+        const T dr1 = T(2) * zr * ik + one_m_r1 * (T(0.5) - zr) * ik;
+        const T dB = -dr1 * A - m1 * A1 * ik + A2 * ik * ik;
+        o.g1 = -dB;
+        o.d2val = q * (m1 * B + dB);
+      }
     }
     return o;
   }
@@ -416,8 +497,8 @@ GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
   // p_0 = e^(s^2/2) int_0^sigma e^(-t^2/2) dt
   T p = T(1.25331413731550025120788264240552263) * gk_erf(sigma * T(0.707106781186547524400844362104849039)) *
         gk_exp(T(0.5) * s2);
-  T An = T(1), an = T(1), Z = T(1), Zn = T(0);
-  T S1 = p, S2 = T(0), S3 = T(1);
+  T An = T(1), an = T(1), Z = T(1), Zn = T(0), Zn2 = T(0);
+  T S1 = p, S2 = T(0), S3 = T(1), S2n = T(0), S3n = T(0);
   T pw = sigma;   // sigma^(2n-1)
   T bn = T(1);    // A_n sigma^2n = c_n (sigma^2 / 4 kappa)^n
   const T t = s2 * i4k;
@@ -436,6 +517,11 @@ GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
       S3 += bn;
       Zn += T(n) * an;
     }
+    if (WANT_D2) {
+      S2n += T(n) * T(n) * An * p;
+      S3n += T(n) * bn;
+      Zn2 += T(n) * T(n) * an;
+    }
     if (an < C::asym_stop) break;
   }
   o.central = true;
@@ -445,6 +531,17 @@ GK_HD VmOut<T> vm_core(const VmArg<T>& a, T k) {
     o.g = (T(0.5) * sigma * ik * S3 - (S2 - S1 * Zn / Z) * ik) / sk;
     const T q = sk * gk_exp(-alpha) * inv_sqrt_2pi / Z;
     o.dval = o.g * q;
+    if (WANT_D2) {
+      const T zr = Zn / Z;
+      const T hs = T(0.5) * sigma * ik;  // dsigma/dkappa
+      const T N = T(0.5) * sigma * S3 - S2 + S1 * zr;
+      const T dS1 = -S2 * ik + hs * (sigma * S1 + S3);
+      const T dS2 = -S2n * ik + hs * (sigma * S2 + S3n);
+      const T dN = T(0.5) * hs * S3 - dS2 + dS1 * zr - S1 * (Zn2 / Z - zr * zr) * ik;
+      o.g1 = (dN - T(1.5) * N * ik) * ik / sk;
+      const T m1 = (T(0.5) * ik + zr * ik) - T(2) * a.sh * a.sh;
+      o.d2val = q * (o.g1 + o.g * m1);
+    }
   }
   return o;
 }
@@ -563,6 +660,30 @@ template <typename T> GK_HD T vonmises_grad(T kappa, T x) {
   const VmOut<T> o = vm_core<T, true>(a, kappa);
   // o.g = -dF(-v)/dk / q(v); for xr > 0, dF(xr)/dk = -dF(-v)/dk, so dx/dk = -o.g
   return a.neg ? o.g : -o.g;
+}
+
+// Second order in kappa (issue 15), computed in double for both types (the float configuration's
+// truncations were tuned for the first order only; float rounds the double result once).
+namespace vm_detail {
+GK_HD double vonmises_d2_d(double x, double kappa, bool want_cdf) {
+  if (vm_bad(x, kappa)) return quiet_nan<double>();
+  kappa = vm_positive(kappa);
+  const VmArg<double> a = vm_reduce(x);
+  const VmOut<double> o = vm_core<double, true, true>(a, kappa);
+  // H = F(v) - 1/2 and F(xr) = n + 1/2 +- H; P = F(-v) and F(xr) = n + P (xr < 0) or n + 1 - P.
+  // g at xr: a.neg ? o.g : -o.g (vonmises_grad), and so is its kappa-derivative.
+  if (want_cdf) return (o.central != a.neg) ? o.d2val : -o.d2val;
+  return a.neg ? o.g1 : -o.g1;
+}
+}  // namespace vm_detail
+
+// d2F/dkappa2 at fixed x.
+template <typename T> GK_HD T vonmises_cdf_grad_kk(T x, T kappa) {
+  return T(vm_detail::vonmises_d2_d(double(x), double(kappa), true));
+}
+// d/dkappa of the implicit gradient dx/dkappa, at fixed x.
+template <typename T> GK_HD T vonmises_grad_dconcentration(T kappa, T x) {
+  return T(vm_detail::vonmises_d2_d(double(x), double(kappa), false));
 }
 
 // CDF and gradient together (one evaluation).

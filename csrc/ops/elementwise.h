@@ -30,6 +30,8 @@ GK_BINARY_FUNCTOR(VonmisesCdf, core::vonmises_cdf(a, b))
 GK_BINARY_FUNCTOR(VonmisesCdfGradConcentration, core::vonmises_cdf_grad_concentration(a, b))
 GK_BINARY_FUNCTOR(VonmisesGrad, core::vonmises_grad(a, b))
 GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
+GK_BINARY_FUNCTOR(VonmisesCdfGradKK, core::vonmises_cdf_grad_kk(a, b))
+GK_BINARY_FUNCTOR(VonmisesGradDconcentration, core::vonmises_grad_dconcentration(a, b))
 
 #undef GK_BINARY_FUNCTOR
 
@@ -49,7 +51,9 @@ GK_BINARY_FUNCTOR(VonmisesShiftWrap, core::vonmises_shift_wrap(a, b))
   X(vonmises_cdf, VonmisesCdf, "x", "concentration")                                    \
   X(vonmises_cdf_grad_concentration, VonmisesCdfGradConcentration, "x", "concentration") \
   X(vonmises_grad, VonmisesGrad, "concentration", "x")                                  \
-  X(vonmises_shift_wrap, VonmisesShiftWrap, "x", "loc")
+  X(vonmises_shift_wrap, VonmisesShiftWrap, "x", "loc")                                \
+  X(vonmises_cdf_grad_kk, VonmisesCdfGradKK, "x", "concentration")                      \
+  X(vonmises_grad_dconcentration, VonmisesGradDconcentration, "concentration", "x")
 
 // --- three-argument ops (the incomplete beta family, csrc/core/ibeta.h) ------------------------------
 #define GK_TERNARY_FUNCTOR(NAME, EXPR)                         \

@@ -22,8 +22,6 @@ Methods (chosen so that no result relies on a cancelling formula):
 """
 from __future__ import annotations
 
-import math
-
 from ._mp import mpm as _mpm
 
 

@@ -73,6 +73,21 @@ def _tail_AB(v, kappa, dps):
     return logq, A, B, r1
 
 
+def _central(v, kappa, r1, weights):
+    """int_0^v q(t) w(t) dt for each w in weights (functions of cos t), by mpmath.quad on steps of
+    1/sqrt(kappa): the central points' integrals, where 1/2 - F(-v) would cancel (x = 1e-30 at kappa = 1e6)."""
+    mp = _mpm()
+    k = mp.mpf(kappa)
+    c0 = mp.log(mp.besseli(0, k)) - k + mp.log(2 * mp.pi)
+    qf = lambda t: mp.exp(-2 * k * mp.sin(t / 2) ** 2 - c0)  # noqa: E731
+    step = 1 / mp.sqrt(k)
+    pts = [mp.mpf(0)]
+    while pts[-1] + step < v:
+        pts.append(pts[-1] + step)
+    pts.append(v)
+    return [mp.quad(lambda t: qf(t) * w(mp.cos(t)), pts) for w in weights]
+
+
 def _reduce(x):
     mp = _mpm()
     x = mp.mpf(x)
@@ -130,18 +145,8 @@ def _all(x, kappa, dps=40, method=None):
         if xr == 0:  # exact: F = n + 1/2, dF/dkappa = 0 (symmetry), avoid quadrature noise
             return n + mp.mpf(1) / 2, mp.mpf(0), mp.mpf(0)
         if lo > mp.mpf(1) / 4:
-            # central point: 1/2 - lo would cancel (e.g. x = 1e-30 at kappa = 1e6); integrate
-            # H = int_0^v q dt and dH/dkappa = int_0^v q (cos t - r1) dt directly instead.
-            k = mp.mpf(kappa)
-            c0 = mp.log(mp.besseli(0, k)) - k + mp.log(2 * mp.pi)
-            qf = lambda t: mp.exp(-2 * k * mp.sin(t / 2) ** 2 - c0)
-            step = 1 / mp.sqrt(k)
-            pts = [mp.mpf(0)]
-            while pts[-1] + step < v:
-                pts.append(pts[-1] + step)
-            pts.append(v)
-            H = mp.quad(qf, pts)
-            dH = mp.quad(lambda t: qf(t) * (mp.cos(t) - r1), pts)
+            # central point: integrate H = int_0^v q dt and dH/dkappa = int_0^v q (cos t - r1) dt directly
+            H, dH = _central(v, kappa, r1, (lambda c: 1, lambda c: c - r1))
             sgn = -1 if xr < 0 else 1
             return n + mp.mpf(1) / 2 + sgn * H, sgn * dH, -sgn * dH / q
         if xr < 0:
@@ -149,6 +154,100 @@ def _all(x, kappa, dps=40, method=None):
         else:
             F, dF, g = 1 - lo, -dlo, B
         return F + n, dF, g
+
+
+# --- second order in kappa (issue 15) -------------------------------------------------------------
+# d2F/dkappa2 at fixed x and d/dkappa of the implicit gradient g = -(dF/dkappa) / q at fixed x:
+#   dg/dkappa = -(d2F/dkappa2) / q - g (cos x - r1)         (d log q / d kappa = cos x - r1),
+#   d2F/dkappa2 = int_{-pi}^x [(cos t - r1)^2 - r1'] q(t) dt,  r1' = dr1/dkappa = 1 - r1/kappa - r1^2.
+# Series (kappa <= 50): eq. (14) with r_j'' from differentiating eq. (16) once more,
+#   r_j'' = r_{j+1}' + (j/kappa) r_j' - (j/kappa^2) r_j - r_1' r_j - r_1 r_j',
+# at the first order's raised precision plus 10 digits (the O(1) terms of eq. 16 cancel to O(1/kappa^2)).
+# Quadrature (kappa > 50): with A2 = int e^-w w^2 ... (the tail integral A with a factor w^2), the
+# kappa-derivatives of the tail integrals at fixed v are dA/dkappa = -A1/kappa and dA1/dkappa = (A1 - A2)/kappa
+# (w = kappa (cos v - cos t) in the t form of A), so
+#   dB/dkappa = -r1' A - (cos v - r1) A1 / kappa + A2 / kappa^2,
+#   d2F(-v)/dkappa2 = q(v) ((cos v - r1) B + dB/dkappa);
+# central points integrate H_kk = int_0^v q [(cos t - r1)^2 - r1'] dt directly.
+def _series2(xr, kappa):
+    """(d2F/dkappa2, g, r1) at xr in [-pi, pi] by eq. (14) differentiated twice (working precision set by the
+    caller)."""
+    mp = _mpm()
+    k = mp.mpf(kappa)
+    J = int(kappa + 12 * mp.sqrt(kappa + 1) * 3 + 60)
+    rho = [mp.mpf(0)] * (J + 3)
+    for j in range(J + 1, 0, -1):
+        rho[j] = 1 / (2 * j / k + rho[j + 1])
+    r = [mp.mpf(1)] * (J + 3)
+    for j in range(1, J + 2):
+        r[j] = r[j - 1] * rho[j]
+    r[J + 2] = mp.mpf(0)
+    d1 = [mp.mpf(0)] * (J + 2)
+    for j in range(1, J + 2):
+        d1[j] = r[j + 1] + j * r[j] / k - r[1] * r[j]
+    dS = mp.mpf(0)
+    d2S = mp.mpf(0)
+    for j in range(1, J + 1):
+        d2 = d1[j + 1] + j * d1[j] / k - j * r[j] / k ** 2 - d1[1] * r[j] - r[1] * d1[j]
+        sj = mp.sin(j * xr) / j
+        dS += d1[j] * sj
+        d2S += d2 * sj
+    logq = k * (mp.cos(xr) - 1) - mp.log(2 * mp.pi) - (mp.log(mp.besseli(0, k)) - k)
+    q = mp.exp(logq)
+    return d2S / mp.pi, -dS / mp.pi / q, r[1], q
+
+
+def _all2(x, kappa, dps=40, method=None):
+    """(d2F/dkappa2, dg/dkappa, scale) as mpmath numbers, g = dx/dkappa = -(dF/dkappa) / q at fixed x.
+    scale = |d2F/dkappa2| / q + |g (cos x - r1)|: the sizes of the two terms of dg/dkappa (where they cancel,
+    dg/dkappa is small against them and its error is bounded relative to the scale)."""
+    mp = _mpm()
+    if method is None:
+        method = "series" if kappa <= 50 else "quad"
+    if method == "series":
+        with mp.workdps(dps + int(0.87 * kappa) + 20):
+            xr, n = _reduce(x)
+            if xr == 0:
+                return mp.mpf(0), mp.mpf(0), mp.mpf(0)
+            Fkk, g, r1, q = _series2(xr, kappa)
+            m1 = mp.cos(xr) - r1
+            return Fkk, -Fkk / q - g * m1, abs(Fkk) / q + abs(g * m1)
+    with mp.workdps(dps):
+        xr, n = _reduce(x)
+        if xr == 0:
+            return mp.mpf(0), mp.mpf(0), mp.mpf(0)
+        v = abs(xr)
+        k = mp.mpf(kappa)
+        logq, A, B, r1 = _tail_AB(v, kappa, dps)
+        q = mp.exp(logq)
+        dr1 = 1 - r1 / k - r1 * r1
+        m1 = mp.cos(v) - r1
+        sgn = -1 if xr < 0 else 1
+        if q * A > mp.mpf(1) / 4:  # central: integrate H_k and H_kk over [0, v] (see _all)
+            dH, Hkk = _central(v, kappa, r1, (lambda c: c - r1, lambda c: (c - r1) ** 2 - dr1))
+            Fkk, g = sgn * Hkk, -sgn * dH / q
+        else:
+            W = 2 * k * mp.cos(v / 2) ** 2
+            alpha = 2 * k * mp.sin(v / 2) ** 2
+            pts = _splits(mp, alpha, W)
+            f1 = lambda w: w * mp.exp(-w) / mp.sqrt((alpha + w) * (W - w))
+            f2 = lambda w: w * w * mp.exp(-w) / mp.sqrt((alpha + w) * (W - w))
+            A1 = mp.quad(f1, pts)
+            A2 = mp.quad(f2, pts)
+            dB = -dr1 * A - m1 * A1 / k + A2 / k ** 2
+            Pkk = q * (m1 * B + dB)                # d2F(-v)/dkappa2
+            Fkk, g = -sgn * Pkk, sgn * B           # F(v) = 1 - F(-v); g as in _all
+        return Fkk, -Fkk / q - g * m1, abs(Fkk) / q + abs(g * m1)
+
+
+def cdf_dkappa2(x, kappa, dps=40):
+    """d2F/dkappa2 of vonMises(0, kappa) at fixed x."""
+    return _all2(x, kappa, dps)[0]
+
+
+def grad_dkappa(kappa, x, dps=40):
+    """d/dkappa of the implicit gradient dx/dkappa at fixed x."""
+    return _all2(x, kappa, dps)[1]
 
 
 def cdf(x, kappa, dps=40):

@@ -21,7 +21,8 @@ __global__ void vonmises_device_check(const T* x, const T* kappa, T* out, int n,
   out[6 * i + 0] = vonmises_cdf(x[i], kappa[i]) + F;
   out[6 * i + 1] = vonmises_cdf_grad_concentration(x[i], kappa[i]);
   out[6 * i + 2] = vonmises_grad(kappa[i], x[i]) + g;
-  out[6 * i + 3] = vonmises_log_pdf(x[i], kappa[i]);
+  out[6 * i + 3] = vonmises_log_pdf(x[i], kappa[i]) + vonmises_cdf_grad_kk(x[i], kappa[i]) +
+                   vonmises_grad_dconcentration(kappa[i], x[i]);
   out[6 * i + 4] = exhausted ? T(NAN) : s;
   out[6 * i + 5] = static_cast<T>(gen.next_uint32()) + gen.uniform_float() + T(gen.uniform_double());
 }
