@@ -328,14 +328,22 @@ def machine_description(device="cpu"):
     import torch
 
     cpu = platform.processor() or platform.machine()
+    isa = ""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    # The widest vector ISA gradkern's CPU loops select at run time (csrc/cpu/elementwise.cpp;
+                    # the Gamma gradient's bulk path has an AVX-512 variant): figures differ between hosts.
+                    flags = line.split(":", 1)[1].split()
+                    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
                     break
     except OSError:
         pass
+    if isa:
+        cpu += f" ({isa})"
     desc = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}"
     if str(device).startswith("cuda") and torch.cuda.is_available():
         desc += f", GPU {torch.cuda.get_device_name()}"
