@@ -42,6 +42,20 @@ def _log_ndtri(lp):
     return x
 
 
+def _orient(loc, scale, low, high):
+    """(alpha', beta', sign): the standardized window of TruncatedNormal, mirrored (sign = -1) when its midpoint
+    is above the mean, so that alpha' + beta' <= 0 and the window never sits in the upper tail. The orientation
+    is a discrete choice: it takes no gradient."""
+    # An infinite bound stays infinite with no gradient path (inf * 0 would give NaN gradients for loc and
+    # scale): the double-where keeps the finite branch's inputs finite.
+    lo_inf, hi_inf = torch.isinf(low), torch.isinf(high)
+    alpha = torch.where(lo_inf, low.detach(), (torch.where(lo_inf, torch.zeros_like(low), low) - loc) / scale)
+    beta = torch.where(hi_inf, high.detach(), (torch.where(hi_inf, torch.zeros_like(high), high) - loc) / scale)
+    flip = (alpha.detach() + beta.detach()) > 0
+    sign = torch.where(flip, -torch.ones_like(alpha), torch.ones_like(alpha))
+    return torch.where(flip, -beta, alpha), torch.where(flip, -alpha, beta), sign
+
+
 def _log_mass(a2, b2):
     """(log Z, a, b, ia, ib, log Phi(a), log Phi(b)): Z = Phi(b2) - Phi(a2) for an oriented window (a2 + b2
     <= 0), a and b the bounds with 0 standing in for an infinite one (ia, ib), which enters analytically
@@ -114,14 +128,10 @@ class _AttachTruncatedNormal(torch.autograd.Function):
 
     @staticmethod
     def _partials(z, loc, scale, low, high):
-        lo_inf, hi_inf = torch.isinf(low), torch.isinf(high)
-        alpha = torch.where(lo_inf, low.detach(), (torch.where(lo_inf, torch.zeros_like(low), low) - loc) / scale)
-        beta = torch.where(hi_inf, high.detach(), (torch.where(hi_inf, torch.zeros_like(high), high) - loc) / scale)
-        flip = (alpha.detach() + beta.detach()) > 0
-        sign = torch.where(flip, -torch.ones_like(alpha), torch.ones_like(alpha))
-        a2, b2 = torch.where(flip, -beta, alpha), torch.where(flip, -alpha, beta)
+        a2, b2, sign = _orient(loc, scale, low, high)
         x2 = torch.minimum(torch.maximum(sign * (z - loc) / scale, a2), b2)
         da, db, a, b = _oriented_grads(x2, a2, b2)
+        flip = sign < 0
         d_low, d_high = torch.where(flip, db, da), torch.where(flip, da, db)
         return 1 - da - db, sign * (x2 - da * a - db * b), d_low, d_high
 
@@ -188,19 +198,8 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
 
     # --- standardized, oriented window -------------------------------------------------------------
     def _oriented(self, loc, scale, low, high):
-        """(alpha', beta', sign): the standardized window, mirrored (sign = -1) when its midpoint is above
-        the mean, so that alpha' + beta' <= 0 and the window never sits in the upper tail. The orientation is
-        a discrete choice: it takes no gradient."""
-        # An infinite bound stays infinite with no gradient path (inf * 0 would give NaN gradients for loc
-        # and scale): the double-where keeps the finite branch's inputs finite.
-        lo_inf, hi_inf = torch.isinf(low), torch.isinf(high)
-        alpha = torch.where(lo_inf, low.detach(), (torch.where(lo_inf, torch.zeros_like(low), low) - loc) / scale)
-        beta = torch.where(hi_inf, high.detach(), (torch.where(hi_inf, torch.zeros_like(high), high) - loc) / scale)
-        flip = (alpha.detach() + beta.detach()) > 0
-        sign = torch.where(flip, -torch.ones_like(alpha), torch.ones_like(alpha))
-        a2 = torch.where(flip, -beta, alpha)
-        b2 = torch.where(flip, -alpha, beta)
-        return a2, b2, sign
+        """(alpha', beta', sign): the standardized window, oriented (see _orient)."""
+        return _orient(loc, scale, low, high)
 
     def _log_cdf_oriented(self, z, loc, scale, low, high):
         """log of the oriented truncated CDF, log((Phi(x') - Phi(alpha')) / (Phi(beta') - Phi(alpha'))),
