@@ -17,6 +17,9 @@ timed alternately in the same process. Pairs (second order / first order):
 von Mises (kappa in {1e-2, 1e-1, 1, 10, 100, 1000}, gradkern.vonmises_rsample samples): vonmises_cdf_grad_kk /
 vonmises_cdf_grad_concentration (d2F/dkappa2 against dF/dkappa), vonmises_grad_dconcentration / vonmises_grad,
 and rsample + two backward passes against one. The second-order kernels run in double for float32 too.
+von Mises-Fisher at d = 10 (the same kappa grid, vmf_sample_u samples): vmf_grad_u_dkappa / vmf_grad_u (shown
+twice: the CDF's second derivative is formed from it), and vmf_rsample's first coordinate with two backward
+passes against one.
 
 The issue's goal: each ratio <= 3. --docs writes the printout into docs/performance.md (section second_order).
 """
@@ -72,6 +75,21 @@ def vm_grid(kappas, n, dtype, seed=0):
     return k.to(dtype).contiguous(), x.to(dtype).contiguous()
 
 
+VMF_D = 10
+
+
+def vmf_grid(kappas, n, dtype, seed=0):
+    k = torch.tensor(kappas, dtype=torch.float64).repeat_interleave(math.ceil(n / len(kappas)))
+    u = OPS.vmf_sample_u(k, VMF_D, torch.Generator().manual_seed(seed))
+    return k.to(dtype).contiguous(), u.to(dtype).contiguous()
+
+
+def _vmf_rsample(k, generator):
+    mu = torch.zeros(VMF_D, dtype=k.dtype)
+    mu[0] = 1
+    return gradkern.vmf_rsample(mu, k, generator=generator)[..., 0]
+
+
 def end_to_end(rsample, a, repeats):
     def first():
         ar = a.detach().requires_grad_()
@@ -100,6 +118,12 @@ FAMILIES = {
                   ("dg/dkappa", "g", lambda k, x: OPS.vonmises_grad_dconcentration(k, x),
                    lambda k, x: OPS.vonmises_grad(k, x))],
                  lambda k, generator: gradkern.vonmises_rsample(0.0, k, generator=generator)),
+    # von Mises-Fisher at d = VMF_D: the second-order kernel against the first (the CDF's second derivative goes
+    # through it, so the second pair repeats the first); end to end through mu^T z.
+    "vmf": ("kappa", vmf_grid,
+            [("du/dk dk", "du/dk", lambda k, u: OPS.vmf_grad_u_dkappa(k, u, VMF_D), lambda k, u: OPS.vmf_grad_u(k, u, VMF_D)),
+             ("du/dk dk", "du/dk", lambda k, u: OPS.vmf_grad_u_dkappa(k, u, VMF_D), lambda k, u: OPS.vmf_grad_u(k, u, VMF_D))],
+            _vmf_rsample),
 }
 
 
@@ -108,7 +132,7 @@ def main():
     p.add_argument("--n", type=int, default=600_000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--dtype", default="float32,float64")
-    p.add_argument("--family", default="gamma,vonmises")
+    p.add_argument("--family", default="gamma,vonmises,vmf")
     p.add_argument("--docs", action="store_true", help="write the printout into docs/performance.md")
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -402,6 +402,10 @@ Tensor vmf_grad_u_call(const Tensor& kappa, const Tensor& u, int64_t d) {
   static const auto op = gk<Tensor(const Tensor&, const Tensor&, int64_t)>("gradkern::vmf_grad_u");
   return op.call(kappa, u, d);
 }
+Tensor vmf_grad_u_dkappa_call(const Tensor& kappa, const Tensor& u, int64_t d) {
+  static const auto op = gk<Tensor(const Tensor&, const Tensor&, int64_t)>("gradkern::vmf_grad_u_dkappa");
+  return op.call(kappa, u, d);
+}
 std::tuple<Tensor, Tensor, Tensor> vmf_moments_call(const Tensor& kappa, int64_t d) {
   static const auto op = gk<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, int64_t)>("gradkern::vmf_moments");
   return op.call(kappa, d);
@@ -426,13 +430,24 @@ std::vector<Tensor> vmf_sample_u_partials(const Ctx& c, size_t, const std::vecto
   if (need[0]) p[0] = vmf_grad_u_call(c.in[0], c.out[0], vmf_d(c));
   return p;
 }
-// G = du/dkappa = int_0^u (s - m) g(s) ds / g(u): dG/du = (u - m) - G d log g / du.
+// G = du/dkappa = int_0^u (s - m) g(s) ds / g(u): dG/du = (u - m) - G d log g / du; dG/dkappa by the kernel
+// (vmf_grad_u_dkappa).
 std::vector<Tensor> vmf_grad_u_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
   const Tensor &kappa = c.in[0], &u = c.in[1], &g = c.out[0];
   const int64_t d = vmf_d(c);
-  if (need[0]) no_derivative(c, 0, "needs d2F/dkappa2");
   std::vector<Tensor> p(2);
+  if (need[0]) p[0] = vmf_grad_u_dkappa_call(kappa, u, d);
   if (need[1]) p[1] = (u - std::get<1>(vmf_moments_call(kappa, d))) - g * vmf_dlog_g(kappa, u, d);
+  return p;
+}
+// G1 = dG/dkappa at fixed u: dG1/du = d/dkappa of dG/du above = Var[u] + G - G1 d log g / du (dm/dkappa = -Var[u],
+// d/dkappa of d log g / du = -1); dG1/dkappa would be a third derivative.
+std::vector<Tensor> vmf_grad_u_dkappa_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &kappa = c.in[0], &u = c.in[1], &g1 = c.out[0];
+  const int64_t d = vmf_d(c);
+  if (need[0]) no_derivative(c, 0, "a third derivative in kappa");
+  std::vector<Tensor> p(2);
+  if (need[1]) p[1] = std::get<2>(vmf_moments_call(kappa, d)) + vmf_grad_u_call(kappa, u, d) - g1 * vmf_dlog_g(kappa, u, d);
   return p;
 }
 // F(u): dF/du = the density, dF/dkappa = -G f(u).
@@ -666,6 +681,7 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("vonmises_shift_wrap", shift_wrap_partials, none);  // reads only the output's options
     elementwise("vmf_sample_u", vmf_sample_u_partials);
     elementwise("vmf_grad_u", vmf_grad_u_partials);
+    elementwise("vmf_grad_u_dkappa", vmf_grad_u_dkappa_partials);
     elementwise("vmf_cdf_u", vmf_cdf_u_partials, all, false);
     elementwise("vmf_moments", vmf_moments_partials);
     elementwise("vmf_central_moment", vmf_central_moment_partials, all, false);

@@ -86,6 +86,8 @@ TORCH_LIBRARY(gradkern, m) {
         {at::Tag::nondeterministic_seeded});
   // du/dkappa at fixed P(U <= u) (eq. 8 with F the CDF of u; quadrature in the angle, no normaliser).
   m.def("vmf_grad_u(Tensor concentration, Tensor u, int d) -> Tensor");
+  // d/dkappa of vmf_grad_u at fixed u (second order, issue 15).
+  m.def("vmf_grad_u_dkappa(Tensor concentration, Tensor u, int d) -> Tensor");
   // P(1 - mu^T z <= u). A CDF takes its value first, as vonmises_cdf (x, concentration) and
   // Distribution.cdf(value); the gradient ops take the parameter first, as torch._standard_gamma_grad.
   m.def("vmf_cdf_u(Tensor u, Tensor concentration, int d) -> Tensor");

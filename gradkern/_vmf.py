@@ -19,6 +19,7 @@ _ops = torch.ops.gradkern
 
 # --- fake kernels -------------------------------------------------------------------------------------
 torch.library.register_fake("gradkern::vmf_grad_u")(lambda concentration, u, d: broadcast_fake(concentration, u))
+torch.library.register_fake("gradkern::vmf_grad_u_dkappa")(lambda concentration, u, d: broadcast_fake(concentration, u))
 torch.library.register_fake("gradkern::vmf_cdf_u")(lambda u, concentration, d: broadcast_fake(u, concentration))
 
 

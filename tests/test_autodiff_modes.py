@@ -169,6 +169,7 @@ SECOND_ORDER_EXACT = [
     ("standard_beta_grad", 2), ("betaincinv", 2), ("sigmoid_difference", 0), ("sigmoid_difference", 1),
     ("vonmises_cdf", 0), ("vonmises_cdf", 1), ("vonmises_cdf_grad_concentration", 0), ("vonmises_grad", 1),
     ("vonmises_cdf_grad_kk", 0), ("vonmises_grad_dconcentration", 1),
+    ("vmf_cdf_u", 0), ("vmf_cdf_u", 1),
     ("vonmises_shift_wrap", 0), ("bivariate_normal_cdf", 0), ("bivariate_normal_cdf", 2), ("chi2_reflect", 0),
 ]
 

@@ -81,7 +81,8 @@ SAMPLES = {
     "vonmises_shift_wrap": lambda device, dtype: _vonmises_shift_wrap(device, dtype),
     # von Mises-Fisher (gradkern._vmf)
     "vmf_sample_u": lambda device, dtype: _vmf_sample(device, dtype),
-    "vmf_grad_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(1,)),
+    "vmf_grad_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1)),
+    "vmf_grad_u_dkappa": lambda device, dtype: _vmf_pair(device, dtype, grad=(1,)),
     "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1), value_first=True),
     "vmf_moments": lambda device, dtype: _vmf_moments(device, dtype),
     "vmf_central_moment": lambda device, dtype: _vmf_central_moment(device, dtype),

@@ -103,6 +103,7 @@ ULPS = {
     # von Mises-Fisher: 48-node quadratures in double for both dtypes (sin, log, exp per node; the device's
     # libm differs from glibc by an ulp or two per call). Not yet measured on a device: a first estimate.
     "vmf_grad_u": Tol(256),
+    "vmf_grad_u_dkappa": Tol(1024),  # a difference of the sides' second moments (as the odd central moments)
     "vmf_cdf_u": Tol(256),
     "vmf_moments": Tol(256),
     "vmf_central_moment": Tol(1024),  # odd moments are differences of the two sides' integrals
@@ -149,6 +150,7 @@ GRAD_ULPS = {
     # the density exp(nu log(u (2 - u)) - kappa u - log Z_u): terms ~kappa u, as the Gamma family's lgamma
     "vmf_cdf_u": Tol(1 << 18, per_sqrt=4),
     "vmf_grad_u": Tol(1 << 12, per_sqrt=4),
+    "vmf_grad_u_dkappa": Tol(1 << 12, per_sqrt=4),
     "vmf_moments": Tol(1024, per_sqrt=4),
     "vmf_central_moment": Tol(4096, per_sqrt=4),
     "vmf_direction": Tol(64, "tensor", per_sqrt=4),  # the upstream gradient, summed over broadcast dimensions

@@ -395,3 +395,98 @@ def test_forward_over_reverse_through_the_direction():
         (gl,) = torch.autograd.grad(f(dual), leaf)
         got = fwAD.unpack_dual(gl).tangent
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+# --- second order in the concentration (issue 15; vmf_grad_u_dkappa) --------------------------------------
+D2_DATA = os.path.join(os.path.dirname(__file__), "data", "vmf_d2_ref.csv")
+
+
+@pytest.mark.parametrize("dtype,tol,kmax", [(torch.float64, 1e-10, 1e6), (torch.float32, 1e-4, 1e5)])
+def test_grad_dkappa_against_mpmath(dtype, tol, kmax):
+    # d/dkappa du/dkappa at fixed u against tools/gen_vmf_d2_ref.py (the first-order grid). The value is a sum
+    # of three terms of mixed signs: relative error where it is at least a tenth of their summed sizes (the
+    # scale), error within tol * scale everywhere.
+    import numpy as np
+
+    t = np.genfromtxt(D2_DATA, delimiter=",", names=True)
+    assert t.size > 400
+    keep = t["kappa"] <= kmax
+    t = t[keep]
+    got = np.empty(t.size)
+    for d in np.unique(t["d"]):
+        sel = t["d"] == d
+        k = torch.tensor(t["kappa"][sel], dtype=dtype)
+        u = torch.tensor(t["u"][sel], dtype=dtype)
+        got[sel] = OPS.vmf_grad_u_dkappa(k, u, int(d)).double().numpy()
+    assert np.isfinite(got).all()
+    err = np.abs(got - t["g1"])
+    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
+    assert (err <= tol * t["scale"] + floor).all(), t[err > tol * t["scale"] + floor][:5]
+    big = (np.abs(t["g1"]) >= 0.1 * t["scale"]) & (np.abs(t["g1"]) > floor)
+    rel = err[big] / np.abs(t["g1"][big])
+    assert rel.max() <= tol, (rel.max(), t[big][np.argmax(rel)])
+    # a third of the points: near the mean for large d the terms cancel (by up to 1e7 at d = 1000, small
+    # kappa, where the value vanishes with the skewness); elsewhere the error is bounded by tol * scale above
+    assert big.mean() > 0.3, big.mean()
+
+
+def test_grad_dkappa_matches_finite_differences():
+    # Central differences in kappa of the first-order kernel (float64, step 1e-5 relative), every d branch
+    # (2: von Mises; 3 and up: the quadrature), bulk and tail quantiles.
+    for d in (2, 3, 5, 40):
+        for kappa in (0.3, 4.0, 60.0, 5e3):
+            k = torch.tensor(kappa, dtype=torch.float64)
+            _, mean, var = OPS.vmf_moments(k, d)
+            u = (mean + torch.tensor([-1.5, 0.0, 2.5], dtype=torch.float64) * var.sqrt()).clamp(1e-6, 2 - 1e-6)
+            kk = k.expand_as(u)
+            h = 1e-5 * kappa
+            g = OPS.vmf_grad_u(kk, u, d)
+            fd = (OPS.vmf_grad_u(kk + h, u, d) - OPS.vmf_grad_u(kk - h, u, d)) / (2 * h)
+            # the differences' rounding: G to ~1e-13 relative (the d = 3 closed form cancels by ~1/kappa) over h
+            noise = 1e-13 * g.abs().max().item() / h
+            torch.testing.assert_close(OPS.vmf_grad_u_dkappa(kk, u, d), fd, rtol=1e-6, atol=noise,
+                                       msg=lambda m: f"d={d} kappa={kappa}: {m}")
+
+
+@pytest.mark.parametrize("d,kappa", [(3, 2.0), (10, 15.0), (2, 1.5)])
+def test_hessian_of_the_mean_cosine(d, kappa):
+    # d2/dkappa2 E[mu^T z] = d Var[w]/dkappa = -E[(u - E u)^3] (the third central moment of u), by Monte Carlo
+    # through two backward passes (per sample: d2w/dkappa2 along the sample's path), within 5 standard errors.
+    n = 100_000
+    gen = torch.Generator().manual_seed(8)
+    mu = torch.zeros(d, dtype=torch.float64)
+    mu[0] = 1
+    k = torch.full((n,), kappa, dtype=torch.float64, requires_grad=True)
+    z = gradkern.vmf_rsample(mu, k, generator=gen)
+    (g,) = torch.autograd.grad(z[:, 0].sum(), k, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), k)
+    se = h.std().item() / math.sqrt(n)
+    want = -OPS.vmf_central_moment(torch.tensor(kappa, dtype=torch.float64), d, 3).item()
+    assert abs(h.mean().item() - want) < 5 * se, (h.mean().item(), want, se)
+    assert se < 0.1 * abs(want)
+
+
+def test_third_order_in_kappa_raises():
+    k = torch.tensor(2.0, dtype=torch.float64)
+    u = torch.tensor(0.4, dtype=torch.float64)
+    h = torch.func.hessian(lambda kk: OPS.vmf_cdf_u(u, kk, 5))(k)
+    assert torch.isfinite(h) and h != 0
+    with pytest.raises(RuntimeError, match=r"gradkern.vmf_grad_u_dkappa: the derivative w.r.t. concentration "):
+        # d2/dkappa2 of du/dkappa: a third derivative of the sample
+        torch.func.jacrev(torch.func.jacrev(lambda kk: OPS.vmf_grad_u(kk, u, 5)))(k)
+
+
+@pytest.mark.parametrize("op", ["vmf_grad_u", "vmf_grad_u_dkappa"])
+def test_second_order_in_u_every_mode(op):
+    # gradgradcheck in float64 of the u-derivatives (closed forms in csrc/autograd.cpp), and the four orders of
+    # the two modes give one Hessian (to rounding of its largest entry: the formulas' terms cancel partly).
+    from torch.func import jacfwd, jacrev
+
+    k = torch.tensor([0.7, 6.0, 40.0], dtype=torch.float64)
+    u0 = torch.tensor([0.9, 0.2, 0.04], dtype=torch.float64)
+    f = lambda u: getattr(OPS, op)(k, u, 5)  # noqa: E731
+    assert torch.autograd.gradgradcheck(f, (u0.clone().requires_grad_(),), check_fwd_over_rev=True)
+    ref = jacrev(jacrev(f))(u0)
+    assert torch.isfinite(ref).all() and (ref != 0).any()
+    for outer, inner in ((jacfwd, jacfwd), (jacfwd, jacrev), (jacrev, jacfwd)):
+        torch.testing.assert_close(outer(inner(f))(u0), ref, rtol=1e-12, atol=1e-13 * ref.abs().max().item())

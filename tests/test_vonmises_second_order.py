@@ -64,8 +64,8 @@ def test_reference_branches_agree():
     # The mpmath reference's series (kappa <= 50) and quadrature (kappa > 50) methods agree where both run.
     from gradkern.reference import vonmises as vm
 
-    for kappa in (3.0, 20.0, 50.0):
-        for x in (-3.0, -1.2, 0.4, 2.9):
+    for kappa in (20.0, 50.0):
+        for x in (-1.2, 2.9):  # a central point and a tail point
             s = vm._all2(x, kappa, method="series")
             q = vm._all2(x, kappa, method="quad")
             for a, b in zip(s[:2], q[:2]):

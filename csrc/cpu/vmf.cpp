@@ -21,7 +21,8 @@ namespace {
 
 constexpr int64_t kGrain = 256;  // ~1-2 us per element
 
-template <bool Cdf>
+// Which: 0 the gradient du/dkappa, 1 the CDF, 2 the gradient's kappa-derivative.
+template <int Which>
 at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
   ops::check_vmf_dim(op, d);
   auto iter = ops::binary_iter(op, "concentration", concentration, "u", u);
@@ -32,7 +33,9 @@ at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at:
       for (int64_t i = 0; i < n; ++i) {
         const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
         const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
-        const acc_t r = Cdf ? core::vmf_cdf_u<acc_t>(k, x, di) : core::vmf_grad_u<acc_t>(k, x, di);
+        const acc_t r = Which == 1   ? core::vmf_cdf_u<acc_t>(k, x, di)
+                        : Which == 2 ? core::vmf_grad_u_dkappa<acc_t>(k, x, di)
+                                     : core::vmf_grad_u<acc_t>(k, x, di);
         *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(r);
       }
     }, kGrain);
@@ -41,10 +44,13 @@ at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at:
 }
 
 at::Tensor vmf_grad_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
-  return vmf_binary<false>("vmf_grad_u", concentration, u, d);
+  return vmf_binary<0>("vmf_grad_u", concentration, u, d);
 }
 at::Tensor vmf_cdf_u(const at::Tensor& u, const at::Tensor& concentration, int64_t d) {
-  return vmf_binary<true>("vmf_cdf_u", concentration, u, d);
+  return vmf_binary<1>("vmf_cdf_u", concentration, u, d);
+}
+at::Tensor vmf_grad_u_dkappa(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+  return vmf_binary<2>("vmf_grad_u_dkappa", concentration, u, d);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_moments(const at::Tensor& concentration, int64_t d) {
@@ -167,6 +173,7 @@ TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
   m.impl("vmf_direction", &vmf_direction);
   m.impl("vmf_sample_u", &vmf_sample_u);
   m.impl("vmf_grad_u", &vmf_grad_u);
+  m.impl("vmf_grad_u_dkappa", &vmf_grad_u_dkappa);
   m.impl("vmf_cdf_u", &vmf_cdf_u);
   m.impl("vmf_moments", &vmf_moments);
   m.impl("vmf_central_moment", &vmf_central_moment);

@@ -25,11 +25,16 @@ __host__ __device__ __noinline__ acc_t vmf_grad_apply(acc_t k, acc_t u, int d) {
 template <typename acc_t>
 __host__ __device__ __noinline__ acc_t vmf_cdf_apply(acc_t k, acc_t u, int d) { return core::vmf_cdf_u<acc_t>(k, u, d); }
 template <typename acc_t>
+__host__ __device__ __noinline__ acc_t vmf_grad_dkappa_apply(acc_t k, acc_t u, int d) {
+  return core::vmf_grad_u_dkappa<acc_t>(k, u, d);
+}
+template <typename acc_t>
 __host__ __device__ __noinline__ void vmf_moments_apply(acc_t k, int d, acc_t* lz, acc_t* m, acc_t* v) {
   core::vmf_moments<acc_t>(k, d, *lz, *m, *v);
 }
 
-template <bool Cdf>
+// Which: 0 the gradient du/dkappa, 1 the CDF, 2 the gradient's kappa-derivative.
+template <int Which>
 at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
   ops::check_vmf_dim(op, d);
   auto iter = ops::binary_iter(op, "concentration", concentration, "u", u);
@@ -40,17 +45,22 @@ at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at:
     using acc_t = at::opmath_type<scalar_t>;
     at::native::gpu_kernel(iter, [di] GPU_LAMBDA(scalar_t k, scalar_t x) -> scalar_t {
       const acc_t kk = static_cast<acc_t>(k), xx = static_cast<acc_t>(x);
-      return static_cast<scalar_t>(Cdf ? vmf_cdf_apply<acc_t>(kk, xx, di) : vmf_grad_apply<acc_t>(kk, xx, di));
+      return static_cast<scalar_t>(Which == 1   ? vmf_cdf_apply<acc_t>(kk, xx, di)
+                                   : Which == 2 ? vmf_grad_dkappa_apply<acc_t>(kk, xx, di)
+                                                : vmf_grad_apply<acc_t>(kk, xx, di));
     });
   });
   return iter.output();
 }
 
 at::Tensor vmf_grad_u(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
-  return vmf_binary<false>("vmf_grad_u", concentration, u, d);
+  return vmf_binary<0>("vmf_grad_u", concentration, u, d);
 }
 at::Tensor vmf_cdf_u(const at::Tensor& u, const at::Tensor& concentration, int64_t d) {
-  return vmf_binary<true>("vmf_cdf_u", concentration, u, d);
+  return vmf_binary<1>("vmf_cdf_u", concentration, u, d);
+}
+at::Tensor vmf_grad_u_dkappa(const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
+  return vmf_binary<2>("vmf_grad_u_dkappa", concentration, u, d);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_moments(const at::Tensor& concentration, int64_t d) {
@@ -200,6 +210,7 @@ TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
   m.impl("vmf_direction", &vmf_direction);
   m.impl("vmf_sample_u", &vmf_sample_u);
   m.impl("vmf_grad_u", &vmf_grad_u);
+  m.impl("vmf_grad_u_dkappa", &vmf_grad_u_dkappa);
   m.impl("vmf_cdf_u", &vmf_cdf_u);
   m.impl("vmf_moments", &vmf_moments);
   m.impl("vmf_central_moment", &vmf_central_moment);

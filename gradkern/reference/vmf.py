@@ -55,8 +55,9 @@ def _breaks(lo, hi, mean, sd, extra=()):
     return sorted(pts)
 
 
-def _sides(kappa, d, u, dps):
-    """I_k = int_0^u h (u - s)^k, J_k = int_u^2 h (s - u)^k, k = 0, 1, with h = g(s) / g(u)."""
+def _sides(kappa, d, u, dps, order=1):
+    """I_k = int_0^u h (u - s)^k, J_k = int_u^2 h (s - u)^k, k = 0, 1 (and 2 with order=2), with h = g(s) / g(u):
+    (i0, i1, j0, j1) or (i0, i1, i2, j0, j1, j2)."""
     mp = mpm()
     _, kappa, nu = _setup(kappa, d)
     u = mp.mpf(u)
@@ -79,7 +80,11 @@ def _sides(kappa, d, u, dps):
     i1 = mp.quad(lambda s: h(s) * (u - s), lo_pts)
     j0 = mp.quad(h, hi_pts)
     j1 = mp.quad(lambda s: h(s) * (s - u), hi_pts)
-    return i0, i1, j0, j1
+    if order == 1:
+        return i0, i1, j0, j1
+    i2 = mp.quad(lambda s: h(s) * (u - s) ** 2, lo_pts)
+    j2 = mp.quad(lambda s: h(s) * (s - u) ** 2, hi_pts)
+    return i0, i1, i2, j0, j1, j2
 
 
 def grad_u(kappa, d, u, dps=30):
@@ -90,6 +95,21 @@ def grad_u(kappa, d, u, dps=30):
             return mp.mpf(0)
         i0, i1, j0, j1 = _sides(kappa, d, u, dps)
         return -(i0 * j1 + j0 * i1) / (i0 + j0)
+
+
+def grad_u_dkappa(kappa, d, u, dps=30):
+    """d/dkappa of du/dkappa at fixed u, and the sum of the sizes of its terms: (value, scale). With
+    d log h(s) / dkappa = u - s, dI_k/dkappa = I_(k+1) and dJ_k/dkappa = -J_(k+1), so G = -(I0 J1 + J0 I1) / D
+    (D = I0 + J0) has dG/dkappa = (I0 J2 - J0 I2) / D - G (I1 - J1) / D."""
+    mp = mpm()
+    with mp.workdps(dps):
+        if u <= 0 or u >= 2:
+            return mp.mpf(0), mp.mpf(0)
+        i0, i1, i2, j0, j1, j2 = _sides(kappa, d, u, dps, order=2)
+        D = i0 + j0
+        G = -(i0 * j1 + j0 * i1) / D
+        t1, t2, t3 = i0 * j2 / D, j0 * i2 / D, G * (i1 - j1) / D
+        return t1 - t2 - t3, abs(t1) + abs(t2) + abs(t3)
 
 
 def cdf_u(kappa, d, u, dps=30):

@@ -26,7 +26,7 @@ __global__ void vmf_device_check(const T* u, const T* kappa, T* out, int n, int 
   PhiloxUniform<T> uni(gen);
   bool exhausted = false;
   const T s = vmf_sample_u<T>(kappa[i], d, uni, kVmfMaxProposals, &exhausted);
-  out[5 * i + 0] = vmf_grad_u(kappa[i], u[i], d);
+  out[5 * i + 0] = vmf_grad_u(kappa[i], u[i], d) + vmf_grad_u_dkappa(kappa[i], u[i], d);
   out[5 * i + 1] = vmf_cdf_u(kappa[i], u[i], d);
   out[5 * i + 2] = lz + m + v;
   out[5 * i + 3] = vmf_central_moment(kappa[i], d, 3);
