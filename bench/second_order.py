@@ -44,9 +44,14 @@ ALPHAS = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
 OPS = torch.ops.gradkern
 
 
+def _params(values, n):
+    """The parameter grid: each value repeated for n elements in all, float64."""
+    return torch.tensor(values, dtype=torch.float64).repeat_interleave(math.ceil(n / len(values)))
+
+
 def grid(alphas, n, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
-    a = torch.tensor(alphas, dtype=torch.float64).repeat_interleave(math.ceil(n / len(alphas)))
+    a = _params(alphas, n)
     x = torch._standard_gamma(a, generator=g).clamp_min(torch.finfo(dtype).tiny)
     return a.to(dtype).contiguous(), x.to(dtype).contiguous()
 
@@ -70,7 +75,7 @@ def pair(f2, f1, repeats):
 
 
 def vm_grid(kappas, n, dtype, seed=0):
-    k = torch.tensor(kappas, dtype=torch.float64).repeat_interleave(math.ceil(n / len(kappas)))
+    k = _params(kappas, n)
     x = gradkern.vonmises_rsample(0.0, k, generator=torch.Generator().manual_seed(seed))
     return k.to(dtype).contiguous(), x.to(dtype).contiguous()
 
@@ -79,7 +84,7 @@ VMF_D = 10
 
 
 def vmf_grid(kappas, n, dtype, seed=0):
-    k = torch.tensor(kappas, dtype=torch.float64).repeat_interleave(math.ceil(n / len(kappas)))
+    k = _params(kappas, n)
     u = OPS.vmf_sample_u(k, VMF_D, torch.Generator().manual_seed(seed))
     return k.to(dtype).contiguous(), u.to(dtype).contiguous()
 
