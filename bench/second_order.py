@@ -1,7 +1,7 @@
-"""Cost of the second-order Gamma and von Mises kernels (issue 15) as a ratio to the first-order ones they
+"""Cost of the second-order Gamma, von Mises, vMF and Beta kernels (issue 15) as a ratio to the first-order ones they
 differentiate.
 
-    python bench/second_order.py [--n 600000] [--repeats 5] [--dtype float32,float64] [--family gamma,vonmises]
+    python bench/second_order.py [--n 600000] [--repeats 5] [--dtype float32,float64] [--family gamma,vonmises,vmf,beta]
                                  [--docs]
 
 The paper's grid: alpha in {1e-2, 1e-1, 1, 10, 100, 1000}, Gamma(alpha) samples (torch._standard_gamma, fixed
@@ -20,6 +20,10 @@ and rsample + two backward passes against one. The second-order kernels run in d
 von Mises-Fisher at d = 10 (the same kappa grid, vmf_sample_u samples): vmf_grad_u_dkappa / vmf_grad_u (shown
 twice: the CDF's second derivative is formed from it), and vmf_rsample's first coordinate with two backward
 passes against one.
+Beta(a, 3) (a on the same grid, x ~ Beta(a, 3)): betainc_grads2 / betainc_grads (the three second derivatives
+of I in (a, b) against the two first ones, one evaluation each), standard_beta_grad_d2 / standard_beta_grad (the
+four parameter-derivatives of the implicit gradient against the two gradients), and beta_rsample with two
+backward passes in a against one. The Beta kernels run in double for float32 too.
 
 The issue's goal: each ratio <= 3. --docs writes the printout into docs/performance.md (section second_order).
 """
@@ -95,6 +99,24 @@ def _vmf_rsample(k, generator):
     return gradkern.vmf_rsample(mu, k, generator=generator)[..., 0]
 
 
+BETA_B = 3.0
+
+
+def beta_grid(alphas, n, dtype, seed=0):
+    """a on the grid, b = BETA_B, x ~ Beta(a, b) (torch's Gamma ratio, float64, clamped inside (0, 1))."""
+    g = torch.Generator().manual_seed(seed)
+    a = _params(alphas, n)
+    ga = torch._standard_gamma(a, generator=g)
+    gb = torch._standard_gamma(torch.full_like(a, BETA_B), generator=g)
+    eps = torch.finfo(dtype).eps
+    x = (ga / (ga + gb)).clamp(torch.finfo(dtype).tiny, 1 - eps)
+    return a.to(dtype).contiguous(), x.to(dtype).contiguous()
+
+
+def _b(a):
+    return torch.tensor(BETA_B, dtype=a.dtype)
+
+
 def end_to_end(rsample, a, repeats):
     def first():
         ar = a.detach().requires_grad_()
@@ -129,6 +151,13 @@ FAMILIES = {
             [("du/dk dk", "du/dk", lambda k, u: OPS.vmf_grad_u_dkappa(k, u, VMF_D), lambda k, u: OPS.vmf_grad_u(k, u, VMF_D)),
              ("du/dk dk", "du/dk", lambda k, u: OPS.vmf_grad_u_dkappa(k, u, VMF_D), lambda k, u: OPS.vmf_grad_u(k, u, VMF_D))],
             _vmf_rsample),
+    # Beta(a, 3): the incomplete beta's three second derivatives against its two first ones, the four
+    # parameter-derivatives of the implicit gradient against the gradient; end to end in a.
+    "beta": ("a", beta_grid,
+             [("d2I (3)", "dI (2)", lambda a, x: OPS.betainc_grads2(a, _b(a), x), lambda a, x: OPS.betainc_grads(a, _b(a), x)),
+              ("dg (4)", "g (2)", lambda a, x: OPS.standard_beta_grad_d2(a, _b(a), x),
+               lambda a, x: OPS.standard_beta_grad(a, _b(a), x))],
+             lambda a, generator: gradkern.beta_rsample(a, _b(a), generator=generator)),
 }
 
 
@@ -137,7 +166,7 @@ def main():
     p.add_argument("--n", type=int, default=600_000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--dtype", default="float32,float64")
-    p.add_argument("--family", default="gamma,vonmises,vmf")
+    p.add_argument("--family", default="gamma,vonmises,vmf,beta")
     p.add_argument("--docs", action="store_true", help="write the printout into docs/performance.md")
     args = p.parse_args()
     torch.set_num_threads(1)

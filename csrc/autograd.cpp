@@ -76,6 +76,8 @@ struct Spec {
 using Bin = Tensor(const Tensor&, const Tensor&);
 using Ter = Tensor(const Tensor&, const Tensor&, const Tensor&);
 using TerPair = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&);
+using TerTriple = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&);
+using TerQuad = std::tuple<Tensor, Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&);
 
 template <class Sig>
 c10::TypedOperatorHandle<Sig> gk(const char* name) {
@@ -106,6 +108,8 @@ GK_CALL2(vonmises_grad_dconcentration)
 GK_CALL3(betainc_grads, TerPair)
 GK_CALL3(standard_beta_grad, TerPair)
 GK_CALL3(dirichlet_grad, Ter)
+GK_CALL3(betainc_grads2, TerTriple)
+GK_CALL3(standard_beta_grad_d2, TerQuad)
 #undef GK_CALL2
 #undef GK_CALL3
 
@@ -233,12 +237,16 @@ std::vector<Tensor> betainc_partials(const Ctx& c, size_t, const std::vector<boo
   return p;
 }
 
-// (dI/da, dI/db): d/dx = dq/da = q (log x - psi(a) + psi(a + b)), dq/db = q (log(1 - x) - psi(b) + psi(a + b)).
+// (dI/da, dI/db): d/d(a, b) = the second derivatives (csrc/core/ibeta_d2.h); d/dx = dq/da =
+// q (log x - psi(a) + psi(a + b)), dq/db = q (log(1 - x) - psi(b) + psi(a + b)).
 std::vector<Tensor> betainc_grads_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
   const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2];
-  if (need[0]) no_derivative(c, 0, "second derivatives of I_x(a, b) in the parameters");
-  if (need[1]) no_derivative(c, 1, "second derivatives of I_x(a, b) in the parameters");
   std::vector<Tensor> p(3);
+  if (need[0] || need[1]) {
+    auto [aa, ab, bb] = betainc_grads2(a, b, x);
+    if (need[0]) p[0] = j == 0 ? aa : ab;
+    if (need[1]) p[1] = j == 0 ? ab : bb;
+  }
   if (need[2]) {
     Tensor q = at::exp(log_beta_density(a, b, x));
     Tensor psi_ab = at::digamma(a + b);
@@ -248,18 +256,62 @@ std::vector<Tensor> betainc_grads_partials(const Ctx& c, size_t j, const std::ve
   return p;
 }
 
-// (g_a, g_b) = -(dI/da, dI/db) / q at fixed I. d g / dx = -(dq/dtheta) / q - g (dq/dx) / q with
+// (d2I/da2, d2I/(da db), d2I/db2): d/dx = d2q/(dtheta dtheta') = q (l_t l_t' + d l_t / dtheta') with
+// l_a = log x - psi(a) + psi(a + b), l_b = log(1 - x) - psi(b) + psi(a + b) (0 where q = 0); d/d(a, b)
+// would be third derivatives.
+std::vector<Tensor> betainc_grads2_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2];
+  if (need[0]) no_derivative(c, 0, "third derivatives of I_x(a, b) in the parameters");
+  if (need[1]) no_derivative(c, 1, "third derivatives of I_x(a, b) in the parameters");
+  std::vector<Tensor> p(3);
+  if (need[2]) {
+    Tensor q = at::exp(log_beta_density(a, b, x));
+    Tensor psi_ab = at::digamma(a + b), t_ab = at::polygamma(1, a + b);
+    Tensor la = at::log(x) - at::digamma(a) + psi_ab, lb = at::log1p(-x) - at::digamma(b) + psi_ab;
+    Tensor m = j == 0 ? la * la + t_ab - at::polygamma(1, a) : j == 1 ? la * lb + t_ab : lb * lb + t_ab - at::polygamma(1, b);
+    p[2] = at::where(q == 0, at::zeros({}, q.options()), q * m);
+  }
+  return p;
+}
+
+// (g_a, g_b) = -(dI/da, dI/db) / q at fixed I. d/d(a, b) at fixed x: standard_beta_grad_d2
+// (csrc/core/ibeta_d2.h); d g / dx = -(dq/dtheta) / q - g (dq/dx) / q with
 // (dq/dx) / q = (a - 1) / x - (b - 1) / (1 - x).
 std::vector<Tensor> standard_beta_grad_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
   const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2], &g = c.out[j];
-  if (need[0]) no_derivative(c, 0, "second derivatives of I_x(a, b) in the parameters");
-  if (need[1]) no_derivative(c, 1, "second derivatives of I_x(a, b) in the parameters");
   std::vector<Tensor> p(3);
+  if (need[0] || need[1]) {
+    auto [aa, ab, ba, bb] = standard_beta_grad_d2(a, b, x);
+    if (need[0]) p[0] = j == 0 ? aa : ba;
+    if (need[1]) p[1] = j == 0 ? ab : bb;
+  }
   if (need[2]) {
     Tensor psi_ab = at::digamma(a + b);
     Tensor dlogq = (a - 1) / x - (b - 1) / (1 - x);
     Tensor dlogq_dtheta = j == 0 ? at::log(x) - at::digamma(a) + psi_ab : at::log1p(-x) - at::digamma(b) + psi_ab;
     p[2] = -dlogq_dtheta - g * dlogq;
+  }
+  return p;
+}
+
+// G = d g_i / dtheta_k at fixed x (output j = 2 i + k). d G / dx = d/dtheta_k of d g_i / dx above:
+// -d l_i / dtheta_k - G (dq/dx) / q - g_i d((dq/dx) / q) / dtheta_k, with d l_a/da = psi'(a + b) - psi'(a),
+// d l_a/db = d l_b/da = psi'(a + b), d l_b/db = psi'(a + b) - psi'(b), and d((dq/dx)/q)/da = 1/x,
+// d/db = -1/(1 - x). d/d(a, b) would be third derivatives.
+std::vector<Tensor> standard_beta_grad_d2_partials(const Ctx& c, size_t j, const std::vector<bool>& need) {
+  const Tensor &a = c.in[0], &b = c.in[1], &x = c.in[2], &G = c.out[j];
+  if (need[0]) no_derivative(c, 0, "a third derivative of the Beta sample in its parameters");
+  if (need[1]) no_derivative(c, 1, "a third derivative of the Beta sample in its parameters");
+  std::vector<Tensor> p(3);
+  if (need[2]) {
+    const size_t i = j / 2, k = j % 2;
+    Tensor t_ab = at::polygamma(1, a + b);
+    Tensor dl = i != k ? t_ab : t_ab - at::polygamma(1, i == 0 ? a : b);
+    Tensor dlogq = (a - 1) / x - (b - 1) / (1 - x);
+    auto g = standard_beta_grad(a, b, x);
+    Tensor gi = i == 0 ? std::get<0>(g) : std::get<1>(g);
+    Tensor ddlogq = k == 0 ? 1 / x : -1 / (1 - x);
+    p[2] = -dl - G * dlogq - gi * ddlogq;
   }
   return p;
 }
@@ -310,6 +362,29 @@ variable_list standard_dirichlet_vjp(const Ctx& c, const variable_list& grads, c
 variable_list standard_dirichlet_jvp(const Ctx& c, const variable_list& t) {
   Tensor tg = t[0] * dirichlet_g(c);
   return {tg - c.out[0] * tg.sum(-1, true)};
+}
+
+// D = dirichlet_grad(x, alpha, total) = g_a / (1 - x), g_a = standard_beta_grad(alpha, beta, x)[0] with
+// beta = total - alpha. d/dalpha at fixed total = (dg_a/da - dg_a/db) / (1 - x), d/dtotal = (dg_a/db) /
+// (1 - x) (standard_beta_grad_d2), d/dx = (dg_a/dx + D) / (1 - x) with dg_a/dx as in
+// standard_beta_grad_partials. x = 1 exactly (a degenerate sample) gives a non-finite derivative there.
+std::vector<Tensor> dirichlet_grad_partials(const Ctx& c, size_t, const std::vector<bool>& need) {
+  const Tensor &x = c.in[0], &alpha = c.in[1], &total = c.in[2], &D = c.out[0];
+  Tensor beta = total - alpha;
+  Tensor inv1x = 1 / (1 - x);
+  std::vector<Tensor> p(3);
+  if (need[1] || need[2]) {
+    auto [aa, ab, ba, bb] = standard_beta_grad_d2(alpha, beta, x);
+    if (need[1]) p[1] = (aa - ab) * inv1x;
+    if (need[2]) p[2] = ab * inv1x;
+  }
+  if (need[0]) {
+    Tensor ga = D * (1 - x);
+    Tensor dl = at::log(x) + at::digamma(total) - at::digamma(alpha);
+    Tensor dlogq = (alpha - 1) / x - (beta - 1) * inv1x;
+    p[0] = (-dl - ga * dlogq + D) * inv1x;
+  }
+  return p;
 }
 
 // Derivative ops without derivatives of their own yet (second order through them raises here).
@@ -667,10 +742,12 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("betaincc", betainc_partials<-1>, all, false);
     elementwise("betainc_grads", betainc_grads_partials, all, false);
     elementwise("standard_beta_grad", standard_beta_grad_partials);
+    elementwise("betainc_grads2", betainc_grads2_partials, all, false);
+    elementwise("standard_beta_grad_d2", standard_beta_grad_d2_partials);
     elementwise("betaincinv", betaincinv_partials, 0b011);
     elementwise("standard_beta", standard_beta_partials);
     elementwise("sigmoid_difference", sigmoid_difference_partials, none);
-    elementwise("dirichlet_grad", second_order_missing, none, false);
+    elementwise("dirichlet_grad", dirichlet_grad_partials);
     t["standard_dirichlet"] = Spec{nullptr, standard_dirichlet_vjp, standard_dirichlet_jvp};
     elementwise("vonmises_cdf", vonmises_cdf_partials, all, false);
     elementwise("vonmises_cdf_grad_concentration", vonmises_cdf_grad_concentration_partials, all, false);

@@ -47,6 +47,11 @@ TORCH_LIBRARY(gradkern, m) {
   m.def("betainc_grads(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor)");
   // (dx/da, dx/db) at fixed I_x(a, b) for x ~ Beta(a, b): -(dI/da, dI/db) / q(x), the density fused.
   m.def("standard_beta_grad(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor)");
+  // Second order (csrc/core/ibeta_d2.h: the fraction carried to second order in hyper-dual numbers):
+  // (d2I/da2, d2I/(da db), d2I/db2), and (d g_a/da, d g_a/db, d g_b/da, d g_b/db) at fixed x for
+  // (g_a, g_b) = standard_beta_grad(a, b, x).
+  m.def("betainc_grads2(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor, Tensor)");
+  m.def("standard_beta_grad_d2(Tensor a, Tensor b, Tensor x) -> (Tensor, Tensor, Tensor, Tensor)");
   // x with I_x(a, b) = p.
   m.def("betaincinv(Tensor a, Tensor b, Tensor p) -> Tensor");
   // Beta(concentration1, concentration0) samples (log-space Gamma draws), clamped into [tiny, 1 - eps/2];

@@ -20,16 +20,19 @@ def _ternary_fake(a, b, c):
     return a.new_empty(torch.broadcast_shapes(a.shape, b.shape, c.shape), device=device)
 
 
-def _ternary_pair_fake(a, b, c):
-    device = check_fake_elementwise((a, b, c))
-    shape = torch.broadcast_shapes(a.shape, b.shape, c.shape)
-    return a.new_empty(shape, device=device), a.new_empty(shape, device=device)
+def _ternary_multi_fake(n):
+    def fake(a, b, c):
+        device = check_fake_elementwise((a, b, c))
+        shape = torch.broadcast_shapes(a.shape, b.shape, c.shape)
+        return tuple(a.new_empty(shape, device=device) for _ in range(n))
+    return fake
 
 
 for _name in ("betainc", "betaincc", "betaincinv", "dirichlet_grad"):
     torch.library.register_fake(f"gradkern::{_name}")(_ternary_fake)
-for _name in ("betainc_grads", "standard_beta_grad"):
-    torch.library.register_fake(f"gradkern::{_name}")(_ternary_pair_fake)
+for _name, _n in (("betainc_grads", 2), ("standard_beta_grad", 2), ("betainc_grads2", 3),
+                  ("standard_beta_grad_d2", 4)):
+    torch.library.register_fake(f"gradkern::{_name}")(_ternary_multi_fake(_n))
 
 
 # Autograd (reverse and forward mode, the torch.func transforms, second order where the derivative ops

@@ -159,7 +159,8 @@ def _register_sampler(name, n_tensors, out_dim=0):
 
 _ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad", "log_standard_gamma_grad",
                 "gammaincinv", "gammainc_grad_aa", "standard_gamma_grad_dalpha", "log_standard_gamma_grad_dalpha",
-                "betainc", "betaincc", "betainc_grads", "standard_beta_grad", "betaincinv",
+                "betainc", "betaincc", "betainc_grads", "standard_beta_grad", "betainc_grads2", "standard_beta_grad_d2",
+                "betaincinv",
                 "sigmoid_difference", "dirichlet_grad", "vonmises_cdf", "vonmises_cdf_grad_concentration",
                 "vonmises_grad", "vonmises_shift_wrap", "vonmises_cdf_grad_kk", "vonmises_grad_dconcentration",
                 "bivariate_normal_cdf", "dirichlet_copula_rho",

@@ -91,6 +91,8 @@ ULPS = {
     "betaincc": Tol(16),
     "betainc_grads": Tol(32),
     "standard_beta_grad": Tol(32),
+    "betainc_grads2": Tol(64),
+    "standard_beta_grad_d2": Tol(64),
     "betaincinv": Tol(16),
     "dirichlet_grad": Tol(32),
     "sigmoid_difference": Tol(4),

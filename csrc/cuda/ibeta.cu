@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include <tuple>
+#include <utility>
 
 #include "ops/elementwise.h"
 #include "ops/tensor_checks.h"
@@ -23,8 +24,28 @@ __device__ __noinline__ acc_t ternary_apply(acc_t x, acc_t y, acc_t z) {
 }
 // __host__ __device__: gpu_kernel_multiple_outputs takes only an extended __host__ __device__ lambda.
 template <typename acc_t, typename Op>
-__host__ __device__ __noinline__ void ternary_pair_apply(acc_t x, acc_t y, acc_t z, acc_t* o0, acc_t* o1) {
-  Op{}(x, y, z, *o0, *o1);
+__host__ __device__ __noinline__ void ternary_multi_apply(acc_t x, acc_t y, acc_t z, acc_t* o) {
+  Op{}(x, y, z, o);
+}
+
+// The thrust::tuple of N scalars that gpu_kernel_multiple_outputs writes to the N outputs.
+template <typename S, int N> struct tuple_of;
+template <typename S> struct tuple_of<S, 2> {
+  using type = thrust::tuple<S, S>;
+  __host__ __device__ static type make(const S* o) { return thrust::make_tuple(o[0], o[1]); }
+};
+template <typename S> struct tuple_of<S, 3> {
+  using type = thrust::tuple<S, S, S>;
+  __host__ __device__ static type make(const S* o) { return thrust::make_tuple(o[0], o[1], o[2]); }
+};
+template <typename S> struct tuple_of<S, 4> {
+  using type = thrust::tuple<S, S, S, S>;
+  __host__ __device__ static type make(const S* o) { return thrust::make_tuple(o[0], o[1], o[2], o[3]); }
+};
+
+template <size_t... I>
+auto outputs_of(at::TensorIterator& iter, std::index_sequence<I...>) {
+  return std::make_tuple(iter.output(I)...);
 }
 
 template <typename scalar_t, typename Op>
@@ -48,23 +69,32 @@ at::Tensor cuda_ternary(const char* op, const char* na, const at::Tensor& a, con
   return iter.output();
 }
 
+// std::tuple of N tensors. Spelled out because nvcc refuses a deduced return type on a function that
+// encloses an extended __host__ __device__ lambda.
+template <int N>
+using tensor_tuple = decltype(outputs_of(std::declval<at::TensorIterator&>(), std::make_index_sequence<N>{}));
+
+// Op::outputs outputs from one evaluation, returned as a std::tuple of that many tensors.
 template <typename Op>
-std::tuple<at::Tensor, at::Tensor> cuda_ternary_pair(const char* op, const char* na, const at::Tensor& a,
-                                                     const char* nb, const at::Tensor& b, const char* nc,
-                                                     const at::Tensor& c) {
-  auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c, 2);
-  if (iter.numel() == 0) return std::make_tuple(iter.output(0), iter.output(1));
+tensor_tuple<Op::outputs> cuda_ternary_multi(const char* op, const char* na, const at::Tensor& a, const char* nb, const at::Tensor& b,
+                        const char* nc, const at::Tensor& c) {
+  constexpr int N = Op::outputs;
+  auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c, N);
+  if (iter.numel() == 0) return outputs_of(iter, std::make_index_sequence<N>{});
   const c10::cuda::OptionalCUDAGuard guard(iter.device(0));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
     using acc_t = at::opmath_type<scalar_t>;
+    using tup = tuple_of<scalar_t, N>;
     at::native::gpu_kernel_multiple_outputs(
-        iter, [] GPU_LAMBDA(scalar_t x, scalar_t y, scalar_t z) -> thrust::tuple<scalar_t, scalar_t> {
-          acc_t o0, o1;
-          ternary_pair_apply<acc_t, Op>(static_cast<acc_t>(x), static_cast<acc_t>(y), static_cast<acc_t>(z), &o0, &o1);
-          return thrust::make_tuple(static_cast<scalar_t>(o0), static_cast<scalar_t>(o1));
+        iter, [] GPU_LAMBDA(scalar_t x, scalar_t y, scalar_t z) -> typename tup::type {
+          acc_t o[N];
+          ternary_multi_apply<acc_t, Op>(static_cast<acc_t>(x), static_cast<acc_t>(y), static_cast<acc_t>(z), o);
+          scalar_t r[N];
+          for (int j = 0; j < N; ++j) r[j] = static_cast<scalar_t>(o[j]);
+          return tup::make(r);
         });
   });
-  return std::make_tuple(iter.output(0), iter.output(1));
+  return outputs_of(iter, std::make_index_sequence<N>{});
 }
 
 #define GK_DEFINE_KERNEL(FN, OP, NA, NB, NC)                                          \
@@ -73,11 +103,11 @@ std::tuple<at::Tensor, at::Tensor> cuda_ternary_pair(const char* op, const char*
   }
 GK_TERNARY_OPS(GK_DEFINE_KERNEL)
 #undef GK_DEFINE_KERNEL
-#define GK_DEFINE_KERNEL(FN, OP, NA, NB, NC)                                                              \
-  std::tuple<at::Tensor, at::Tensor> FN(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {  \
-    return cuda_ternary_pair<ops::OP>(#FN, NA, a, NB, b, NC, c);                                          \
+#define GK_DEFINE_KERNEL(FN, OP, NA, NB, NC)                                 \
+  auto FN(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {   \
+    return cuda_ternary_multi<ops::OP>(#FN, NA, a, NB, b, NC, c);            \
   }
-GK_TERNARY_PAIR_OPS(GK_DEFINE_KERNEL)
+GK_TERNARY_MULTI_OPS(GK_DEFINE_KERNEL)
 #undef GK_DEFINE_KERNEL
 
 }  // namespace
@@ -86,7 +116,7 @@ GK_TERNARY_PAIR_OPS(GK_DEFINE_KERNEL)
 TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
 #define GK_REGISTER_KERNEL(FN, OP, NA, NB, NC) m.impl(#FN, &cuda::FN);
   GK_TERNARY_OPS(GK_REGISTER_KERNEL)
-  GK_TERNARY_PAIR_OPS(GK_REGISTER_KERNEL)
+  GK_TERNARY_MULTI_OPS(GK_REGISTER_KERNEL)
 #undef GK_REGISTER_KERNEL
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/ibeta.h"
+#include "core/ibeta_d2.h"
 #include "core/igamma.h"
 #include "core/igamma_d2.h"
 #include "core/vonmises_cdf.h"
@@ -68,15 +69,19 @@ GK_TERNARY_FUNCTOR(Betaincinv, core::betaincinv(a, b, c))
 GK_TERNARY_FUNCTOR(DirichletGrad, core::dirichlet_grad(a, b, c))
 #undef GK_TERNARY_FUNCTOR
 
-// Two outputs from one evaluation (the pair of partials shares the continued fraction).
-#define GK_TERNARY_PAIR_FUNCTOR(NAME, FN)                                  \
+// Several outputs from one evaluation (the partials share the continued fraction): `outputs` of them,
+// written to o[0..outputs).
+#define GK_TERNARY_MULTI_FUNCTOR(NAME, N, BODY)                            \
   struct NAME {                                                            \
+    static constexpr int outputs = N;                                      \
     template <typename T>                                                  \
-    GK_HD void operator()(T a, T b, T c, T& o0, T& o1) const { FN(a, b, c, o0, o1); } \
+    GK_HD void operator()(T a, T b, T c, T* o) const { BODY; }             \
   };
-GK_TERNARY_PAIR_FUNCTOR(BetaincGrads, core::betainc_grads)
-GK_TERNARY_PAIR_FUNCTOR(StandardBetaGrad, core::standard_beta_grad)
-#undef GK_TERNARY_PAIR_FUNCTOR
+GK_TERNARY_MULTI_FUNCTOR(BetaincGrads, 2, core::betainc_grads(a, b, c, o[0], o[1]))
+GK_TERNARY_MULTI_FUNCTOR(StandardBetaGrad, 2, core::standard_beta_grad(a, b, c, o[0], o[1]))
+GK_TERNARY_MULTI_FUNCTOR(BetaincGrads2, 3, core::betainc_grads2(a, b, c, o))
+GK_TERNARY_MULTI_FUNCTOR(StandardBetaGradD2, 4, core::standard_beta_grad_d2(a, b, c, o))
+#undef GK_TERNARY_MULTI_FUNCTOR
 
 // X(op name, functor, three argument names), expanded by csrc/cpu/ibeta.cpp and csrc/cuda/ibeta.cu.
 #define GK_TERNARY_OPS(X)                                \
@@ -84,9 +89,11 @@ GK_TERNARY_PAIR_FUNCTOR(StandardBetaGrad, core::standard_beta_grad)
   X(betaincc, Betaincc, "a", "b", "x")                   \
   X(betaincinv, Betaincinv, "a", "b", "p")               \
   X(dirichlet_grad, DirichletGrad, "x", "alpha", "total")
-#define GK_TERNARY_PAIR_OPS(X)                           \
-  X(betainc_grads, BetaincGrads, "a", "b", "x")          \
-  X(standard_beta_grad, StandardBetaGrad, "a", "b", "x")
+#define GK_TERNARY_MULTI_OPS(X)                                \
+  X(betainc_grads, BetaincGrads, "a", "b", "x")                \
+  X(standard_beta_grad, StandardBetaGrad, "a", "b", "x")       \
+  X(betainc_grads2, BetaincGrads2, "a", "b", "x")              \
+  X(standard_beta_grad_d2, StandardBetaGradD2, "a", "b", "x")
 
 }  // namespace ops
 }  // namespace gradkern

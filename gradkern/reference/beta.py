@@ -157,6 +157,44 @@ def standard_beta_grad(a, b, x, dps=30):
             return +(-da * inv_q), +(-db * inv_q)
 
 
+def betainc_grads2(a, b, x, dps=30):
+    """(d2I/da2, d2I/(da db), d2I/db2), by mpmath.diff (orders (2, 0), (1, 1), (0, 2)) of the smaller tail,
+    as betainc_grads; 0 at x = 0 or 1."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        a, b, x = _to_mpf(a), _to_mpf(b), _to_mpf(x)
+        if x <= 0 or x >= 1:
+            return mp.mpf(0), mp.mpf(0), mp.mpf(0)
+        I, Ic, extra = _tails(a, b, x, dps)
+        with mp.workdps(dps + extra):
+            f, sign = (_lower, 1) if I < 0.5 else (_upper, -1)
+            out = [sign * mp.diff(lambda s, t: f(s, t, x), (a, b), n) for n in ((2, 0), (1, 1), (0, 2))]
+        return tuple(+v for v in out)
+
+
+def standard_beta_grad_d2(a, b, x, dps=30):
+    """(d g_a/da, d g_a/db, d g_b/da, d g_b/db) at fixed x for (g_a, g_b) = standard_beta_grad(a, b, x):
+    from g = -(dI/dtheta) / q, d g_i / dtheta_k = -(d2I / dtheta_i dtheta_k) / q - g_i dlog q / dtheta_k with
+    dlog q/da = log x - psi(a) + psi(a + b), dlog q/db = log(1 - x) - psi(b) + psi(a + b), at 10 more digits
+    than asked (the two terms may cancel); 0 at x = 0 or 1."""
+    mp = _mpm()
+    with mp.workdps(dps):
+        a, b, x = _to_mpf(a), _to_mpf(b), _to_mpf(x)
+        if x <= 0 or x >= 1:
+            return (mp.mpf(0),) * 4
+    d = dps + 10
+    ia, ib = betainc_grads(a, b, x, d)
+    iaa, iab, ibb = betainc_grads2(a, b, x, d)
+    with mp.workdps(d):
+        inv_q = mp.exp(-log_density(a, b, x))
+        ga, gb = -ia * inv_q, -ib * inv_q
+        la = mp.log(x) - mp.digamma(a) + mp.digamma(a + b)
+        lb = mp.log1p(-x) - mp.digamma(b) + mp.digamma(a + b)
+        out = (-iaa * inv_q - ga * la, -iab * inv_q - ga * lb, -iab * inv_q - gb * la, -ibb * inv_q - gb * lb)
+    with mp.workdps(dps):
+        return tuple(+v for v in out)
+
+
 def dirichlet_grad(x, alpha, total, dps=30):
     """torch._dirichlet_grad's contract: (dx/dalpha) / (1 - x) for x ~ Beta(alpha, total - alpha).
 
