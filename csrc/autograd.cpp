@@ -121,6 +121,12 @@ Tensor log_beta_density(const Tensor& a, const Tensor& b, const Tensor& x) {
   return at::special_xlogy(a - 1, x) + at::special_xlog1py(b - 1, -x) -
          (at::lgamma(a) + at::lgamma(b) - at::lgamma(a + b));
 }
+// d log q / da = log x - psi(a) + psi(a + b) (j = 0) or d log q / db = log(1 - x) - psi(b) + psi(a + b) (j = 1)
+// of the Beta(a, b) density.
+Tensor beta_score(const Tensor& a, const Tensor& b, const Tensor& x, size_t j) {
+  Tensor psi_ab = at::digamma(a + b);
+  return j == 0 ? at::log(x) - at::digamma(a) + psi_ab : at::log1p(-x) - at::digamma(b) + psi_ab;
+}
 // log q(x) of vonMises(0, kappa) with the scaled Bessel function (kappa = 1e6 stays finite).
 Tensor log_vonmises_density(const Tensor& x, const Tensor& kappa) {
   return kappa * (at::cos(x) - 1) - at::log(2 * M_PI * at::special_i0e(kappa));
@@ -266,8 +272,8 @@ std::vector<Tensor> betainc_grads2_partials(const Ctx& c, size_t j, const std::v
   std::vector<Tensor> p(3);
   if (need[2]) {
     Tensor q = at::exp(log_beta_density(a, b, x));
-    Tensor psi_ab = at::digamma(a + b), t_ab = at::polygamma(1, a + b);
-    Tensor la = at::log(x) - at::digamma(a) + psi_ab, lb = at::log1p(-x) - at::digamma(b) + psi_ab;
+    Tensor t_ab = at::polygamma(1, a + b);
+    Tensor la = beta_score(a, b, x, 0), lb = beta_score(a, b, x, 1);
     Tensor m = j == 0 ? la * la + t_ab - at::polygamma(1, a) : j == 1 ? la * lb + t_ab : lb * lb + t_ab - at::polygamma(1, b);
     p[2] = at::where(q == 0, at::zeros({}, q.options()), q * m);
   }
@@ -286,10 +292,8 @@ std::vector<Tensor> standard_beta_grad_partials(const Ctx& c, size_t j, const st
     if (need[1]) p[1] = j == 0 ? ab : bb;
   }
   if (need[2]) {
-    Tensor psi_ab = at::digamma(a + b);
     Tensor dlogq = (a - 1) / x - (b - 1) / (1 - x);
-    Tensor dlogq_dtheta = j == 0 ? at::log(x) - at::digamma(a) + psi_ab : at::log1p(-x) - at::digamma(b) + psi_ab;
-    p[2] = -dlogq_dtheta - g * dlogq;
+    p[2] = -beta_score(a, b, x, j) - g * dlogq;
   }
   return p;
 }
@@ -380,9 +384,8 @@ std::vector<Tensor> dirichlet_grad_partials(const Ctx& c, size_t, const std::vec
   }
   if (need[0]) {
     Tensor ga = D * (1 - x);
-    Tensor dl = at::log(x) + at::digamma(total) - at::digamma(alpha);
     Tensor dlogq = (alpha - 1) / x - (beta - 1) * inv1x;
-    p[0] = (-dl - ga * dlogq + D) * inv1x;
+    p[0] = (-beta_score(alpha, beta, x, 0) - ga * dlogq + D) * inv1x;
   }
   return p;
 }
