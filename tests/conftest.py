@@ -32,13 +32,17 @@ def _restore_rng_state():
         torch.cuda.set_rng_state_all(cuda_state)
 
 
-def mc_check(samples, expected, n_se=4.0, what="mean"):
+def mc_check(samples, expected, n_se=4.0, what="mean", max_se=None):
     """Assert the Monte Carlo mean of `samples` (1-D, i.i.d.) is within n_se standard errors of
-    `expected`. The tolerance comes from the data, so a biased estimator fails."""
+    `expected`. The tolerance comes from the data, so a biased estimator fails. With `max_se`, also assert
+    that the standard error is at most that (the check has power: its error bar is small against the
+    value)."""
     samples = samples.double().flatten()
     n = samples.numel()
     mean = samples.mean().item()
     se = samples.std().item() / n ** 0.5
+    if max_se is not None:
+        assert se < max_se, f"{what}: standard error {se:.3g} is not below {max_se:.3g} (n={n}): no power"
     assert abs(mean - expected) <= n_se * se, (
         f"{what}: Monte Carlo mean {mean:.6g} vs exact {expected:.6g} differs by "
         f"{abs(mean - expected) / se:.2f} standard errors (se={se:.3g}, n={n})")

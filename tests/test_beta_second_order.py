@@ -12,6 +12,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.func import hessian, jacfwd, jacrev
 
 import gradkern
+from conftest import mc_check
 
 OPS = torch.ops.gradkern
 F64 = torch.float64
@@ -146,9 +147,8 @@ def test_third_order_raises():
 
 
 def _mc(per_sample, want, k=4.0):
-    mean, se = per_sample.mean().item(), per_sample.std().item() / per_sample.numel() ** 0.5
-    assert abs(mean - want) <= k * se, (mean, want, se)
-    assert se < 0.05 * max(abs(want), 1e-3)  # the check has power: the error bar is small against the value
+    # within k standard errors, and the error bar small against the value (the check has power)
+    mc_check(per_sample, want, n_se=k, max_se=0.05 * max(abs(want), 1e-3))
 
 
 def _beta_per_sample(a, b, n, seed):

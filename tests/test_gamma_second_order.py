@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import gradkern
+from conftest import mc_check
 
 OPS = torch.ops.gradkern
 F64 = torch.float64
@@ -98,9 +99,8 @@ def _per_sample_second(alpha, n, seed):
 
 
 def _mc(per_sample, want, k=4.0):
-    mean, se = per_sample.mean().item(), per_sample.std().item() / per_sample.numel() ** 0.5
-    assert abs(mean - want) <= k * se, (mean, want, se)
-    assert se < 0.05 * max(abs(want), 1.0)  # the check has power: the error bar is small against the value
+    # within k standard errors, and the error bar small against the value (the check has power)
+    mc_check(per_sample, want, n_se=k, max_se=0.05 * max(abs(want), 1.0))
 
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 4.0, 40.0])
