@@ -132,15 +132,49 @@ def test_bulk_tiers_against_mpmath(dtype):
     assert worst <= BULK_REL[dtype], worst
 
 
+# The second-order ops' bulk path: the same polynomial differentiated in a (csrc/core/igamma_d2.h, bulk_eval_d),
+# in float for float32. Truncated as the first order, its derivative keeps a few tens of eps of the bracket;
+# d2P/da2 then multiplies by the density x q = exp(-u) ... (relative error ~u eps, u ~ a v^2 up to 30 at these
+# corners in double; in double for float32 too) and sums D + h (log x - psi(a)), which cancels near its zero
+# in x (points where it is within a tenth of its parts' sizes are left to test_gamma_second_order.py's scaled
+# check).
+BULK_D2_REL = {torch.float64: 3e-14, torch.float32: 2e-6}
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_blocked_kernel_matches_one_element_at_a_time(dtype):
+def test_bulk_tiers_second_order_against_mpmath(dtype):
+    from gradkern.reference import gamma as R
+    ops = torch.ops.gradkern
+    worst = {"dgda": 0.0, "d2pda2": 0.0}
+    for lo, hi, vm in BULK_TIERS[dtype]:
+        for a in (lo, lo * 1.37, hi * 0.999):
+            for v in (-vm, -0.7 * vm, -0.01, 0.013, 0.6 * vm, vm):
+                a_t = torch.tensor([a], dtype=dtype)
+                x_t = torch.tensor([float(a_t) * (1 + v) / (1 - v)], dtype=dtype)
+                af, xf = float(a_t), float(x_t)
+                got = float(ops.standard_gamma_grad_dalpha(a_t, x_t))
+                want = float(R.standard_gamma_grad_dalpha(af, xf))
+                worst["dgda"] = max(worst["dgda"], abs(got - want) / abs(want))
+                want, part_d, part_h = (float(t) for t in R.second_order_parts(af, xf))
+                floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps  # far tails: d2P/da2 underflows
+                if abs(want) > floor and abs(want) >= 0.1 * (part_d + part_h):
+                    got = float(ops.gammainc_grad_aa(a_t, x_t))
+                    worst["d2pda2"] = max(worst["d2pda2"], abs(got - want) / abs(want))
+    assert max(worst.values()) <= BULK_D2_REL[dtype], worst
+
+
+@pytest.mark.parametrize("op", ["standard_gamma_grad", "standard_gamma_grad_dalpha", "gammainc_grad_aa"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocked_kernel_matches_one_element_at_a_time(dtype, op):
     """The CPU kernel sorts chunks of 2048 elements by branch and evaluates each branch in blocks (bulk
     polynomial per tier on vectors, lane-parallel series and continued fraction with per-lane stopping);
     the scalar core evaluates one element (a tensor of one element takes the scalar path). Results must
     be identical, whatever the neighbours and the chunking: a run of one tier (whole blocks of one
     branch), then alphas from 1e-3 to 1e4 over all tiers and branches in random order (float32 samples
     of small alpha are subnormal or 0), x just above and below a + 1 (series / continued fraction),
-    NaN and boundary values mixed in; over several chunks and a partial one, contiguous and strided."""
+    NaN and boundary values mixed in; over several chunks and a partial one, contiguous and strided. The
+    second-order ops go through the same driver (bulk tiers on vectors, the rest element by element)."""
+    fn = getattr(torch.ops.gradkern, op)
     g = torch.Generator().manual_seed(0)
     n = 5000
     a = torch.cat([torch.full((40,), 12.0, dtype=torch.float64),
@@ -152,9 +186,8 @@ def test_blocked_kernel_matches_one_element_at_a_time(dtype):
     x[[8, 51, 2100]] = float("inf")
     x[[9, 52, 3000]] = 0.0
     a, x = a.to(dtype), x.to(dtype)
-    single = torch.stack([gradkern.standard_gamma_grad(a[i:i + 1], x[i:i + 1])[0] for i in range(a.numel())])
-    for full, ref in [(gradkern.standard_gamma_grad(a, x), single),
-                      (gradkern.standard_gamma_grad(a[::3], x[::3]), single[::3])]:
+    single = torch.stack([fn(a[i:i + 1], x[i:i + 1])[0] for i in range(a.numel())])
+    for full, ref in [(fn(a, x), single), (fn(a[::3], x[::3]), single[::3])]:
         assert torch.equal(full.isnan(), ref.isnan())
         ok = ~full.isnan()
         assert torch.equal(full[ok], ref[ok])

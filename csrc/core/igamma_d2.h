@@ -23,7 +23,8 @@
 //           first-order op returns).
 //   huge x  x > max(a, 1) 1e9 (1e5 float): the leading terms of the CF.
 // float32 is computed in double and rounded once (as the incomplete beta ops do): the second-derivative
-// recurrences of the continued fraction lose up to 1e-4 relative in float near x = a + 1, a ~ 10.
+// recurrences of the continued fraction lose up to 1e-4 relative in float near x = a + 1, a ~ 10. The
+// exception is the bulk path, a polynomial without cancellation, which float32 evaluates in float.
 // No cancellation is introduced beyond what the values themselves have (d2P/da2 changes sign in x, as
 // the density's a-derivative does). Every loop is capped at num<T>::max_iter; no allocation.
 #pragma once
@@ -216,29 +217,87 @@ template <typename T> GK_HD d2_result<T> temme_d2(T a, T t, T eta, T ll) {
 // w^m P_m'(v)]. The polynomial's truncation (every dropped term below eps/8 of g over the tier) leaves the
 // derivative within a few tens of eps of the bracket, which is O(1). Exactly the derivative of what the
 // first-order op evaluates there, so finite differences of that op agree with it to their own accuracy.
-template <typename T, int Tier> GK_HD void bulk_eval_d(T v, T w, T& g, T& ga) {
+// V is T, or on the host a GNU vector of T (the CPU kernel's blocks, cpu/gamma_block.h: the same operations in
+// the same order, lane by lane, as bulk::eval).
+// Unrolled on the device (the rows are independent chains that overlap in the pipeline) and in the vector form
+// (GNU vectors wider than a register are kept in registers only in straight-line code: rolled, the loop
+// carries them through memory and runs 15x slower). The host's scalar form, which only serves short ranges
+// and one-element calls (the bulk elements go through the CPU kernel's vector blocks), is rolled: unrolled,
+// the CPU kernels' translation unit takes a minute more to compile. Unrolling changes no rounding.
+#define GK_BULK_D_ROW(INNER)                       \
+  V p = v * T(0), dp = p;                          \
+  INNER for (int n = S::len(m) - 1; n >= 0; --n) { \
+    dp = dp * v + p;                               \
+    p = p * v + c[m][n];                           \
+  }                                                \
+  acc = acc * w + p;                               \
+  accm = accm * w + T(m) * p;                      \
+  accd = accd * w + dp;
+template <typename T, int Tier, typename V = T> GK_HD void bulk_eval_d(V v, V w, V& g, V& ga) {
   static constexpr T c[GK_TEMME_BULK_M][GK_TEMME_BULK_N] = GK_TEMME_BULK_TABLE;
   using S = bulk::shape<T, Tier>;
-  T acc = T(0), accm = T(0), accd = T(0);
-  for (int m = S::rows - 1; m >= 0; --m) {
-    T p = T(0), dp = T(0);
-    for (int n = S::len(m) - 1; n >= 0; --n) {
-      dp = dp * v + p;
-      p = p * v + c[m][n];
+  V acc = v * T(0), accm = acc, accd = acc;
+#if defined(__CUDA_ARCH__)
+  constexpr bool unroll = true;
+#else
+  constexpr bool unroll = sizeof(V) != sizeof(T);
+#endif
+  if constexpr (unroll) {
+    GK_BULK_UNROLL
+    for (int m = S::rows - 1; m >= 0; --m) {
+      GK_BULK_D_ROW(GK_BULK_UNROLL)
     }
-    acc = acc * w + p;
-    accm = accm * w + T(m) * p;
-    accd = accd * w + dp;
+  } else {
+    for (int m = S::rows - 1; m >= 0; --m) {
+      GK_BULK_D_ROW()
+    }
   }
   g = acc;
   ga = -w * (accm + T(0.5) * (T(1) - v * v) * accd);
 }
+#undef GK_BULK_D_ROW
 template <typename T, int I = 0> GK_HD void bulk_eval_d_tier(int tier, T v, T w, T& g, T& ga) {
   if constexpr (I + 1 == bulk::tiers<T>::count) {
     bulk_eval_d<T, I>(v, w, g, ga);
   } else {
     if (tier == I) bulk_eval_d<T, I>(v, w, g, ga);
     else bulk_eval_d_tier<T, I + 1>(tier, v, w, g, ga);
+  }
+}
+
+// h, D and E on the bulk path from the polynomial's g and dg/da at x (one function for the scalar core and
+// the CPU blocks, so that both round alike).
+// log x - psi(a) = log1p((x - a)/a) - (psi(a) - log a): near x = a, log x - psi(a) ~ 1/(2a) is small and
+// log(x / a) would carry an absolute error of eps, i.e. 1e-9 relative at a = 3e6 (x - a is exact for
+// x/a in [1/2, 2]; the bulk has x/a in [1/3, 3]).
+template <typename T> GK_HD d2_result<T> bulk_d2_from(T a, T x, T g, T ga, T L, bool have_L) {
+  const T h = g / x, D = ga / x;
+  T as;
+  const T c0 = have_L ? L - digamma(a) : gk_log1p((x - a) / a) - digamma_minus_log_shifted(a, as);
+  return d2_result<T>{h, D, D + h * c0};
+}
+
+// d2P/da2 on the bulk path, from the polynomial's g and dg/da (as gammainc_grad_aa forms it). The density
+// and the sum E in double for float32 too: x q = exp(-u) ... carries a relative error of about u eps, up to
+// 3e-5 in float at the tiers' corners (the first-order float op's), where the rest of this is 1e-7.
+template <typename T> GK_HD T bulk_gammainc_grad_aa(T a, T x, T g, T ga) {
+  const double ad = double(a), xd = double(x);
+  return T(-xq(ad, xd) * bulk_d2_from(ad, xd, double(g), double(ga), 0.0, false).E);
+}
+
+// float32 on the bulk path: the float tiers' polynomial (the one the first-order float op evaluates) in
+// float, its derivative truncated as the first order (a few tens of float eps of the bracket, tested
+// against mpmath to the 1e-5). Elsewhere float32 goes through double (header comment). Returns the
+// tier, or -1 where the bulk path does not apply (also for NaN and the special values).
+template <typename T> GK_HD int float_bulk(T a, T x, T& g, T& ga) {
+  if constexpr (sizeof(T) != 4) {
+    return -1;
+  } else {
+    T v;
+    if (!(a > T(0)) || !(x > T(0)) || !(x < infinity<T>())) return -1;
+    const int tier = bulk::classify(a, x, v);
+    if (tier >= 0) bulk_eval_d_tier(tier, v, T(1) / a, g, ga);
+    return tier;
   }
 }
 
@@ -250,13 +309,7 @@ GK_HD d2_result<double> dlogx_d2(double a, double x, double L, bool have_L) {
   if (tier >= 0) {
     double g, ga;
     bulk_eval_d_tier(tier, v, 1.0 / a, g, ga);
-    const double h = g / x, D = ga / x;
-    // log x - psi(a) = log1p((x - a)/a) - (psi(a) - log a): near x = a, log x - psi(a) ~ 1/(2a) is small and
-    // log(x / a) would carry an absolute error of eps, i.e. 1e-9 relative at a = 3e6 (x - a is exact for
-    // x/a in [1/2, 2]; the bulk has x/a in [1/3, 3]).
-    double as;
-    const double c0 = have_L ? L - digamma(a) : gk_log1p((x - a) / a) - digamma_minus_log_shifted(a, as);
-    return d2_result<double>{h, D, D + h * c0};
+    return bulk_d2_from(a, x, g, ga, L, have_L);
   }
   if (x > 0.0 && huge_x(a, x)) return huge_x_d2(a, x, have_L ? L : gk_log(x));
   if (x > 0.0) {
@@ -305,12 +358,19 @@ GK_HD double log_standard_gamma_grad_dalpha_d(double a, double logx) {
 }  // namespace detail
 
 template <typename T> GK_HD T gammainc_grad_aa(T a, T x) {
+  T g, ga;
+  if (detail::float_bulk(a, x, g, ga) >= 0) return detail::bulk_gammainc_grad_aa(a, x, g, ga);
   return T(detail::gammainc_grad_aa_d(double(a), double(x)));
 }
 template <typename T> GK_HD T standard_gamma_grad_dalpha(T a, T x) {
+  T g, ga;
+  if (detail::float_bulk(a, x, g, ga) >= 0) return ga;
   return T(detail::standard_gamma_grad_dalpha_d(double(a), double(x)));
 }
 template <typename T> GK_HD T log_standard_gamma_grad_dalpha(T a, T logx) {
+  T g, ga;
+  const T x = gk_exp(logx);
+  if (detail::float_bulk(a, x, g, ga) >= 0) return detail::bulk_d2_from(a, x, g, ga, logx, true).D;
   return T(detail::log_standard_gamma_grad_dalpha_d(double(a), double(logx)));
 }
 

@@ -9,7 +9,9 @@
 // FMA shortens every Horner chain of the core. standard_gamma_grad goes by chunks whose elements are
 // compacted by branch (cpu/gamma_block.h): the Gamma bulk path (csrc/core/igamma_bulk.h) on GNU vectors
 // per tier, the series and continued-fraction lanes through lane-parallel copies of the scalar loops;
-// each result is the scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it).
+// the second-order standard_gamma_grad_dalpha and gammainc_grad_aa take the same driver for their bulk
+// path. Each result is the scalar core's, bit for bit (tests/test_gamma_accuracy.py and
+// tests/test_gamma_second_order.py check it).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/native/cpu/Loops.h>
@@ -39,11 +41,26 @@ namespace {
     for (int64_t i = 0; i < n; ++i, o += strides[0], a += strides[1], b += strides[2])                    \
       *reinterpret_cast<T*>(o) = Op{}(*reinterpret_cast<const T*>(a), *reinterpret_cast<const T*>(b));   \
   }                                                                                                      \
-  /* standard_gamma_grad: the chunked, class-compacted driver of cpu/gamma_block.h, force-inlined. */     \
-  template <typename T>                                                                                  \
-  ATTR void gamma_grad_loop_##SUFFIX(char** data, const int64_t* strides, int64_t n) {                   \
-    cpu::gamma_grad_strided<T>(data, strides, n);                                                        \
+  /* The Gamma gradients: the chunked, class-compacted driver of cpu/gamma_block.h, force-inlined. */    \
+  template <typename P, typename T>                                                                      \
+  ATTR void gamma_loop_##SUFFIX(char** data, const int64_t* strides, int64_t n) {                        \
+    cpu::strided_by_class<P, T>(data, strides, n);                                                       \
   }
+
+#ifdef GK_HAVE_ISA_CLONES
+// The second-order ops' bulk blocks, one AVX2 copy shared by standard_gamma_grad_dalpha and gammainc_grad_aa
+// (noinline: `flatten` would otherwise inline the long unrolled polynomials into every loop, and the
+// translation unit would take minutes longer to compile).
+template <typename T>
+GK_ATTR_AVX2 __attribute__((noinline)) void bulk_d_avx2(int tier, const T* v, const T* w, T* g, T* ga) {
+  cpu::bulk_d_block_tier<T>(tier, v, w, g, ga);
+}
+struct BulkDAvx2 {
+  template <typename T> static void run(int tier, const T* v, const T* w, T* g, T* ga) {
+    bulk_d_avx2<T>(tier, v, w, g, ga);
+  }
+};
+#endif
 
 GK_DEFINE_LOOPS(base, GK_ATTR_BASE)
 #ifdef GK_HAVE_ISA_CLONES
@@ -54,14 +71,34 @@ GK_DEFINE_LOOPS(avx512, GK_ATTR_AVX512)
 
 using loop1d_t = void (*)(char**, const int64_t*, int64_t);
 
+// The class-compacting driver's policy for an op, or void for the plain loop. The second-order ops take it
+// with AVX2 only (without, the scalar core per element: a baseline build of their blocks would double the
+// translation unit's compile time for machines that are rare).
+template <typename Op, typename T> struct gamma_policy { using type = void; };
+template <typename T> struct gamma_policy<ops::StandardGammaGrad, T> { using type = cpu::gamma_grad_policy<T>; };
+#ifdef GK_HAVE_ISA_CLONES
+template <typename T> struct gamma_policy<ops::StandardGammaGradDalpha, T> {
+  using type = cpu::gamma_d2_policy<T, false, BulkDAvx2>;
+};
+template <typename T> struct gamma_policy<ops::GammaincGradAA, T> {
+  using type = cpu::gamma_d2_policy<T, true, BulkDAvx2>;
+};
+#endif
+
 template <typename Op, typename T> loop1d_t pick_loop() {
+  using P = typename gamma_policy<Op, T>::type;
   if constexpr (std::is_same_v<Op, ops::StandardGammaGrad>) {
 #ifdef GK_HAVE_ISA_CLONES
     // AVX-512 only for this loop: its vectorized bulk polynomial is where the wider registers pay.
-    if (cpu::best_isa() == cpu::Isa::avx512) return &gamma_grad_loop_avx512<T>;
-    if (cpu::best_isa() == cpu::Isa::avx2) return &gamma_grad_loop_avx2<T>;
+    if (cpu::best_isa() == cpu::Isa::avx512) return &gamma_loop_avx512<P, T>;
+    if (cpu::best_isa() == cpu::Isa::avx2) return &gamma_loop_avx2<P, T>;
 #endif
-    return &gamma_grad_loop_base<T>;
+    return &gamma_loop_base<P, T>;
+  } else if constexpr (!std::is_void_v<P>) {
+#ifdef GK_HAVE_ISA_CLONES
+    if (cpu::best_isa() != cpu::Isa::baseline) return &gamma_loop_avx2<P, T>;
+#endif
+    return &binary_loop_base<Op, T>;
   } else {
 #ifdef GK_HAVE_ISA_CLONES
     if (cpu::best_isa() != cpu::Isa::baseline) return &binary_loop_avx2<Op, T>;

@@ -22,7 +22,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "core/igamma.h"
+#include <type_traits>
+
+#include "core/igamma_d2.h"
 
 
 namespace gradkern {
@@ -43,15 +45,35 @@ GK_HD_FORCE void bulk_block(const T* v, const T* w, T* out) {
   std::memcpy(out, &r, sizeof(r));
 }
 
-template <typename T, int I = 0>
-GK_HD_FORCE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
+// Calls f(std::integral_constant<int, tier>()) for a run-time bulk tier (the tier is a template argument of
+// the polynomials, whose row lengths it fixes).
+template <typename T, int I = 0, typename F>
+GK_HD_FORCE void with_tier(int tier, F&& f) {
   if constexpr (I + 1 == core::bulk::tiers<T>::count) {
-    bulk_block<T, I>(v, w, out);
+    f(std::integral_constant<int, I>());
   } else if (tier == I) {
-    bulk_block<T, I>(v, w, out);
+    f(std::integral_constant<int, I>());
   } else {
-    bulk_block_tier<T, I + 1>(tier, v, w, out);
+    with_tier<T, I + 1>(tier, f);
   }
+}
+
+template <typename T>
+GK_HD_FORCE void bulk_block_tier(int tier, const T* v, const T* w, T* out) {
+  with_tier<T>(tier, [&](auto I) { bulk_block<T, decltype(I)::value>(v, w, out); });
+}
+
+// One block of the bulk polynomial and its a-derivative (core::detail::bulk_eval_d, the second-order ops),
+// every lane in tier Tier, on GNU vectors as bulk_block.
+template <typename T>
+GK_HD_FORCE void bulk_d_block_tier(int tier, const T* v, const T* w, T* g, T* ga) {
+  typedef T vec_t __attribute__((vector_size(kGammaBlock * sizeof(T))));
+  vec_t vv, ww, gg, gga;
+  std::memcpy(&vv, v, sizeof(vv));
+  std::memcpy(&ww, w, sizeof(ww));
+  with_tier<T>(tier, [&](auto I) { core::detail::bulk_eval_d<T, decltype(I)::value, vec_t>(vv, ww, gg, gga); });
+  std::memcpy(g, &gg, sizeof(gg));
+  std::memcpy(ga, &gga, sizeof(gga));
 }
 
 // The series branch (eq. 13; core::detail::series_grad; series_lane elements have a below the Temme
@@ -157,56 +179,106 @@ GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* o
   for (int l = 0; l < nb; ++l) out[l] = x_[l] * G[l];
 }
 
-// Classes of elements, each evaluated by blocks of its own: bulk tier t (0 <= t < tiers::count), the
-// series branch split by x (a block runs until its slowest lane has converged, and the number of terms
-// grows with x: x < 1/4 takes at most ~6 pairs of terms, x near 2 twice that, so lanes of small x are
-// kept apart), the continued fraction, and the rest (special values, Temme, huge x), element by element.
-template <typename T> struct gamma_class {
-  static constexpr int series_short = core::bulk::tiers<T>::count;
+// A policy tells the chunked driver below how to split elements into classes and how to evaluate a block
+// of one class:
+//   count                         the number of classes;
+//   classify(a, x, v)             the class of an element, given v = (x - a)/(x + a) (which it may replace
+//                                 by any finite value where the element is outside the bulk);
+//   needs_vw(k), needs_ax(k)      which inputs class k's blocks read (v and w = 1/a are padded to full blocks
+//                                 with the last lane, a and x are given for the first nb lanes only);
+//   block(k, nb, a, x, v, w, out) kGammaBlock lanes of class k, the first nb of which are kept;
+//   scalar(a, x)                  the scalar core's op, for ranges shorter than one block.
+//
+// standard_gamma_grad: bulk tier t (0 <= t < tiers::count), the series branch split by x (a block runs until
+// its slowest lane has converged, and the number of terms grows with x: x < 1/4 takes at most ~6 pairs of
+// terms, x near 2 twice that, so lanes of small x are kept apart), the continued fraction, and the rest
+// (special values, Temme, huge x), element by element.
+template <typename T> struct gamma_grad_policy {
+  static constexpr int tiers = core::bulk::tiers<T>::count;
+  static constexpr int series_short = tiers;
   static constexpr int series = series_short + 1;
   static constexpr int cfrac = series + 1;
   static constexpr int other = series + 2;
   static constexpr int count = series + 3;
   static constexpr T short_x = T(0.25);
+
+  static GK_HD_FORCE int bulk_tier(T a, T& v) {
+    using tiers_t = core::bulk::tiers<T>;
+    const int t = tiers_t::of(a);
+    const bool bulk = t >= 0 && a < T(1e30) && core::gk_fabs(v) <= tiers_t::v_max(t);  // as bulk::classify
+    if (!bulk) v = T(0);  // lanes outside the bulk: any finite value
+    return bulk ? t : -1;
+  }
+  static GK_HD_FORCE int classify(T a, T x, T& v) {
+    const int t = bulk_tier(a, v);
+    return t >= 0 ? t : core::detail::series_lane(a, x) ? (x < short_x ? series_short : series)
+                      : core::detail::cfrac_lane(a, x) ? cfrac : other;
+  }
+  static constexpr bool needs_vw(int k) { return k < tiers; }
+  static constexpr bool needs_ax(int k) { return k >= tiers; }
+  static GK_HD_FORCE T scalar(T a, T x) { return core::standard_gamma_grad(a, x); }
+
+  // c is only filled here, for the series branch.
+  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+    if (k < series_short) {
+      bulk_block_tier<T>(k, v, w, out);
+    } else if (k == series_short || k == series) {
+      T c[kGammaBlock];
+#pragma omp simd
+      for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l] + T(1));
+      series_block<T>(nb, a, x, c, out);
+    } else if (k == cfrac) {
+      T c[kGammaBlock];
+#pragma omp simd
+      for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l]);
+      cfrac_block<T>(nb, a, x, c, out);
+    } else {
+      for (int l = 0; l < nb; ++l) out[l] = scalar(a[l], x[l]);
+    }
+  }
 };
 
-// Evaluates kGammaBlock lanes of one class k (lanes past nb hold finite padding; their results are
-// dropped by the caller). c is only filled here, for the series branch.
-template <typename T>
-GK_HD_FORCE void gamma_class_block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
-  using C = gamma_class<T>;
-  if (k < C::series_short) {
-    bulk_block_tier<T>(k, v, w, out);
-  } else if (k == C::series_short || k == C::series) {
-    T c[kGammaBlock];
-#pragma omp simd
-    for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l] + T(1));
-    series_block<T>(nb, a, x, c, out);
-  } else if (k == C::cfrac) {
-    T c[kGammaBlock];
-#pragma omp simd
-    for (int l = 0; l < nb; ++l) c[l] = core::log_minus_digamma(x[l], a[l]);
-    cfrac_block<T>(nb, a, x, c, out);
-  } else {
-    for (int l = 0; l < nb; ++l) out[l] = core::standard_gamma_grad(a[l], x[l]);
-  }
-}
+// BulkD::run<T>(tier, v, w, g, ga) evaluates one block of the bulk polynomial and its derivative
+// (bulk_d_block_tier, or a non-inlined copy of it compiled for the caller's instruction set, which both ops
+// share: elementwise.cpp).
+template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
+  static constexpr int tiers = core::bulk::tiers<T>::count;
+  static constexpr int other = tiers;
+  static constexpr int count = tiers + 1;
 
-// standard_gamma_grad on m <= kGammaChunk contiguous elements (a, x) -> r. Aligned blocks whose lanes
-// are all of one class (parameters that vary slowly or not at all) are evaluated in place; the lanes of
-// mixed blocks are appended to per-class index lists, which are then evaluated in full blocks.
-template <typename T>
-GK_HD_FORCE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
-  using C = gamma_class<T>;
+  static GK_HD_FORCE int classify(T a, T, T& v) {
+    const int t = gamma_grad_policy<T>::bulk_tier(a, v);
+    return t >= 0 ? t : other;
+  }
+  static constexpr bool needs_vw(int k) { return k < tiers; }
+  static constexpr bool needs_ax(int k) { return AA || k >= tiers; }
+  static GK_HD_FORCE T scalar(T a, T x) {
+    return AA ? core::gammainc_grad_aa(a, x) : core::standard_gamma_grad_dalpha(a, x);
+  }
+  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+    if (k < tiers) {
+      T g[kGammaBlock], ga[kGammaBlock];
+      BulkD::template run<T>(k, v, w, g, ga);
+      for (int l = 0; l < nb; ++l) out[l] = AA ? core::detail::bulk_gammainc_grad_aa(a[l], x[l], g[l], ga[l]) : ga[l];
+    } else {
+      for (int l = 0; l < nb; ++l) out[l] = scalar(a[l], x[l]);
+    }
+  }
+};
+
+// An op of policy P on m <= kGammaChunk contiguous elements (a, x) -> r. Aligned blocks whose lanes are all
+// of one class (parameters that vary slowly or not at all) are evaluated in place; the lanes of mixed blocks
+// are appended to per-class index lists, which are then evaluated in full blocks.
+template <typename P, typename T>
+GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
   constexpr int L = kGammaBlock;
-  int16_t idx[C::count][kGammaChunk];
-  int cnt[C::count] = {};
+  int16_t idx[P::count][kGammaChunk];
+  int cnt[P::count] = {};
   int cls[kGammaChunk];
   T v[kGammaChunk], w[kGammaChunk];
   // The two divisions per element (v and w = 1/a) on GNU vectors of kGammaBlock lanes (a and x hold
-  // finite padding up to the next multiple of kGammaBlock, see gamma_grad_strided); then the class of
-  // each element from the same tier, v and tests as core::bulk::classify and core::detail::series_lane /
-  // cfrac_lane.
+  // finite padding up to the next multiple of kGammaBlock, see strided_by_class); then the class of
+  // each element from the same v, as the scalar core's tests.
   typedef T vec_t __attribute__((vector_size(kGammaBlock * sizeof(T))));
   for (int j = 0; j < m; j += L) {
     vec_t av, xv;
@@ -216,21 +288,13 @@ GK_HD_FORCE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
     std::memcpy(v + j, &vv, sizeof(vv));
     std::memcpy(w + j, &wv, sizeof(wv));
   }
-  using tiers = core::bulk::tiers<T>;
-  for (int j = 0; j < m; ++j) {
-    const T aj = a[j], xj = x[j], vj = v[j];
-    const int t = tiers::of(aj);
-    const bool bulk = t >= 0 && aj < T(1e30) && core::gk_fabs(vj) <= tiers::v_max(t);
-    v[j] = bulk ? vj : T(0);  // lanes outside the bulk: any finite value
-    cls[j] = bulk ? t : core::detail::series_lane(aj, xj) ? (xj < C::short_x ? C::series_short : C::series)
-                      : core::detail::cfrac_lane(aj, xj) ? C::cfrac : C::other;
-  }
+  for (int j = 0; j < m; ++j) cls[j] = P::classify(a[j], x[j], v[j]);
   int j0 = 0;
   for (; j0 + L <= m; j0 += L) {
     bool uniform = true;
     for (int l = 1; l < L; ++l) uniform &= cls[j0 + l] == cls[j0];
     if (uniform) {
-      gamma_class_block<T>(cls[j0], L, a + j0, x + j0, v + j0, w + j0, r + j0);
+      P::block(cls[j0], L, a + j0, x + j0, v + j0, w + j0, r + j0);
     } else {
       for (int l = 0; l < L; ++l) {
         const int k = cls[j0 + l];
@@ -243,41 +307,41 @@ GK_HD_FORCE void gamma_grad_chunk(int m, const T* a, const T* x, T* r) {
     idx[k][cnt[k]++] = static_cast<int16_t>(j);
   }
   T ab[L] = {}, xb[L] = {}, vb[L], wb[L], rb[L];
-  for (int k = 0; k < C::count; ++k) {
+  for (int k = 0; k < P::count; ++k) {
     const int16_t* id = idx[k];
     for (int b = 0; b < cnt[k]; b += L) {
       const int nb = cnt[k] - b < L ? cnt[k] - b : L;
       // Lanes past nb repeat the last element (finite values; their results are dropped).
-      if (k < C::series_short) {
+      if (P::needs_vw(k)) {
         for (int l = 0; l < L; ++l) {
           const int j = id[b + (l < nb ? l : nb - 1)];
           vb[l] = v[j];
           wb[l] = w[j];
         }
-      } else {
+      }
+      if (P::needs_ax(k)) {
         for (int l = 0; l < nb; ++l) {
           const int j = id[b + l];
           ab[l] = a[j];
           xb[l] = x[j];
         }
       }
-      gamma_class_block<T>(k, nb, ab, xb, vb, wb, rb);
+      P::block(k, nb, ab, xb, vb, wb, rb);
       for (int l = 0; l < nb; ++l) r[id[b + l]] = rb[l];
     }
   }
 }
 
-// standard_gamma_grad over a strided 1-D range (TensorIterator's inner loop: data = {out, alpha, x},
-// byte strides).
-// Ranges shorter than one block go element by element through the scalar core (which the tests use as
-// the reference for the blocked evaluation: a one-element tensor takes this path).
-template <typename T>
-GK_HD_FORCE void gamma_grad_strided(char** data, const int64_t* strides, int64_t n) {
+// An op of policy P over a strided 1-D range (TensorIterator's inner loop: data = {out, alpha, x}, byte
+// strides). Ranges shorter than one block go element by element through the scalar core (which the tests
+// use as the reference for the blocked evaluation: a one-element tensor takes this path).
+template <typename P, typename T>
+GK_HD_FORCE void strided_by_class(char** data, const int64_t* strides, int64_t n) {
   char *o = data[0], *pa = data[1], *px = data[2];
   if (n < kGammaBlock) {
     for (int64_t i = 0; i < n; ++i)
-      *reinterpret_cast<T*>(o + i * strides[0]) = core::standard_gamma_grad(
-          *reinterpret_cast<const T*>(pa + i * strides[1]), *reinterpret_cast<const T*>(px + i * strides[2]));
+      *reinterpret_cast<T*>(o + i * strides[0]) =
+          P::scalar(*reinterpret_cast<const T*>(pa + i * strides[1]), *reinterpret_cast<const T*>(px + i * strides[2]));
     return;
   }
   T a[kGammaChunk], x[kGammaChunk], r[kGammaChunk];
@@ -288,7 +352,7 @@ GK_HD_FORCE void gamma_grad_strided(char** data, const int64_t* strides, int64_t
       x[j] = *reinterpret_cast<const T*>(px + (i + j) * strides[2]);
     }
     for (int j = m; j < kGammaChunk && j % kGammaBlock != 0; ++j) a[j] = x[j] = T(1);  // finite padding
-    gamma_grad_chunk<T>(m, a, x, r);
+    chunk_by_class<P, T>(m, a, x, r);
     for (int j = 0; j < m; ++j) *reinterpret_cast<T*>(o + (i + j) * strides[0]) = r[j];
   }
 }
