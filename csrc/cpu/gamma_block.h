@@ -1,6 +1,8 @@
-// Blocked CPU driver of standard_gamma_grad (host only; included by csrc/cpu/elementwise.cpp). All the
-// numerics are the core's (csrc/core/igamma.h, csrc/core/igamma_bulk.h); this file only arranges the
-// work so that it vectorizes.
+// Blocked CPU driver of standard_gamma_grad and of the second-order standard_gamma_grad_dalpha and
+// gammainc_grad_aa (host only; included by csrc/cpu/elementwise.cpp). All the numerics are the core's
+// (csrc/core/igamma.h, igamma_bulk.h, igamma_d2.h); this file only arranges the work so that it vectorizes.
+// What follows describes standard_gamma_grad; the second-order ops use the same chunks with fewer classes
+// (gamma_d2_policy).
 //
 // The elements go by chunks of kGammaChunk. Each element of a chunk is classified as the scalar core
 // would (bulk tier of a, series branch for small or larger x, continued fraction, or anything else);
@@ -238,6 +240,11 @@ template <typename T> struct gamma_grad_policy {
   }
 };
 
+// The second-order ops standard_gamma_grad_dalpha (AA = false: dg/da) and gammainc_grad_aa (AA = true:
+// d2P/da2): the bulk tiers on vectors (core::detail::bulk_eval_d; d2P/da2 then multiplies by the density lane
+// by lane, as the scalar core does), everything else through the scalar core. (Lane-parallel copies of the
+// second-order series and continued fraction, as the first order has, were measured 1.4-4x slower than the
+// scalar loops, in two layouts: their state is two to three times the first order's.)
 // BulkD::run<T>(tier, v, w, g, ga) evaluates one block of the bulk polynomial and its derivative
 // (bulk_d_block_tier, or a non-inlined copy of it compiled for the caller's instruction set, which both ops
 // share: elementwise.cpp).
