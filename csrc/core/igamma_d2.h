@@ -368,9 +368,11 @@ template <typename T> GK_HD T standard_gamma_grad_dalpha(T a, T x) {
   return T(detail::standard_gamma_grad_dalpha_d(double(a), double(x)));
 }
 template <typename T> GK_HD T log_standard_gamma_grad_dalpha(T a, T logx) {
-  T g, ga;
-  const T x = gk_exp(logx);
-  if (detail::float_bulk(a, x, g, ga) >= 0) return detail::bulk_d2_from(a, x, g, ga, logx, true).D;
+  if constexpr (sizeof(T) == 4) {  // D = (dg/da) / x on the float bulk path
+    T g, ga;
+    const T x = gk_exp(logx);
+    if (detail::float_bulk(a, x, g, ga) >= 0) return ga / x;
+  }
   return T(detail::log_standard_gamma_grad_dalpha_d(double(a), double(logx)));
 }
 
