@@ -23,11 +23,9 @@
 
 #include <cstdint>
 #include <cstring>
-
 #include <type_traits>
 
 #include "core/igamma_d2.h"
-
 
 namespace gradkern {
 namespace cpu {
