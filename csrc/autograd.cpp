@@ -787,6 +787,8 @@ const std::unordered_map<std::string, Spec>& specs() {
     elementwise("chi2_reflect", chi2_reflect_partials, 0b01);
     elementwise("antithetic_construction", not_differentiable, none, false);
     elementwise("antithetic_normal_standardized", not_differentiable, none, false);
+    elementwise("truncated_normal_icdf", not_differentiable, none, false);
+    elementwise("truncated_normal_backward", second_order_missing, none, false);
     return t;
   }();
   return table;

@@ -109,6 +109,17 @@ TORCH_LIBRARY(gradkern, m) {
   // E[(u - E[u])^k], 2 <= k <= 8 (the derivatives of the moments w.r.t. kappa).
   m.def("vmf_central_moment(Tensor concentration, int d, int k) -> Tensor");
 
+  // --- Truncated Normal (csrc/core/truncnorm.h) --------------------------------------------------
+  // The quantile function of Normal(loc, scale) truncated to [low, high] (low may be -inf, high inf), in
+  // the oriented log-space-safe form that stays exact deep in either tail. Not differentiable (the
+  // distribution's rsample attaches the implicit gradients; its icdf takes Newton steps for them).
+  m.def("truncated_normal_icdf(Tensor p, Tensor loc, Tensor scale, Tensor low, Tensor high) -> Tensor");
+  // grad * (dz/dloc, dz/dscale, dz/dlow, dz/dhigh) at fixed F(z) = p for samples z drawn at probabilities p
+  // (eq. 8 with the truncated CDF; F and 1 - F exact from p), in the broadcast shape: the first-order
+  // backward pass of TruncatedNormal.rsample in one pass.
+  m.def("truncated_normal_backward(Tensor grad, Tensor z, Tensor p, Tensor loc, Tensor scale, Tensor low, Tensor high) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
+
   // --- Gaussian mixtures (csrc/core/mixture.h) ---------------------------------------------------
   // Shapes: noise, z, grad (S, B, D); component (S, B) int64; locs (B, K, D); coord_scale (B, D), or
   // (B, K, D) for diag_normals; component_logits, component_scale (B, K). The *_rsample ops draw

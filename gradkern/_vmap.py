@@ -164,7 +164,7 @@ _ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad
                 "sigmoid_difference", "dirichlet_grad", "vonmises_cdf", "vonmises_cdf_grad_concentration",
                 "vonmises_grad", "vonmises_shift_wrap", "vonmises_cdf_grad_kk", "vonmises_grad_dconcentration",
                 "bivariate_normal_cdf", "dirichlet_copula_rho",
-                "gaussian_copula_rho")
+                "gaussian_copula_rho", "truncated_normal_icdf", "truncated_normal_backward")
 _SAMPLERS = {"standard_gamma": (1, 0), "log_standard_gamma": (1, 0), "standard_beta": (2, 0),
              "vonmises_sample": (1, 0), "standard_dirichlet": (1, 0), "dirichlet_copula": (1, 1),
              "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0)}

@@ -110,6 +110,9 @@ SAMPLES = {
     "dirichlet_copula_rho": lambda device, dtype: _dirichlet_copula_rho(device, dtype),
     "gaussian_copula_rho": lambda device, dtype: _gaussian_copula_rho(device, dtype),
     "bivariate_normal_cdf": lambda device, dtype: _bivariate_normal_cdf(device, dtype),
+    # Truncated Normal (gradkern.distributions.TruncatedNormal)
+    "truncated_normal_icdf": lambda device, dtype: _truncated_normal(device, dtype, "icdf"),
+    "truncated_normal_backward": lambda device, dtype: _truncated_normal(device, dtype, "backward"),
     # Antithetic Gaussian sampling (gradkern.antithetic)
     "antithetic_reflection_table": lambda device, dtype: _antithetic_reflection_table(device, dtype),
     "chi2_reflect": lambda device, dtype: _chi2_reflect(device, dtype),
@@ -238,6 +241,29 @@ def _sigmoid_difference(device, dtype):
     x = torch.tensor([-800.0, -3.0, 0.0, 2.5, 40.0], dtype=dtype)
     y = torch.linspace(-2.0, 2.0, 15, dtype=dtype).reshape(3, 5)
     return [ew(x.to(device), x.flip(0).to(device), grad=(0, 1)), ew(x.to(device), y.to(device), grad=(0, 1))]
+
+
+def _truncated_normal(device, dtype, which):
+    """(p, loc, scale, low, high) for the truncated Normal's quantile kernel, or (grad, z, p, loc, scale, low,
+    high) for its backward: windows around the mean, in both tails and one-sided (-inf / inf bounds)."""
+    inf = math.inf
+    p = torch.tensor([0.2, 0.5, 0.9, 0.01, 0.7], dtype=dtype)
+    loc = torch.tensor([0.0, 1.0, -2.0, 0.5, 0.0], dtype=dtype)
+    scale = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0], dtype=dtype)
+    low = torch.tensor([-1.0, 9.0, -inf, 0.0, -40.0], dtype=dtype)
+    high = torch.tensor([2.0, 11.0, -2.5, inf, -35.0], dtype=dtype)
+    p2 = torch.linspace(0.05, 0.95, 12, dtype=dtype).reshape(4, 3)  # (4, 3) against (3,) parameters
+    cases = []
+    for args in ((p, loc, scale, low, high), (p2, loc[:3], scale[:3], low[:3], high[:3]),
+                 (p2, torch.tensor(0.5, dtype=dtype), torch.tensor(2.0, dtype=dtype), low[:3], high[:3])):
+        if which == "backward":
+            z = OPS.truncated_normal_icdf(*args)
+            args = (torch.linspace(0.5, 1.5, z.numel(), dtype=dtype).view_as(z), z) + args
+        s = ew(*(a.to(device) for a in args), tol=GAMMA_TOL)
+        if which == "backward":
+            s.out = s.out * 4
+        cases.append(s)
+    return cases
 
 
 def _dirichlet_sampler(device, dtype):

@@ -65,29 +65,52 @@ inline void check_beta_concentrations(const char* op, const at::Tensor& a, const
               " and ", b.device());
 }
 
-// Three-argument elementwise ops with `outputs` outputs: the checks of binary_iter over all three inputs.
-inline at::TensorIterator ternary_iter(const char* op, const char* name_a, const at::Tensor& a,
-                                       const char* name_b, const at::Tensor& b, const char* name_c,
-                                       const at::Tensor& c, int outputs = 1) {
-  const char* names[3] = {name_a, name_b, name_c};
-  const at::Tensor* ts[3] = {&a, &b, &c};
-  for (int i = 0; i < 3; ++i) check_floating(op, names[i], *ts[i]);
+// N-argument elementwise ops with `outputs` outputs: every input floating, all of one dtype, all on one
+// device (CPU 0-dim tensors excepted, as in torch's own binary ops); broadcasting by TensorIterator.
+// `wide`, if >= 0, is an input that may also be float64 while the others are of a narrower floating dtype
+// (probabilities that keep their resolution, e.g. uniforms for float32 samples); the outputs then take the
+// others' dtype, and the kernel reads that input as double (wide_input says whether it is).
+inline at::TensorIterator nary_iter(const char* op, int n, const char* const* names, const at::Tensor* const* ts,
+                                    int outputs = 1, int wide = -1) {
+  for (int i = 0; i < n; ++i) check_floating(op, names[i], *ts[i]);
   // The device every non-scalar input must share (a CPU 0-dim tensor combines with any device).
   int ref = 0;
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < n; ++i)
     if (!(ts[i]->dim() == 0 && ts[i]->is_cpu())) { ref = i; break; }
-  for (int i = 0; i < 3; ++i) {
-    TORCH_CHECK(ts[i]->scalar_type() == a.scalar_type(), "gradkern.", op, ": ", name_a, " and ", names[i],
-                " must have the same dtype, got ", name_a, ": ", a.scalar_type(), " and ", names[i], ": ",
-                ts[i]->scalar_type());
+  const int first = wide == 0 && n > 1 ? 1 : 0;  // the dtype the others must share
+  const auto dtype = ts[first]->scalar_type();
+  bool mixed = false;
+  for (int i = 0; i < n; ++i) {
+    const auto ti = ts[i]->scalar_type();
+    const bool widened = i == wide && ti == at::kDouble && ti != dtype;
+    mixed = mixed || widened;
+    TORCH_CHECK(ti == dtype || widened, "gradkern.", op, ": ", names[first], " and ", names[i],
+                " must have the same dtype", i == wide ? " (or float64)" : "", ", got ", names[first], ": ", dtype,
+                " and ", names[i], ": ", ti);
     const bool scalar = ts[i]->dim() == 0 && ts[i]->is_cpu();
     TORCH_CHECK(scalar || ts[i]->device() == ts[ref]->device(), "gradkern.", op, ": ", names[ref], " and ",
                 names[i], " must be on the same device, got ", names[ref], " on ", ts[ref]->device(), " and ",
                 names[i], " on ", ts[i]->device());
   }
   at::TensorIteratorConfig config;
+  if (mixed) config.check_all_same_dtype(false).declare_static_dtype(dtype);
   for (int i = 0; i < outputs; ++i) config.add_owned_output(at::Tensor());
-  return config.add_const_input(a).add_const_input(b).add_const_input(c).build();
+  for (int i = 0; i < n; ++i) config.add_const_input(*ts[i]);
+  return config.build();
+}
+
+// Whether input `i` of an iterator built by nary_iter is the widened float64 one.
+inline bool wide_input(const at::TensorIterator& iter, int i) {
+  return iter.input_dtype(i) == at::kDouble && iter.dtype(0) != at::kDouble;
+}
+
+// Three-argument elementwise ops (the incomplete beta family).
+inline at::TensorIterator ternary_iter(const char* op, const char* name_a, const at::Tensor& a,
+                                       const char* name_b, const at::Tensor& b, const char* name_c,
+                                       const at::Tensor& c, int outputs = 1) {
+  const char* names[3] = {name_a, name_b, name_c};
+  const at::Tensor* ts[3] = {&a, &b, &c};
+  return nary_iter(op, 3, names, ts, outputs);
 }
 
 }  // namespace ops

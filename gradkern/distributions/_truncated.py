@@ -8,38 +8,44 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from .._implicit import _differentiating, _implicit_steps, _newton_step
+from .._utils import check_fake_elementwise
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["TruncatedNormal", "Truncated"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-# Newton steps of _log_ndtri: quadratic convergence from its starting points; 3 reach double precision (1.8e-16
-# relative, measured against mpmath for log Phi from -1e-12 to -1e5, both starting points; tests/test_truncated.py).
-_NEWTON_STEPS = 3
+_ops = torch.ops.gradkern
+
+
+# --- the fused kernels (csrc/core/truncnorm.h): fake kernels -----------------------------------------------
+# truncated_normal_icdf draws the samples (the oriented log-space-safe quantile function, in double);
+# truncated_normal_backward is rsample's first-order backward pass in one evaluation. Autograd:
+# csrc/autograd.cpp (neither op is differentiated itself: _AttachTruncatedNormal carries the gradients).
+def _narrow(p, like):
+    # p may be float64 with narrower floating parameters (the kernels read it as double): checked as if it
+    # had their dtype.
+    if p.dtype == torch.float64 and like.is_floating_point() and like.dtype != torch.float64:
+        return p.to(like.dtype)
+    return p
+
+
+@torch.library.register_fake("gradkern::truncated_normal_icdf")
+def _icdf_fake(p, loc, scale, low, high):
+    device = check_fake_elementwise((_narrow(p, loc), loc, scale, low, high))
+    return loc.new_empty(torch.broadcast_shapes(p.shape, loc.shape, scale.shape, low.shape, high.shape), device=device)
+
+
+@torch.library.register_fake("gradkern::truncated_normal_backward")
+def _backward_fake(grad, z, p, loc, scale, low, high):
+    device = check_fake_elementwise((grad, z, _narrow(p, grad), loc, scale, low, high))
+    shape = torch.broadcast_shapes(grad.shape, z.shape, p.shape, loc.shape, scale.shape, low.shape, high.shape)
+    return tuple(grad.new_empty(shape, device=device) for _ in range(4))
 
 
 def _log1mexp(x):
     """log(1 - exp(x)) for x <= 0, accurate on both sides of -log 2 (Maechler 2012)."""
     x = torch.clamp(x, max=0.0)
     return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
-
-
-def _log_ndtri(lp):
-    """x with log Phi(x) = lp (lp <= 0): a starting point (ndtri where exp(lp) is a normal number, else the
-    Mills-ratio asymptote -sqrt(-2 lp - log(-2 lp) - log 2 pi)), then Newton steps on log Phi,
-    x <- x - (log Phi(x) - lp) Phi(x) / phi(x), a fixed number of them (_NEWTON_STEPS)."""
-    small = lp < -600.0
-    lp_safe = torch.where(small, torch.full_like(lp, -1.0), lp)
-    x = torch.special.ndtri(torch.exp(lp_safe))
-    t = -2.0 * torch.where(small, lp, torch.full_like(lp, -1000.0))
-    x = torch.where(small, -torch.sqrt(t - torch.log(t) - 2 * _HALF_LOG_2PI), x)
-    x = torch.where(lp >= 0, torch.full_like(x, math.inf), x)
-    for _ in range(_NEWTON_STEPS):
-        lphi = -0.5 * x * x - _HALF_LOG_2PI
-        lnd = torch.special.log_ndtr(x)  # once per step: the costliest op of the draw
-        step = (lnd - lp) * torch.exp(lnd - lphi)
-        x = torch.where(torch.isfinite(x), x - step, x)
-    return x
 
 
 def _orient(loc, scale, low, high):
@@ -110,21 +116,25 @@ class _AttachTruncatedNormal(torch.autograd.Function):
         dz/d(oriented low) = D_a,  dz/d(oriented high) = D_b,  dz/dloc = 1 - D_a - D_b,
         dz/dscale = sign (x' - D_a alpha' - D_b beta')
     (the sample moves with a common shift or scaling of loc and the bounds: dz/dloc + dz/dlow + dz/dhigh = 1,
-    scale dz/dscale + (low - loc) dz/dlow + (high - loc) dz/dhigh = z - loc). The backward and the jvp are
-    written in differentiable torch ops of the saved output, so second and higher derivatives come out of
-    autograd exactly (as for the Gamma samplers), and torch.func / vmap apply (generated vmap rule)."""
+    scale dz/dscale + (low - loc) dz/dlow + (high - loc) dz/dhigh = z - loc). p is the probability z was
+    drawn at (float64, no gradient). A first-order backward pass takes the fused kernel
+    (truncated_normal_backward: F and 1 - F exact from p, no special function); under create_graph, in the
+    jvp and under the torch.func transforms the formulas are differentiable torch ops of the saved output,
+    so second and higher derivatives come out of autograd exactly (as for the Gamma samplers), and
+    torch.func / vmap apply (generated vmap rule). The parameters come unexpanded; their gradients are
+    summed to their shapes."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(z, loc, scale, low, high):
+    def forward(z, p, loc, scale, low, high):
         return z.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, loc, scale, low, high = inputs
-        ctx.save_for_backward(output, loc, scale, low, high)
-        ctx.save_for_forward(output, loc, scale, low, high)
+        _, p, loc, scale, low, high = inputs
+        ctx.save_for_backward(output, p, loc, scale, low, high)
+        ctx.save_for_forward(output, p, loc, scale, low, high)
 
     @staticmethod
     def _partials(z, loc, scale, low, high):
@@ -137,18 +147,28 @@ class _AttachTruncatedNormal(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gz):
-        z, *params = ctx.saved_tensors
-        parts = _AttachTruncatedNormal._partials(z, *params)
-        return (None, *[gz * p if need else None for p, need in zip(parts, ctx.needs_input_grad[1:])])
+        z, p, *params = ctx.saved_tensors
+        if not torch.is_grad_enabled():
+            # A first-order backward pass (no graph of the gradient is being recorded): the fused kernel, one
+            # evaluation for all four gradients (in double; p is float64 for every parameter dtype).
+            grads = _ops.truncated_normal_backward(gz, z, p, *params)
+        else:
+            # create_graph / the torch.func transforms: differentiable torch ops, so that second and higher
+            # derivatives follow.
+            grads = [gz * q for q in _AttachTruncatedNormal._partials(z, *params)]
+        out = [None, None]
+        for g, q, need in zip(grads, params, ctx.needs_input_grad[2:]):
+            out.append((g.sum_to_size(q.shape) if g.shape != q.shape else g) if need else None)
+        return tuple(out)
 
     @staticmethod
-    def jvp(ctx, tz, *tangents):
-        z, *params = ctx.saved_tensors
+    def jvp(ctx, tz, tp, *tangents):
+        z, _, *params = ctx.saved_tensors
         parts = _AttachTruncatedNormal._partials(z, *params)
         out = torch.zeros_like(z)
-        for p, t in zip(parts, tangents):
+        for q, t in zip(parts, tangents):
             if t is not None:
-                out = out + p * t
+                out = out + q * t
         return out
 
 
@@ -219,34 +239,24 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         return sign / scale * torch.exp(-0.5 * x2 * x2 - _HALF_LOG_2PI - (lF + logZ))
 
     def _draw(self, u):
-        """Standardized oriented draw for uniforms u (float64), then z. The smaller of the two tails of
-        the target probability p = Phi(alpha') + u Z is carried in log space (log p or log(1 - p))."""
-        loc, scale, low, high = (t.detach().to(torch.float64) for t in (self.loc, self.scale, self.low, self.high))
-        a2, b2, sign = self._oriented(loc, scale, low, high)
-        logZ, _, _, _, _, la, _ = _log_mass(a2, b2)
-        lp = torch.logaddexp(torch.where(torch.isinf(a2), a2, la), torch.log(u) + logZ)
-        lq = torch.logaddexp(torch.special.log_ndtr(-b2), torch.log1p(-u) + logZ)
-        lower = lp < lq
-        # one inversion, of the smaller tail: x' = Phi^-1(p) below the median, -Phi^-1(1 - p) above it
-        t = _log_ndtri(torch.where(lower, lp, lq))
-        x2 = torch.where(lower, t, -t)
-        x2 = torch.minimum(torch.maximum(x2, a2), b2)
-        z = loc + scale * sign * x2
-        z = torch.minimum(torch.maximum(z, low), high)
-        # Invalid parameters (low >= high, scale <= 0, NaN; possible with validate_args=False) give NaN
-        # samples, never a finite number.
-        valid = (low < high) & (scale > 0) & ~torch.isnan(loc)
-        return torch.where(valid, z, torch.full_like(z, math.nan))
+        """Samples z = F^-1(u) for probabilities u (float64, for every parameter dtype: the uniforms keep
+        their 2^-53 resolution): the fused quantile kernel (truncated_normal_icdf), in double, rounded once to
+        the parameters' dtype. It works in the oriented
+        window and inverts the smaller tail of the standard normal probability, in log space deep in the
+        lower tail; invalid parameters (low >= high, scale <= 0, NaN; possible with validate_args=False)
+        give NaN samples, never a finite number."""
+        return _ops.truncated_normal_icdf(u, *(t.detach() for t in (self.loc, self.scale, self.low, self.high)))
 
     def rsample(self, sample_shape=torch.Size(), generator=None):
-        """Samples of shape ``sample_shape + batch_shape`` by the log-space inverse CDF (float64 inside,
-        rounded once to the parameters' dtype), with implicit gradients w.r.t. loc, scale, low and high;
+        """Samples of shape ``sample_shape + batch_shape`` by the log-space inverse CDF (double inside,
+        rounded once to the parameters' dtype; for float32 and narrower the normal quantile is the fitted one
+        without its final Halley step, 2.4e-8 relative before that rounding), with implicit gradients w.r.t. loc, scale, low and high;
         ``generator`` is passed to the uniform draw."""
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=torch.float64, device=self.loc.device, generator=generator)
         u = u.clamp(1e-300, 1 - 2 ** -53)
         with torch.no_grad():
-            z = self._draw(u).to(self.loc.dtype)
+            z = self._draw(u)
         params = (self.loc, self.scale, self.low, self.high)
         if not _differentiating(params):
             return z
@@ -256,8 +266,8 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
             # log CDF instead: torch ops that compile (and fuse), with the same value and derivatives
             # (tests/test_truncated.py compares the two to 1e-9, Hessians included).
             return _implicit_steps(z, self._log_cdf_oriented, params, self._log_cdf_oriented_dz)
-        # Eager: the implicit gradients in closed form (_AttachTruncatedNormal), 2-3x cheaper than the steps.
-        return _AttachTruncatedNormal.apply(z, *(p.expand(shape) for p in params))
+        # Eager: the implicit gradients in closed form (_AttachTruncatedNormal), from the fused backward kernel.
+        return _AttachTruncatedNormal.apply(z, u, *params)
 
     def log_prob(self, value):
         """Normal log density minus log(Phi(beta) - Phi(alpha)); -inf outside ``[low, high]``."""
@@ -283,8 +293,8 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
         u = value.detach().to(torch.float64)
         _, _, sign = self._oriented(self.loc.detach(), self.scale.detach(), self.low.detach(), self.high.detach())
-        u = torch.where(sign > 0, u, 1 - u)
-        z = self._draw(u.expand(torch.broadcast_shapes(u.shape, self.batch_shape))).to(self.loc.dtype).detach()
+        with torch.no_grad():
+            z = self._draw(u)
         # Two Newton steps on the oriented log CDF towards the (differentiable) target: the value is the
         # quantile, the derivatives those of the quantile function in value and in every parameter (as for
         # implicit_rsample).

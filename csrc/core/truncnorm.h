@@ -1,0 +1,182 @@
+// gradkern numerical core: the Normal(loc, scale) truncated to [low, high] (section 4 of Figurnov et al.
+// 2018): its quantile function and the vector-Jacobian product of its implicit reparameterization
+// gradients, fused, one element at a time. Computed in double for float and double arguments.
+//
+// truncated_normal_icdf(p, loc, scale, low, high)   z with F(z) = p, F the truncated CDF
+//     (tn_prepare + tn_icdf_from: the per-window part separately, for loops that reuse it).
+// truncated_normal_backward(g, z, p, loc, scale, low, high, o)
+//     o = g * (dz/dloc, dz/dscale, dz/dlow, dz/dhigh) at fixed F(z) = p (eq. 8 with the truncated CDF).
+//
+// Both work in the oriented standardized window [a, b] (tn_window): (low - loc) / scale and
+// (high - loc) / scale, mirrored when the window's midpoint lies above the mean, so that a + b <= 0. Then
+// a < 0 and b <= |a|: the window never lies in the upper tail, where Phi rounds to 1, and every Phi below
+// comes from erfc in the tail that keeps it exact. Invalid parameters (low >= high, scale <= 0 or not
+// finite, loc not finite, NaN) give NaN: never a finite sample or gradient.
+#pragma once
+
+#include "common.h"
+#include "normal.h"
+
+namespace gradkern {
+namespace core {
+
+struct TnWindow {
+  double a, b;    // the oriented standardized bounds, a + b <= 0 (a may be -inf, b +inf)
+  double sign;    // -1 where the window was mirrored: x = sign (z - loc) / scale
+  bool valid;
+};
+
+GK_HD TnWindow tn_window(double loc, double scale, double low, double high) {
+  TnWindow w;
+  w.valid = low < high && scale > 0.0 && gk_isfinite(scale) && gk_isfinite(loc);
+  const double a = (low - loc) / scale, b = (high - loc) / scale;
+  // a + b is NaN for (-inf, inf), the untruncated case: not mirrored.
+  const bool flip = a + b > 0.0;
+  w.a = flip ? -b : a;
+  w.b = flip ? -a : b;
+  w.sign = flip ? -1.0 : 1.0;
+  return w;
+}
+
+// Below this point Phi is no longer a normal double (Phi(-37) = 5.7e-300) and exp((x^2 - b^2) / 2) of
+// the backward pass could overflow. Windows whose upper oriented bound (the quantile kernel) or sample
+// (the backward) lies above it are computed directly, from erfc: Phi(a) may underflow there, but it is
+// then negligible next to the window's mass. The others are computed in log space.
+constexpr double kTnDeep = -37.0;
+// The direct inversion takes p from this value up (std_normal_icdf_lower); a smaller p is inverted in log
+// space.
+constexpr double kTnTinyP = 1e-280;
+
+// x with log Phi(x) = lp (lp <= log kTnTinyP, so x < -35): the Mills-ratio asymptote
+// x0 = -sqrt(t - log t - log 2 pi), t = -2 lp, then Newton steps on log Phi,
+// x <- x - (log Phi(x) - lp) Phi(x) / phi(x): quadratic convergence, 2-3 steps; capped at 12.
+GK_HD double tn_log_ndtri(double lp) {
+  const double t = -2.0 * lp;
+  double x = -gk_sqrt(t - gk_log(t) - 2.0 * consts<double>::log_sqrt_2pi);
+  for (int i = 0; i < 12; ++i) {
+    const double lnd = log_ndtr(x);
+    const double lphi = -0.5 * x * x - consts<double>::log_sqrt_2pi;
+    const double step = (lnd - lp) * gk_exp(lnd - lphi);
+    x -= step;
+    if (!(gk_fabs(step) > 4.0 * num<double>::eps * gk_fabs(x))) break;  // converged (or NaN)
+  }
+  return x;
+}
+
+// What the quantile of one window needs, computed once per parameter set (the CPU loop reuses it while the
+// parameters repeat): the oriented window and its masses from erfc, in the tail that keeps them exact.
+struct TnState {
+  TnWindow w;
+  bool direct;     // b > kTnDeep: probabilities in linear space; else the whole window is in log space
+  double ca;       // 2 Phi(a) (may underflow when a is deep: then negligible next to z2)
+  double cq;       // 2 Phi(b) if b <= 0, else 2 Phi(-b)
+  double z2;       // 2 Z = 2 (Phi(b) - Phi(a))
+  double la, lz;   // log Phi(a), log Z (log space only)
+};
+
+GK_HD TnState tn_prepare(double loc, double scale, double low, double high) {
+  TnState st;
+  st.w = tn_window(loc, scale, low, high);
+  const double a = st.w.a, b = st.w.b, s = consts<double>::inv_sqrt2;
+  st.direct = b > kTnDeep;
+  st.ca = st.cq = st.z2 = st.la = st.lz = 0.0;
+  if (!st.w.valid) return st;
+  if (st.direct) {
+    st.ca = gk_erfc(-a * s);
+    if (b <= 0.0) {
+      st.cq = gk_erfc(-b * s);  // 2 Phi(b)
+      st.z2 = st.cq - st.ca;
+    } else {
+      st.cq = gk_erfc(b * s);   // 2 Phi(-b), 0 for b = inf
+      st.z2 = (2.0 - st.ca) - st.cq;
+    }
+  } else {
+    st.la = log_ndtr(a);
+    st.lz = log_ndtr_diff(b, a);
+  }
+  return st;
+}
+
+// The oriented standardized quantile x in [a, b] at oriented probability u (F(x) = u in the window).
+GK_HD double tn_oriented_icdf(const TnState& st, double u, bool polish = true) {
+  const double a = st.w.a, b = st.w.b;
+  if (u <= 0.0) return a;
+  if (u >= 1.0) return b;
+  double x;
+  if (st.direct) {
+    const double p = 0.5 * (st.ca + u * st.z2);  // Phi(a) + u Z
+    if (b <= 0.0 || p <= 0.5) {
+      // below the median: p inverted directly (in log space when it is tiny; u Z itself may underflow)
+      x = p >= kTnTinyP ? std_normal_icdf_lower(p, polish) : tn_log_ndtri(logaddexp(log_ndtr(a), gk_log(u) + gk_log(0.5 * st.z2)));
+    } else {
+      // a < 0 < b <= |a|, above the median: 1 - p = Phi(-b) + (1 - u) Z from the upper tail mass, exact
+      // (>= (1 - u) Z / 2 with 1 - u >= 2^-53 and Z ~ 1 here: never tiny)
+      x = -std_normal_icdf_lower(0.5 * (st.cq + (1.0 - u) * st.z2), polish);
+    }
+  } else {
+    // the whole window deep in the lower tail: log(Phi(a) + u Z), all in log space
+    x = tn_log_ndtri(logaddexp(st.la, gk_log(u) + st.lz));
+  }
+  // rounding can leave x a few ulp outside the window
+  if (x < a) x = a;
+  if (x > b) x = b;
+  return x;
+}
+
+// z = F^-1(p) from a prepared window (loc and scale as given to tn_prepare). polish = false skips the
+// quantile's Halley step (std_normal_icdf_lower): for results rounded to float or narrower.
+GK_HD double tn_icdf_from(const TnState& st, double p, double loc, double scale, double low, double high,
+                          bool polish = true) {
+  if (!st.w.valid || !(p >= 0.0 && p <= 1.0)) return quiet_nan<double>();
+  // The mirrored window's CDF runs backwards: its oriented probability is 1 - p.
+  const double u = st.w.sign > 0.0 ? p : 1.0 - p;
+  double z = loc + scale * (st.w.sign * tn_oriented_icdf(st, u, polish));
+  if (z < low) z = low;
+  if (z > high) z = high;
+  return z;
+}
+
+// T is the result's type: p may be wider (a double probability for a float sample).
+template <typename T, typename P>
+GK_HD T truncated_normal_icdf(P p, T loc, T scale, T low, T high) {
+  const TnState st = tn_prepare(loc, scale, low, high);
+  return T(tn_icdf_from(st, p, loc, scale, low, high, sizeof(T) >= 8));
+}
+
+// o[0..3] = g * (dz/dloc, dz/dscale, dz/dlow, dz/dhigh) for a sample z = F^-1(p) of the truncated Normal
+// (p the probability it was drawn at). With x the oriented standardized sample and F its oriented CDF value
+// (p, or 1 - p where the window is mirrored: both F and 1 - F are exact from p), eq. 8 gives
+//   dx/da = phi(a) (1 - F) / phi(x) = exp((x - a)(x + a) / 2) (1 - F),
+//   dx/db = phi(b) F / phi(x)       = exp((x - b)(x + b) / 2) F,
+// 0 at an infinite bound (exp(-inf)); the first exponential is <= 1 (x^2 <= a^2 since a + b <= 0), the
+// second is combined with log F where it would overflow (x deep in a long window). The sample moves with a
+// common shift or scaling of loc and the bounds: dz/dloc = 1 - dx/da - dx/db, dz/dscale =
+// sign (x - a dx/da - b dx/db) (an infinite bound's term is 0), dz/d(oriented low, high) = (dx/da, dx/db),
+// swapped back where the window was mirrored. The same values as gradkern/distributions/_truncated.py's
+// differentiable _partials (which recompute F from z and serve the higher derivatives); no erfc here.
+template <typename T, typename P>
+GK_HD void truncated_normal_backward(T g_, T z_, P p_, T loc_, T scale_, T low_, T high_, T* o) {
+  const double g = g_, z = z_, p = p_, loc = loc_, scale = scale_, low = low_, high = high_;
+  const TnWindow w = tn_window(loc, scale, low, high);
+  const double a = w.a, b = w.b;
+  double x = w.sign * (z - loc) / scale;
+  if (x < a) x = a;  // a sample rounded onto or just past a bound: the bound's limit
+  if (x > b) x = b;
+  if (!w.valid || gk_isnan(x) || !(p >= 0.0 && p <= 1.0)) {
+    for (int j = 0; j < 4; ++j) o[j] = quiet_nan<T>();
+    return;
+  }
+  const bool flip = w.sign < 0.0;
+  const double f = flip ? 1.0 - p : p, f1 = flip ? p : 1.0 - p;  // oriented F and 1 - F
+  const double da = gk_exp(0.5 * (x - a) * (x + a)) * f1;
+  const double eb = 0.5 * (x - b) * (x + b);
+  const double db = eb < 700.0 ? gk_exp(eb) * f : (f > 0.0 ? gk_exp(eb + gk_log(f)) : 0.0);
+  const double ta = !gk_isfinite(a) ? 0.0 : a * da, tb = !gk_isfinite(b) ? 0.0 : b * db;
+  o[0] = T(g * (1.0 - da - db));
+  o[1] = T(g * (w.sign * (x - ta - tb)));
+  o[2] = T(g * (flip ? db : da));
+  o[3] = T(g * (flip ? da : db));
+}
+
+}  // namespace core
+}  // namespace gradkern
