@@ -9,7 +9,6 @@ namespace ops {
 
 // truncated_normal_icdf(p, loc, scale, low, high) -> z (p may be float64 with float32 parameters)
 struct TruncatedNormalIcdf {
-  static constexpr int inputs = 5;
   static constexpr const char* names[5] = {"p", "loc", "scale", "low", "high"};
   template <typename T, typename P>
   GK_HD T operator()(P p, T loc, T scale, T low, T high) const {
@@ -19,8 +18,6 @@ struct TruncatedNormalIcdf {
 
 // truncated_normal_backward(grad, z, p, loc, scale, low, high) -> (grad_loc, grad_scale, grad_low, grad_high)
 struct TruncatedNormalBackward {
-  static constexpr int inputs = 7;
-  static constexpr int outputs = 4;
   static constexpr const char* names[7] = {"grad", "z", "p", "loc", "scale", "low", "high"};
   template <typename T, typename P>
   GK_HD void operator()(T g, T z, P p, T loc, T scale, T low, T high, T* o) const {
