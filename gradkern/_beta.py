@@ -6,7 +6,7 @@ arguments (a <= 0, b <= 0, x outside [0, 1], NaN) give NaN, as torch.special doe
 """
 import torch
 
-from ._promote import promote
+from ._promote import promote3
 from ._utils import broadcast_fake, check_fake_elementwise
 
 __all__ = ["betainc", "betaincc", "betaincinv", "standard_beta_grad"]
@@ -71,14 +71,14 @@ def betainc(a, b, x):
         Tensor of the broadcast shape. NaN where ``a <= 0``, ``b <= 0``, ``x`` is outside ``[0, 1]`` or an
         input is NaN.
     """
-    a, b, x = promote("betainc", ("a", a), ("b", b), ("x", x))
+    a, b, x = promote3("betainc", "a", a, "b", b, "x", x)
     return _ops.betainc.default(a, b, x)
 
 
 def betaincc(a, b, x):
     r"""Complement :math:`1 - I_x(a, b)` of :func:`betainc`, computed directly (full relative precision
     in the upper tail, where ``1 - betainc`` would cancel). Differentiable in all three arguments."""
-    a, b, x = promote("betaincc", ("a", a), ("b", b), ("x", x))
+    a, b, x = promote3("betaincc", "a", a, "b", b, "x", x)
     return _ops.betaincc.default(a, b, x)
 
 
@@ -96,7 +96,7 @@ def betaincinv(a, b, p):
     Returns:
         Tensor of the broadcast shape; NaN where a parameter is invalid or ``p`` is outside ``[0, 1]``.
     """
-    a, b, p = promote("betaincinv", ("a", a), ("b", b), ("p", p))
+    a, b, p = promote3("betaincinv", "a", a, "b", b, "p", p)
     return _ops.betaincinv.default(a, b, p)
 
 
@@ -117,5 +117,5 @@ def standard_beta_grad(a, b, x):
         Tuple ``(dx/da, dx/db)`` of tensors of the broadcast shape (0 at ``x = 0`` or ``1``; NaN outside
         the domain).
     """
-    a, b, x = promote("standard_beta_grad", ("a", a), ("b", b), ("x", x))
+    a, b, x = promote3("standard_beta_grad", "a", a, "b", b, "x", x)
     return _ops.standard_beta_grad.default(a, b, x)

@@ -16,7 +16,7 @@ import math
 import torch
 
 from . import _beta, _special  # noqa: F401  (register the gradient ops used below)
-from ._promote import promote
+from ._promote import promote, promote2, promote3
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample",
            "chi2_rsample", "student_t_rsample"]
@@ -88,7 +88,7 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
     if rate is None:
         (alpha,) = promote("gamma_rsample", ("concentration", concentration))
         return _ops.standard_gamma.default(_expanded(alpha, sample_shape), generator)
-    alpha, rate = promote("gamma_rsample", ("concentration", concentration), ("rate", rate))
+    alpha, rate = promote2("gamma_rsample", "concentration", concentration, "rate", rate)
     return _scaled_gamma(alpha, _nan_unless_positive(rate), sample_shape, generator)
 
 
@@ -114,7 +114,7 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
     if rate is None:
         (alpha,) = promote("log_gamma_rsample", ("concentration", concentration))
         return _ops.log_standard_gamma.default(_expanded(alpha, sample_shape), generator)
-    alpha, rate = promote("log_gamma_rsample", ("concentration", concentration), ("rate", rate))
+    alpha, rate = promote2("log_gamma_rsample", "concentration", concentration, "rate", rate)
     shape = _shape(sample_shape, alpha, rate)
     return _ops.log_standard_gamma(_to(alpha, shape), generator) - _to(torch.log(_nan_unless_positive(rate)), shape)
 
@@ -215,7 +215,7 @@ def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None
         Tensor of shape ``sample_shape + broadcast(concentration1, concentration0).shape``.
     """
     _check_reparameterization("beta_rsample", reparameterization)
-    a, b = promote("beta_rsample", ("concentration1", concentration1), ("concentration0", concentration0))
+    a, b = promote2("beta_rsample", "concentration1", concentration1, "concentration0", concentration0)
     shape = _shape(sample_shape, a, b)
     if reparameterization == "marginal":
         return _ops.standard_beta(_to(a, shape), _to(b, shape), generator)
@@ -253,7 +253,7 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
         range (possible for tiny ``df``) are the largest finite value of their sign; NaN where ``df`` or
         ``scale`` is not positive.
     """
-    df, loc, scale = promote("student_t_rsample", ("df", df), ("loc", loc), ("scale", scale))
+    df, loc, scale = promote3("student_t_rsample", "df", df, "loc", loc, "scale", scale)
     shape = _shape(sample_shape, df, loc, scale)
     log_g = _ops.log_standard_gamma((0.5 * df).expand(shape), generator)
     # chi2 = 2 g, so sqrt(df / chi2) = exp((log(df / 2) - log g) / 2).

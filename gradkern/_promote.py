@@ -126,3 +126,24 @@ def promote(fn, *named):
         else:
             out.append(torch.tensor(float(v), dtype=dtype, device=device))
     return out
+
+
+# Fixed-arity forms of promote for the wrappers' common calls. Their fast path (tensors of one floating
+# dtype on one device: returned as they are) is a straight-line check without building (name, value)
+# pairs or a varargs tuple: about 0.6 us less per call than promote's (issue 21, bench/overhead.py's op
+# rows at 10 elements; dtypes are singletons, so `is` compares them). Anything else goes to promote.
+def promote2(fn, name_a, a, name_b, b):
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        dtype = a.dtype
+        if dtype is b.dtype and dtype.is_floating_point and a.device == b.device:
+            return a, b
+    return promote(fn, (name_a, a), (name_b, b))
+
+
+def promote3(fn, name_a, a, name_b, b, name_c, c):
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and isinstance(c, torch.Tensor):
+        dtype = a.dtype
+        if (dtype is b.dtype and dtype is c.dtype and dtype.is_floating_point
+                and a.device == b.device and a.device == c.device):
+            return a, b, c
+    return promote(fn, (name_a, a), (name_b, b), (name_c, c))

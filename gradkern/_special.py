@@ -6,7 +6,7 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 """
 import torch
 
-from ._promote import promote
+from ._promote import promote2
 from ._utils import broadcast_fake
 
 __all__ = ["gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad"]
@@ -40,14 +40,14 @@ def gammainc(a, x):
     Returns:
         Tensor of the broadcast shape. NaN where ``a <= 0``, ``x < 0`` or an input is NaN.
     """
-    a, x = promote("gammainc", ("a", a), ("x", x))
+    a, x = promote2("gammainc", "a", a, "x", x)
     return _ops.gammainc.default(a, x)
 
 
 def gammaincc(a, x):
     r"""Regularized upper incomplete gamma function :math:`Q(a, x) = 1 - P(a, x)`, computed directly
     (no cancellation in the upper tail). Differentiable in both arguments. See :func:`gammainc`."""
-    a, x = promote("gammaincc", ("a", a), ("x", x))
+    a, x = promote2("gammaincc", "a", a, "x", x)
     return _ops.gammaincc.default(a, x)
 
 
@@ -64,7 +64,7 @@ def gammaincinv(a, p):
     Returns:
         Tensor of the broadcast shape; NaN where ``a <= 0`` or ``p`` is outside ``[0, 1]``.
     """
-    a, p = promote("gammaincinv", ("a", a), ("p", p))
+    a, p = promote2("gammaincinv", "a", a, "p", p)
     return _ops.gammaincinv.default(a, p)
 
 
@@ -79,7 +79,7 @@ def standard_gamma_grad(alpha, x):
         alpha (Tensor): concentration, ``alpha > 0``.
         x (Tensor): samples, ``x >= 0``; broadcasts with ``alpha``; same dtype and device.
     """
-    alpha, x = promote("standard_gamma_grad", ("alpha", alpha), ("x", x))
+    alpha, x = promote2("standard_gamma_grad", "alpha", alpha, "x", x)
     return _ops.standard_gamma_grad.default(alpha, x)
 
 
@@ -89,5 +89,5 @@ def log_standard_gamma_grad(alpha, log_x):
     For tiny ``alpha`` the sample itself underflows (``alpha = 1e-6`` gives ``log x`` around ``-1e6``),
     but its logarithm and this gradient stay finite. Used by :func:`gradkern.log_gamma_rsample`.
     """
-    alpha, log_x = promote("log_standard_gamma_grad", ("alpha", alpha), ("log_x", log_x))
+    alpha, log_x = promote2("log_standard_gamma_grad", "alpha", alpha, "log_x", log_x)
     return _ops.log_standard_gamma_grad.default(alpha, log_x)

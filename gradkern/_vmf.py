@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ._promote import promote
+from ._promote import promote2
 from ._utils import broadcast_fake
 
 __all__ = ["vmf_rsample"]
@@ -95,7 +95,7 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
         Tensor of shape ``sample_shape + batch + (d,)``; NaN rows where the concentration is negative, NaN
         or infinite.
     """
-    loc, concentration = promote("vmf_rsample", ("loc", loc), ("concentration", concentration))
+    loc, concentration = promote2("vmf_rsample", "loc", loc, "concentration", concentration)
     d = _check_loc("vmf_rsample", loc)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
     u = _ops.vmf_sample_u.default(concentration.expand(shape), d, generator)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ._promote import promote
+from ._promote import promote2, promote3
 from ._utils import broadcast_fake
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
@@ -51,7 +51,7 @@ def vonmises_cdf(x, loc, concentration):
     Returns:
         Tensor of the broadcast shape; NaN where ``concentration <= 0`` or an input is NaN or inf.
     """
-    x, loc, concentration = promote("vonmises_cdf", ("x", x), ("loc", loc), ("concentration", concentration))
+    x, loc, concentration = promote3("vonmises_cdf", "x", x, "loc", loc, "concentration", concentration)
     y = x - loc
     return _ops.vonmises_cdf.default(y, concentration)
 
@@ -66,7 +66,7 @@ def vonmises_grad(concentration, x):
         concentration (Tensor): kappa > 0.
         x (Tensor): samples; broadcasts with ``concentration``; same dtype and device.
     """
-    concentration, x = promote("vonmises_grad", ("concentration", concentration), ("x", x))
+    concentration, x = promote2("vonmises_grad", "concentration", concentration, "x", x)
     return _ops.vonmises_grad.default(concentration, x)
 
 
@@ -87,7 +87,7 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     Returns:
         Tensor of shape ``sample_shape + broadcast(loc, concentration).shape``.
     """
-    loc, concentration = promote("vonmises_rsample", ("loc", loc), ("concentration", concentration))
+    loc, concentration = promote2("vonmises_rsample", "loc", loc, "concentration", concentration)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     x = _ops.vonmises_sample(concentration.expand(shape), generator)
     # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).

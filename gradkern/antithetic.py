@@ -40,7 +40,7 @@ from numbers import Number
 
 import torch
 
-from ._promote import promote
+from ._promote import promote2
 from ._utils import as_float_tensor
 
 _ops = torch.ops.gradkern
@@ -79,7 +79,7 @@ def _as_float_tensor(fn, name, value, like=None):
 def _as_pair(fn, name_a, a, name_b, b):
     # torch's type promotion (gradkern._promote): numbers take the tensor's dtype, float32 with float64
     # gives float64.
-    a, b = promote(f"antithetic.{fn}", (name_a, a), (name_b, b))
+    a, b = promote2(f"antithetic.{fn}", name_a, a, name_b, b)
     if a.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"gradkern.antithetic.{fn}: {name_a} and {name_b} must be float32 or float64, got {a.dtype}")
     return a, b

@@ -159,3 +159,29 @@ def test_argument_order_follows_the_rule(name):
         assert values == [len(tensors) - 1], f"{name}{params}: the value comes after the parameters"
     elif short.endswith("_rsample"):
         assert params[-2:] == ["sample_shape", "generator"] or "generator" in params, name
+
+
+def test_fixed_arity_promotion_matches_promote():
+    # gradkern/_promote.py's promote2 / promote3 (the wrappers' fast forms) must give exactly promote's
+    # result, fast path or not: same dtypes and devices, the very tensors when nothing changes, the same errors.
+    from gradkern._promote import promote, promote2, promote3
+
+    cases = [f32([1.0, 2.0]), f64([1.0, 2.0]), f32(1.0), f64(3.0), torch.tensor([1, 2]), 2.0, 3,
+             torch.tensor(True), torch.ones(2, dtype=torch.float16), torch.tensor(1.5, dtype=torch.float64)]
+    for a in cases:
+        for b in cases:
+            want = promote("f", ("a", a), ("b", b))
+            got = promote2("f", "a", a, "b", b)
+            assert [(t.dtype, t.device) for t in got] == [(t.dtype, t.device) for t in want]
+            assert all(torch.equal(g, w) for g, w in zip(got, want))
+            for c in cases[:4]:
+                want3 = promote("f", ("a", a), ("b", b), ("c", c))
+                got3 = promote3("f", "a", a, "b", b, "c", c)
+                assert [(t.dtype, t.device) for t in got3] == [(t.dtype, t.device) for t in want3]
+    x, y = f32([1.0]), f32([2.0])
+    assert all(g is w for g, w in zip(promote2("f", "a", x, "b", y), (x, y)))
+    assert all(g is w for g, w in zip(promote3("f", "a", x, "b", y, "c", x), (x, y, x)))
+    with pytest.raises(TypeError, match=r"gradkern\.f: b must be a Tensor or a real number"):
+        promote2("f", "a", x, "b", "1")
+    with pytest.raises(TypeError, match=r"gradkern\.f: c must be a real tensor"):
+        promote3("f", "a", x, "b", y, "c", torch.ones(1, dtype=torch.complex64))
