@@ -45,7 +45,7 @@ from ._vonmises import vonmises_cdf, vonmises_grad, vonmises_rsample
 from ._vmf import vmf_rsample
 from ._implicit import implicit_rsample
 from . import _vmap  # noqa: F401  (batching rules)
-from . import antithetic, copulas, distributions, estimators
+from . import antithetic, copulas, distributions, estimators, rsvi
 
 __version__ = "0.1.0"
 
@@ -57,5 +57,5 @@ __all__ = [
     "betainc", "betaincc", "betaincinv", "standard_beta_grad",
     "gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample", "chi2_rsample",
     "student_t_rsample", "vonmises_cdf", "vonmises_grad", "vonmises_rsample", "vmf_rsample", "implicit_rsample", "distributions", "antithetic",
-    "copulas", "estimators",
+    "copulas", "estimators", "rsvi",
 ]

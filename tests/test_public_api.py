@@ -9,7 +9,8 @@ import torch
 
 import gradkern
 
-MODULES = [gradkern, gradkern.distributions, gradkern.antithetic, gradkern.copulas, gradkern.estimators]
+MODULES = [gradkern, gradkern.distributions, gradkern.antithetic, gradkern.copulas, gradkern.estimators,
+           gradkern.rsvi]
 
 
 def _public():
@@ -51,6 +52,11 @@ MIXED = {
     "gradkern.vonmises_grad": ((f64(1.0, 2.0), f32(0.5, 1.0)), torch.float64),
     "gradkern.vonmises_rsample": ((f32(0.0, 1.0), f64(1.0, 2.0)), torch.float64),
     "gradkern.vmf_rsample": ((f32(0.0, 1.0), f64(1.0, 2.0)), torch.float64),  # loc the unit vector (0, 1)
+    "gradkern.rsvi.gamma": ((f32(1.0, 2.0), f64(2.0, 1.0)), torch.float64),
+    "gradkern.rsvi.beta": ((f32(1.0, 2.0), f64(2.0, 1.0)), torch.float64),
+    "gradkern.rsvi.dirichlet": "one floating argument",
+    "gradkern.rsvi.vonmises": ((f32(0.0, 1.0), f64(1.0, 2.0)), torch.float64),
+    "gradkern.rsvi.surrogate": ((f32(1.0, 2.0), f64(0.5, 0.25)), torch.float64),
 }
 # The modules whose functions take their own documented dtype rules (estimators take logits and a
 # loss function; copulas draw uniforms of a requested dtype; antithetic requires one dtype for loc and
@@ -96,6 +102,7 @@ def test_mixed_float32_float64_promotes(name):
     # The gradient reaches every floating argument, in that argument's dtype.
     args = [a.clone().requires_grad_() for a in args]
     out = fn(*args)
+    out = out.sample if isinstance(out, gradkern.rsvi.RSVISample) else out
     if out.requires_grad:
         out.nan_to_num().sum().backward()
         for a in args:
@@ -106,7 +113,8 @@ def test_mixed_float32_float64_promotes(name):
 def test_single_argument_functions_promote_integers(name):
     fn = FUNCTIONS[name]
     out = fn(torch.tensor([2, 3]))
-    assert out.dtype == torch.get_default_dtype()
+    for o in out if isinstance(out, tuple) else (out,):
+        assert o.dtype == torch.get_default_dtype()
 
 
 def test_python_numbers_take_the_tensor_dtype():
