@@ -213,10 +213,33 @@ def dirichlet(concentration, sample_shape=(), *, shape_augmentation=1, generator
     return RSVISample(_open_unit(torch.softmax(log_g, -1)), noise_lp.sum(-1))
 
 
+def _bf_params(kappa):
+    """Best and Fisher's (1979) wrapped-Cauchy proposal: rho = (tau - sqrt(2 tau)) / (2 kappa) with
+    tau = 1 + s, s = sqrt(1 + 4 kappa^2), and r = (1 + rho^2) / (2 rho); returned as (rho, 1 - rho, r - 1),
+    each without cancellation. The textbook difference cancels to rho = 0 (r = inf) for small kappa
+    (kappa = 1e-4 in float32), and 1 - rho, r - 1 lose every digit for large kappa, where r -> 1. Here
+    tau - sqrt(2 tau) = sqrt(tau) (tau - 2) / (sqrt(tau) + sqrt 2) with tau - 2 = 4 kappa^2 / (s + 1), and
+    1 - rho = (sqrt(tau) (1 + 1 / (s + 2 kappa)) + sqrt 2 (s + 1)) / D over the same denominator
+    D = (s + 1)(sqrt(tau) + sqrt 2) (using s - 2 kappa = 1 / (s + 2 kappa)): sums of positive terms."""
+    s = torch.sqrt(1.0 + 4.0 * kappa * kappa)
+    rt = torch.sqrt(1.0 + s)
+    den = (s + 1.0) * (rt + math.sqrt(2.0))
+    rho = 2.0 * kappa * rt / den
+    one_m_rho = (rt * (1.0 + 1.0 / (s + 2.0 * kappa)) + math.sqrt(2.0) * (s + 1.0)) / den
+    return rho, one_m_rho, one_m_rho * one_m_rho / (2.0 * rho)
+
+
 def _bf_rho(kappa):
-    # Best and Fisher (1979): the wrapped Cauchy proposal's rho, with r = (1 + rho^2) / (2 rho)
-    tau = 1.0 + torch.sqrt(1.0 + 4.0 * kappa * kappa)
-    return (tau - torch.sqrt(2.0 * tau)) / (2.0 * kappa)
+    return _bf_params(kappa)[0]
+
+
+def _bf_one_minus_f(u, r_m1):
+    """1 - f and r + c for f = (1 + r c) / (r + c), c = cos(pi u): 1 - c = 2 sin^2(pi u / 2),
+    1 + c = 2 cos^2(pi u / 2), r + c = (r - 1) + (1 + c) and 1 - f = (r - 1)(1 - c) / (r + c), all without
+    cancellation (f rounds to 1 near u = 0 at large kappa, where kappa (1 - f) is still of order 1)."""
+    one_m_c = 2.0 * torch.sin(0.5 * math.pi * u) ** 2
+    r_p_c = r_m1 + 2.0 * torch.cos(0.5 * math.pi * u) ** 2
+    return r_m1 * one_m_c / r_p_c, r_p_c
 
 
 def vonmises(loc, concentration, sample_shape=(), *, generator=None):
@@ -234,8 +257,7 @@ def vonmises(loc, concentration, sample_shape=(), *, generator=None):
     valid = (kappa.detach() > 0) & torch.isfinite(kappa.detach())
     kappa = torch.where(valid, kappa, float("nan"))
     kd = kappa.detach().reshape(-1)
-    rho = _bf_rho(kd)
-    r = (1.0 + rho * rho) / (2.0 * rho)
+    r_m1 = _bf_params(kd)[2]
     u_acc = torch.full_like(kd, float("nan"))
     todo = valid.reshape(-1).clone()
 
@@ -243,10 +265,9 @@ def vonmises(loc, concentration, sample_shape=(), *, generator=None):
         tiny = torch.finfo(kd.dtype).tiny
         u1 = torch.rand(idx.numel(), generator=generator, dtype=kd.dtype, device=kd.device).clamp_min(tiny)
         u2 = torch.rand(idx.numel(), generator=generator, dtype=kd.dtype, device=kd.device).clamp_min(tiny)
-        rr, kk = r[idx], kd[idx]
-        cc = torch.cos(math.pi * u1)
-        f = (1.0 + rr * cc) / (rr + cc)
-        w = kk * (rr - f)
+        kk = kd[idx]
+        # Best and Fisher's test on w = kappa (r - f) = kappa ((r - 1) + (1 - f))
+        w = kk * (r_m1[idx] + _bf_one_minus_f(u1, r_m1[idx])[0])
         acc = (w * (2.0 - w) - u2 > 0) | (torch.log(w / u2) + 1.0 - w >= 0)
         u_acc[idx[acc]] = u1[acc]
         return acc
@@ -262,14 +283,14 @@ def vonmises(loc, concentration, sample_shape=(), *, generator=None):
 
 
 def _bf_transform(u, kappa):
-    """|x| = h(u, kappa) of the Best-Fisher proposal (differentiable in kappa at fixed u) and log pi(u; kappa),
-    the accepted uniform's density on (0, 1): 2 q(h) |dh/du| with |dh/du| = pi sqrt(r^2 - 1) / (r + c),
-    sqrt(r^2 - 1) = (1 - rho^2) / (2 rho) exactly (no cancellation at large kappa, where r -> 1); q's
-    1 / (2 pi I0(kappa)) and the factors 2 and pi combine to 1 / I0(kappa)."""
-    rho = _bf_rho(kappa)
-    r = (1.0 + rho * rho) / (2.0 * rho)
-    c = torch.cos(math.pi * u)
-    f = ((1.0 + r * c) / (r + c)).clamp(-1.0, 1.0)
-    noise_lp = (kappa * (f - 1.0) + torch.log1p(-rho * rho) - torch.log(2.0 * rho) - torch.log(r + c)
-                - torch.log(torch.special.i0e(kappa)))
-    return torch.acos(f), noise_lp
+    """|x| = h(u, kappa) = arccos f of the Best-Fisher proposal (differentiable in kappa at fixed u) and
+    log pi(u; kappa), the accepted uniform's density on (0, 1): 2 q(h) |dh/du| with
+    |dh/du| = pi sqrt(r^2 - 1) / (r + c), sqrt(r^2 - 1) = (1 - rho^2) / (2 rho); q's 1 / (2 pi I0(kappa)) and
+    the factors 2 and pi combine to 1 / I0(kappa). h is atan2(sin h, cos h) with sin h = sqrt(r^2 - 1)
+    sin(pi u) / (r + c) and cos h = f: arccos f has an infinite derivative where f rounds to +-1."""
+    rho, one_m_rho, r_m1 = _bf_params(kappa)
+    one_m_f, r_p_c = _bf_one_minus_f(u, r_m1)
+    sq = one_m_rho * (1.0 + rho) / (2.0 * rho)  # sqrt(r^2 - 1)
+    habs = torch.atan2(sq * torch.sin(math.pi * u), r_p_c * (1.0 - one_m_f))
+    noise_lp = (-kappa * one_m_f + torch.log(sq) - torch.log(r_p_c) - torch.log(torch.special.i0e(kappa)))
+    return habs, noise_lp

@@ -98,6 +98,21 @@ def test_vonmises_samples(kappa):
     assert p > 1e-3, p
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_vonmises_extreme_concentrations_stay_finite(dtype):
+    # kappa = 1e-4 cancelled to rho = 0 (r = inf, NaN samples) in the textbook formula for rho
+    k = torch.tensor([1e-4, 1e-2, 1.0, 1e3, 1e5], dtype=dtype).repeat(200).requires_grad_()
+    s = rsvi.vonmises(0.0, k, generator=_gen(6))
+    assert torch.isfinite(s.sample).all() and torch.isfinite(s.noise_log_prob).all()
+    (g,) = torch.autograd.grad(rsvi.surrogate(torch.cos(s.sample), s.noise_log_prob).sum(), k)
+    assert torch.isfinite(g).all()
+    kd = torch.tensor([1e-4, 1.0, 1e5], dtype=torch.float64)
+    rho = rsvi._bf_rho(kd)
+    tau = 1 + torch.sqrt(1 + 4 * kd * kd)
+    assert torch.allclose(rho[1:], ((tau - torch.sqrt(2 * tau)) / (2 * kd))[1:], rtol=1e-12)
+    assert torch.allclose(rho[0], kd[0] / 2, rtol=1e-7)  # rho ~ kappa / 2 for small kappa
+
+
 def test_seeded_runs_reproduce():
     a = rsvi.gamma(torch.full((100,), 1.5), shape_augmentation=3, generator=_gen(7))
     b = rsvi.gamma(torch.full((100,), 1.5), shape_augmentation=3, generator=_gen(7))
