@@ -16,7 +16,7 @@ gradient c, estimated from --samples samples):
 * implicit: autograd through gradkern.log_gamma_rsample (the phi component of the Dirichlet, the other
   components drawn without gradient exactly as for RSVI) / gradkern.vonmises_rsample; a second row goes
   through the public gradkern.dirichlet_rsample (all 100 components through gradkern).
-* RSVI: reparameterized rejection-sampler proposal plus the score-function correction
+* RSVI (gradkern.rsvi): reparameterized rejection-sampler proposal plus the score-function correction
   f(z) d/dphi log pi(eps; phi) of the accepted noise, Naesseth et al. (2017). Gamma: Marsaglia-Tsang
   proposal h(eps, a) = (a - 1/3)(1 + eps / sqrt(9a - 3))^3 for Gamma(phi + B) with shape augmentation
   z = h * prod_{i<B} u_i^(1/(phi + i)), B in {1, 5, 10, 20}. von Mises: Best-Fisher wrapped-Cauchy
@@ -82,103 +82,6 @@ def vm_analytic(phi):
     return float(-VM_P_KAPPA * (1 - A / phi - A * A))
 
 
-# --- Marsaglia-Tsang proposal (RSVI for Gamma) -------------------------------------------------------------
-def mt_h(eps, a):
-    import torch
-
-    d = a - 1.0 / 3
-    return d * (1 + eps / torch.sqrt(9 * a - 3)) ** 3
-
-
-def mt_log_pi(eps, a):
-    """log density of the accepted eps: log q(h(eps, a); a) + log |dh/deps| (Naesseth et al., eq. 6),
-    up to terms constant in a (the normal density s(eps))."""
-    import torch
-
-    c = 1 / torch.sqrt(9 * a - 3)
-    d = a - 1.0 / 3
-    v = 1 + eps * c
-    h = d * v ** 3
-    return (a - 1) * torch.log(h) - h - torch.lgamma(a) + torch.log(3 * d * c) + 2 * torch.log(v)
-
-
-def mt_accepted_eps(a, gen, max_rounds=1000):
-    """eps from the Marsaglia-Tsang rejection sampler for Gamma(a), a >= 1 (elementwise, detached)."""
-    import torch
-
-    a = a.detach()
-    eps = torch.empty_like(a)
-    todo = torch.ones_like(a, dtype=torch.bool)
-    d = a - 1.0 / 3
-    c = 1 / torch.sqrt(9 * d)
-    for _ in range(max_rounds):
-        n = int(todo.sum())
-        if n == 0:
-            break
-        e = torch.randn(n, generator=gen, dtype=a.dtype)
-        u = torch.rand(n, generator=gen, dtype=a.dtype)
-        dd, cc = d[todo], c[todo]
-        v = 1 + cc * e
-        ok = v > 0
-        lv = torch.log(torch.where(ok, v ** 3, torch.ones_like(v)))
-        acc = ok & (torch.log(u) < 0.5 * e * e + dd - dd * v ** 3 + dd * lv)
-        idx = todo.nonzero().squeeze(1)
-        eps[idx[acc]] = e[acc]
-        todo[idx[acc]] = False
-    return eps
-
-
-# --- Best-Fisher proposal (RSVI for von Mises) --------------------------------------------------------------
-def bf_r(kappa):
-    import torch
-
-    tau = 1 + torch.sqrt(1 + 4 * kappa * kappa)
-    rho = (tau - torch.sqrt(2 * tau)) / (2 * kappa)
-    return (1 + rho * rho) / (2 * rho)
-
-
-def bf_h(u, kappa):
-    """|x| = acos(f), f = (1 + r cos(pi u)) / (r + cos(pi u)); maps u in (0, 1) onto (0, pi)."""
-    import torch
-
-    r = bf_r(kappa)
-    zz = torch.cos(math.pi * u)
-    f = (1 + r * zz) / (r + zz)
-    return torch.acos(torch.clamp(f, -1.0, 1.0))
-
-
-def bf_accepted_u(kappa, gen, max_rounds=1000):
-    """u (and the sign) accepted by Best & Fisher's rejection test, elementwise."""
-    import torch
-
-    kappa = kappa.detach()
-    out = torch.empty_like(kappa)
-    todo = torch.ones_like(kappa, dtype=torch.bool)
-    r = bf_r(kappa)
-    for _ in range(max_rounds):
-        n = int(todo.sum())
-        if n == 0:
-            break
-        u1 = torch.rand(n, generator=gen, dtype=kappa.dtype).clamp_min(1e-300)
-        u2 = torch.rand(n, generator=gen, dtype=kappa.dtype).clamp_min(1e-300)
-        rr, kk = r[todo], kappa[todo]
-        zz = torch.cos(math.pi * u1)
-        f = (1 + rr * zz) / (rr + zz)
-        c = kk * (rr - f)
-        acc = (c * (2 - c) - u2 > 0) | (torch.log(c / u2) + 1 - c >= 0)
-        idx = todo.nonzero().squeeze(1)
-        out[idx[acc]] = u1[acc]
-        todo[idx[acc]] = False
-    sign = torch.where(torch.rand(kappa.shape, generator=gen, dtype=kappa.dtype) < 0.5, -1.0, 1.0).to(kappa.dtype)
-    return out, sign
-
-
-def vm_log_q(x, kappa):
-    import torch
-
-    return kappa * (torch.cos(x) - 1) - torch.log(2 * math.pi * torch.special.i0e(kappa))
-
-
 # --- estimators: each returns S per-sample gradients ---------------------------------------------------------
 def dir_implicit(gk, alpha, phi, S, gen, rest=None):
     """Dirichlet as normalised Gammas (section 4), built exactly like the RSVI estimator below so the
@@ -212,22 +115,17 @@ def _log_gammas_rest(alpha, S, gen):
     return torch.log(g)
 
 
-def dir_rsvi(alpha, phi, S, gen, B, rest=None):
+def dir_rsvi(gk, alpha, phi, S, gen, B, rest=None):
+    """RSVI through the public gradkern.rsvi.gamma (Marsaglia-Tsang proposal, shape augmentation B) for the phi
+    component, its surrogate's gradient per sample."""
     import torch
 
     phis = torch.full((S,), phi, dtype=torch.float64, requires_grad=True)
-    a = phis + B
-    eps = mt_accepted_eps(a, gen)
-    h = mt_h(eps, a)
-    u = torch.rand(S, B, generator=gen, dtype=torch.float64).clamp_min(1e-300)
-    shifts = torch.arange(B, dtype=torch.float64)
-    log_g1 = torch.log(h) + (torch.log(u) / (phis[:, None] + shifts)).sum(1)
-    log_g = torch.cat([log_g1[:, None], _log_gammas_rest(alpha, S, gen) if rest is None else rest], 1)
+    s = gk.rsvi.gamma(phis, shape_augmentation=B, generator=gen)
+    log_g = torch.cat([torch.log(s.sample)[:, None], _log_gammas_rest(alpha, S, gen) if rest is None else rest], 1)
     z_log = log_g - torch.logsumexp(log_g, 1, keepdim=True)
     f = dir_f(alpha, z_log)
-    g_rep = torch.autograd.grad(f.sum(), phis, retain_graph=True)[0]
-    g_score = torch.autograd.grad(mt_log_pi(eps, a).sum(), phis)[0]
-    return g_rep + f.detach() * g_score
+    return torch.autograd.grad(gk.rsvi.surrogate(f, s.noise_log_prob).sum(), phis)[0]
 
 
 def dir_score(alpha, phi, S, gen, rest=None):
@@ -259,22 +157,14 @@ def vm_implicit(gk, phi, S, gen):
 
 
 def vm_rsvi(gk, phi, S, gen):
+    """RSVI through the public gradkern.rsvi.vonmises (Best-Fisher proposal)."""
     import torch
 
     phis = torch.full((S,), phi, dtype=torch.float64, requires_grad=True)
-    u, sign = bf_accepted_u(phis, gen)
-    u = u.requires_grad_()
-    habs = bf_h(u, phis)
-    z1 = sign * habs
-    z = torch.cat([z1[:, None], vm_rest(gk, S, gen)], 1)
+    s = gk.rsvi.vonmises(torch.zeros((), dtype=torch.float64), phis, generator=gen)
+    z = torch.cat([s.sample[:, None], vm_rest(gk, S, gen)], 1)
     f = vm_f(z)
-    g_rep = torch.autograd.grad(f.sum(), phis, retain_graph=True)[0]
-    # log pi(u; kappa) = log q(h(u, kappa); kappa) + log |dh/du| (+ log 2 for the sign): the accepted-noise
-    # density; its kappa-derivative is the RSVI correction.
-    dh_du = torch.autograd.grad(habs.sum(), u, create_graph=True)[0]
-    log_pi = vm_log_q(habs, phis) + torch.log(torch.abs(dh_du))
-    g_score = torch.autograd.grad(log_pi.sum(), phis)[0]
-    return g_rep + f.detach() * g_score
+    return torch.autograd.grad(gk.rsvi.surrogate(f, s.noise_log_prob).sum(), phis)[0]
 
 
 def vm_score(gk, phi, S, gen):
@@ -306,7 +196,7 @@ def run(args):
     # drawn once beforehand: the time column then measures the estimators, not the shared sampling.
     methods_dir = [("implicit (gradkern)", lambda phi, rest=None: dir_implicit(gk, alpha, phi, S, gen, rest)),
                    ("implicit, dirichlet_rsample", lambda phi, rest=None: dir_implicit_full(gk, alpha, phi, S, gen))]
-    methods_dir += [(f"RSVI B={B}", (lambda B: lambda phi, rest=None: dir_rsvi(alpha, phi, S, gen, B, rest))(B))
+    methods_dir += [(f"RSVI B={B}", (lambda B: lambda phi, rest=None: dir_rsvi(gk, alpha, phi, S, gen, B, rest))(B))
                     for B in BS]
     methods_dir += [("score function", lambda phi, rest=None: dir_score(alpha, phi, S, gen, rest))]
     methods_vm = [("implicit (gradkern)", lambda phi: vm_implicit(gk, phi, S, gen)),
