@@ -2,7 +2,7 @@
 (section 6.2 and Table 3 of Figurnov et al. 2018), on a corpus generated from the LDA model itself, so that
 topic recovery can be measured against the truth.
 
-    python examples/lda.py                  # K = 50, V = 2000, 2000 documents, 3 seeds, 100 epochs (~2 min)
+    python examples/lda.py                  # K = 50, V = 2000, 2000 documents, 3 seeds, 100 epochs (about 2.5 min)
     python examples/lda.py --epochs 2 --seeds 1 --docs 200 --no-plots --out /tmp/lda   # a smoke run
 
 Corpus (fixed seed): topics beta_k ~ Dirichlet(0.05), proportions theta_d ~ Dirichlet(0.1) (sparse),
@@ -16,6 +16,9 @@ document's normalised word counts to the posterior's parameters), two families:
 
 * Dirichlet(gamma_d), reparameterized by gradkern's exact implicit gradient (gradkern.distributions.Dirichlet),
   its KL to the prior analytic;
+* the same Dirichlet posterior trained with RSVI (gradkern.rsvi.dirichlet; Naesseth et al. 2017), shape
+  augmentation B in {1, 10, 20} (methods rsvi1, rsvi10, rsvi20; Table 3's RSVI rows), the score-function
+  correction weighted by the document's log-likelihood;
 * logistic normal (LN-LDA): theta_d = softmax(mu_d + sigma_d eps), its KL to the Dirichlet prior by Monte
   Carlo (log density of the softmax-Gaussian with the Jacobian of the softmax).
 
@@ -46,9 +49,20 @@ if glob.glob(os.path.join(os.path.dirname(HERE), "gradkern", "_C*")):
 import gradkern  # noqa: E402
 from gradkern.distributions import Dirichlet  # noqa: E402
 
-METHODS = ("dirichlet", "logistic-normal")
+# "rsvi<B>": the Dirichlet posterior trained with RSVI (gradkern.rsvi.dirichlet, shape augmentation B), Table 3.
+METHODS = ("dirichlet", "rsvi1", "rsvi10", "rsvi20", "logistic-normal")
 TITLES = {"dirichlet": "Dirichlet posterior, implicit gradients (gradkern)",
           "logistic-normal": "logistic-normal posterior (LN-LDA)"}
+TITLES.update({f"rsvi{b}": f"Dirichlet posterior, RSVI B = {b}" for b in (1, 5, 10, 20)})
+
+
+def rsvi_b(method):
+    """RSVI's shape augmentation for an 'rsvi<B>' method, None for the others."""
+    if not method.startswith("rsvi"):
+        return None
+    if not method[4:].isdigit():
+        raise ValueError(f"unknown method {method!r}: RSVI rows are rsvi<B>, e.g. rsvi10")
+    return int(method[4:])
 
 
 def make_corpus(K, V, D, seed=0, length=120, topic_conc=0.05, doc_conc=0.1):
@@ -70,22 +84,30 @@ class LDA(nn.Module):
         self.method, self.K = method, K
         self.topic_logits = nn.Parameter(0.01 * torch.randn(K, V))
         self.alpha_raw = nn.Parameter(torch.full((K,), math.log(math.e - 1)))  # softplus^-1(1)
-        self.enc = nn.Sequential(nn.Linear(V, hidden), nn.Softplus(), nn.Linear(hidden, 2 * (K - 1) if method != "dirichlet" else K))
+        dirichlet = method == "dirichlet" or rsvi_b(method) is not None
+        self.enc = nn.Sequential(nn.Linear(V, hidden), nn.Softplus(), nn.Linear(hidden, K if dirichlet else 2 * (K - 1)))
 
     @property
     def alpha(self):
         return F.softplus(self.alpha_raw) + 1e-3
 
-    def elbo(self, counts):
+    def elbo(self, counts, training=False):
+        """The per-document ELBO. For the RSVI methods with training=True, a surrogate whose value is the ELBO
+        and whose gradient is RSVI's estimate (the correction weighted by the sampled term, the likelihood;
+        the KL is analytic); evaluation samples the same posterior with gradkern's Dirichlet."""
         x = counts / counts.sum(-1, keepdim=True)
         h = self.enc(x)
         log_beta = torch.log_softmax(self.topic_logits, -1)
         prior = torch.distributions.Dirichlet(self.alpha)
-        if self.method == "dirichlet":
+        noise_lp = None
+        if self.method != "logistic-normal":
             q = Dirichlet(F.softplus(h) + 1e-2)
-            theta = q.rsample()
+            if training and rsvi_b(self.method) is not None:
+                s = gradkern.rsvi.dirichlet(q.concentration, shape_augmentation=rsvi_b(self.method))
+                theta, noise_lp = s.sample, s.noise_log_prob
+            else:
+                theta = q.rsample()
             kl = torch.distributions.kl_divergence(q, prior)  # analytic
-            log_theta = torch.log(theta)
         else:
             # Additive logistic normal: z ~ N(mu, diag sigma^2) in K - 1 dimensions, theta = softmax([z, 0]);
             # its density on the simplex is N(z; mu, sigma) / prod_k theta_k (the Jacobian of z = alr(theta)).
@@ -99,14 +121,17 @@ class LDA(nn.Module):
         # log p(w | theta, beta) with the assignments summed out: sum_w n_w log sum_k theta_k beta_kw (a
         # matrix product of probabilities: every word has probability >= min_k beta_kw > 0 under each theta).
         log_word = torch.log(theta @ log_beta.exp())
-        return (counts * log_word).sum(-1) - kl
+        log_lik = (counts * log_word).sum(-1)
+        if noise_lp is not None:
+            log_lik = gradkern.rsvi.surrogate(log_lik, noise_lp)
+        return log_lik - kl
 
 
 def grad_variance(model, counts, draws=8):
     grads = []
     for _ in range(draws):
         model.zero_grad()
-        (-model.elbo(counts).mean()).backward()
+        (-model.elbo(counts, training=True).mean()).backward()
         grads.append(model.enc[-1].weight.grad.detach().clone().flatten())
     return torch.stack(grads).var(0).mean().item()
 
@@ -138,7 +163,7 @@ def train(method, seed, data, epochs, batch=100, lr=1e-2):
         for i in range(0, len(train_counts), batch):
             c = train_counts[perm[i:i + batch]]
             # The corpus-level ELBO per document: the topics and alpha are global.
-            loss = -model.elbo(c).mean()
+            loss = -model.elbo(c, training=True).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -24,11 +24,13 @@ def test_vae_example_smoke(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "vae_results.json").read_text())
-    for family in ("normal", "vonmises", "beta", "gamma", "vmf"):
+    for family in ("normal", "vonmises", "beta", "gamma", "vmf",
+                   "gamma-rsvi5", "gamma-rsvi20", "beta-rsvi5", "beta-rsvi20", "vonmises-rsvi"):
         (elbo, iwae), = results[f"{family}-2"]
         assert math.isfinite(elbo) and math.isfinite(iwae), family
         assert -200 < elbo < 0 and iwae > elbo - 1.0, (family, elbo, iwae)
-    assert "| Beta / uniform | 2 |" in (out / "vae_results.md").read_text()
+    md = (out / "vae_results.md").read_text()
+    assert "| Beta / uniform | 2 |" in md and "| von Mises / uniform (circle), RSVI | 2 |" in md
 
 
 def test_antithetic_elbo_example_smoke(tmp_path):
@@ -49,7 +51,7 @@ def test_lda_example_smoke(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "lda_results.json").read_text())["results"]
-    for method in ("dirichlet", "logistic-normal"):
+    for method in ("dirichlet", "rsvi1", "rsvi10", "rsvi20", "logistic-normal"):
         (perplexity, recovery), = results[method]
         assert math.isfinite(perplexity) and perplexity > 1, (method, perplexity)
         assert method != "dirichlet" or perplexity < 2000, perplexity
