@@ -216,6 +216,54 @@ def test_icdf_kernel_against_mpmath(lo, hi):
         assert abs(got - want) <= 4.5e-16 * max(abs(want), 1.0), (p, got, want)
 
 
+def test_icdf_kernel_batched_path_against_mpmath():
+    # Inputs of 64 elements and more take the CPU kernel's batched path (csrc/cpu/truncnorm.cpp: ATen's
+    # vectorised erfc / erf / exp); the test above, with 11 elements, the one-at-a-time loop. The same grid
+    # and tolerance here, every window and probability in one call, mixed so that consecutive elements
+    # alternate between windows (direct and log-space ones).
+    ps = [1e-300, 1e-100, 1e-16, 1e-8, 0.01, 0.3, 0.5, 0.8, 0.99, 1 - 1e-8, 1 - 2 ** -53]
+    rows = [(p, lo, hi) for p in ps for lo, hi in KERNEL_WINDOWS]
+    p_t, lo_t, hi_t = (torch.tensor(c, dtype=F64) for c in zip(*rows))
+    assert len(rows) >= 64
+    z = torch.ops.gradkern.truncated_normal_icdf(p_t, _t(0.0), _t(1.0), lo_t, hi_t)
+    assert torch.isfinite(z).all() and (z >= lo_t).all() and (z <= hi_t).all()
+    for (p, lo, hi), got in zip(rows, z.tolist()):
+        want = _mp_quantile(p, lo, hi, got)
+        assert abs(got - want) <= 4.5e-16 * max(abs(want), 1.0), (p, lo, hi, got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_icdf_kernel_batched_matches_one_at_a_time(dtype):
+    # The batched path against the one-at-a-time loop on the same inputs (an inner loop of 32 elements, below
+    # the batching threshold, from a probability expanded along the last dimension): mirrored, deep and
+    # invalid windows, probabilities outside [0, 1], and runs of equal parameters longer than a chunk (4096),
+    # so that the window carried across chunks is exercised. Within 2 ulp of |loc| + |z - loc| + 1 (erfc / erf /
+    # exp differ by implementation only; z = loc + scale x cancels where loc and scale x nearly cancel, and
+    # near 1 ulp of the terms is the most either path can promise there).
+    g = torch.Generator().manual_seed(3)
+    N, W = 600, 32
+    u_row = torch.rand(N, 1, generator=g, dtype=F64)
+    u_row[:5, 0] = torch.tensor([0.0, 1.0, -0.5, math.nan, 1e-300], dtype=F64)
+    loc = (torch.randn(N, W, generator=g, dtype=F64) * 5).to(dtype)
+    loc[200:400] = 0.25  # one parameter set for 6400 consecutive elements
+    scale = torch.rand(N, W, generator=g, dtype=F64).add(0.2).to(dtype)
+    scale[10, :4] = torch.tensor([-1.0, 0.0, math.nan, math.inf])
+    scale[200:400] = 0.7
+    low = torch.full((N, W), -1.0, dtype=dtype)
+    high = torch.full((N, W), 2.0, dtype=dtype)
+    low[20:30], high[20:30] = -50.0, -45.0  # log space
+    low[30:40], high[30:40] = 45.0, 50.0    # mirrored into log space
+    low[40:50], high[40:50] = 3.0, math.inf
+    low[50, :3] = torch.tensor([2.0, math.nan, 3.0])  # low >= high, NaN
+    batched = torch.ops.gradkern.truncated_normal_icdf(u_row.expand(N, W).contiguous(), loc, scale, low, high)
+    single = torch.ops.gradkern.truncated_normal_icdf(u_row.expand(N, W), loc, scale, low, high)
+    assert torch.equal(batched.isnan(), single.isnan())
+    assert batched.isnan().sum() == 2 * W + 7  # two probabilities outside [0, 1]; 4 scales, 3 windows invalid
+    ok = ~single.isnan()
+    ulp = torch.finfo(dtype).eps * (loc[ok].abs() + (single[ok] - loc[ok]).abs() + 1.0)
+    assert ((batched[ok] - single[ok]).abs() <= 2 * ulp).all()
+
+
 def test_icdf_kernel_dense_grid_untruncated():
     # The kernel's normal quantile (csrc/core/normal.h std_normal_icdf_lower: fitted start, one Halley step)
     # on a dense grid from 1e-280 to 1 - 1e-16, untruncated: within 4.5e-16 of max(|x|, 1) (2 ulp).

@@ -79,35 +79,45 @@ template <typename T> GK_HD T std_normal_icdf(T p) {
 // error (to <= 1e-22 relative), so the result is exact to rounding: it carries the residual's rounding,
 // 1-3 ulp (tests/test_truncated.py). The residual is formed as erf(x / sqrt 2) / 2 - q where q is exact
 // (p >= 1/4), else from erfc in the lower tail.
-GK_HD double std_normal_icdf_lower(double p, bool polish = true) {
+// std_normal_icdf_lower in parts, for loops that evaluate its elementary functions for many p at once:
+// the fitted start from p and log p (log p is read only for p < 0.1), and the Halley step from the start x,
+// c = erf(x / sqrt 2) if p >= 0.25 else erfc(-x / sqrt 2), and e = exp(x^2 / 2). std_normal_icdf_lower is
+// exactly these with the libm values.
+GK_HD double std_normal_icdf_fit(double p, double log_p) {
   constexpr double kC[11] = {2.7641859422419905, 0.31925436697159343, 0.08060639206561633, 0.025417287346190833, 0.008909252856777987, 0.003357468961311913, 0.0013126701300590813, 0.00044643516264256507, 0.0001724659836250887, 0.00014973084515796633, 6.68640751554644e-05};
   constexpr double kT1[9] = {0.6914710165447774, 0.1958471581263764, -0.027211236373764932, 0.005329070270986413, -0.0013058177469362831, 0.0003610819859046031, -0.00011060952473035766, 5.597046981593386e-05, -2.2207227239166414e-05};
   constexpr double kT2[11] = {0.3187767755711719, 0.1608544469213527, -0.02281712920668642, 0.005902664350511629, -0.00209371090488225, 0.001002171534938243, -0.0005712177419311354, 4.23578211701123e-05, 8.608136009446898e-05, 0.00020678943387370484, -0.00016150339540520434};
-  double x;
   if (p >= 0.1) {
     const double q = p - 0.5, t = q * q * (1.0 / 0.08) - 1.0;
     double s = kC[10];
     for (int i = 9; i >= 0; --i) s = s * t + kC[i];
-    x = q * s;
-  } else {
-    const double r = gk_sqrt(-2.0 * gk_log(p)), v = 1.0 / r;
-    double s;
-    if (r <= 6.0) {
-      const double t = (v - 0.16666666666666666) * (2.0 / (0.46599060178465607 - 0.16666666666666666)) - 1.0;
-      s = kT1[8];
-      for (int i = 7; i >= 0; --i) s = s * t + kT1[i];
-    } else {
-      const double t = (v - 0.027777777777777776) * (2.0 / (0.16666666666666666 - 0.027777777777777776)) - 1.0;
-      s = kT2[10];
-      for (int i = 9; i >= 0; --i) s = s * t + kT2[i];
-    }
-    x = s - r;
+    return q * s;
   }
+  const double r = gk_sqrt(-2.0 * log_p), v = 1.0 / r;
+  double s;
+  if (r <= 6.0) {
+    const double t = (v - 0.16666666666666666) * (2.0 / (0.46599060178465607 - 0.16666666666666666)) - 1.0;
+    s = kT1[8];
+    for (int i = 7; i >= 0; --i) s = s * t + kT1[i];
+  } else {
+    const double t = (v - 0.027777777777777776) * (2.0 / (0.16666666666666666 - 0.027777777777777776)) - 1.0;
+    s = kT2[10];
+    for (int i = 9; i >= 0; --i) s = s * t + kT2[i];
+  }
+  return s - r;
+}
+
+GK_HD double std_normal_icdf_halley(double x, double p, double c, double e) {
+  const double resid = p >= 0.25 ? 0.5 * c - (p - 0.5) : 0.5 * c - p;
+  const double d = resid * consts<double>::sqrt_2pi * e;  // (Phi(x) - p) / phi(x)
+  return x - d / (1.0 + 0.5 * x * d);
+}
+
+GK_HD double std_normal_icdf_lower(double p, bool polish = true) {
+  const double x = std_normal_icdf_fit(p, p < 0.1 ? gk_log(p) : 0.0);
   if (!polish) return x;  // the fit alone, for float results
   const double s2 = consts<double>::inv_sqrt2;
-  const double resid = p >= 0.25 ? 0.5 * gk_erf(x * s2) - (p - 0.5) : 0.5 * gk_erfc(-x * s2) - p;
-  const double d = resid * consts<double>::sqrt_2pi * gk_exp(0.5 * x * x);  // (Phi(x) - p) / phi(x)
-  return x - d / (1.0 + 0.5 * x * d);
+  return std_normal_icdf_halley(x, p, p >= 0.25 ? gk_erf(x * s2) : gk_erfc(-x * s2), gk_exp(0.5 * x * x));
 }
 
 // Below this argument erfc(-x / sqrt 2) would lose the last bits to underflow, and the asymptotic

@@ -74,53 +74,102 @@ struct TnState {
   double la, lz;   // log Phi(a), log Z (log space only)
 };
 
-GK_HD TnState tn_prepare(double loc, double scale, double low, double high) {
+// tn_prepare in two halves, for loops that evaluate the erfc of many windows at once (the CPU kernel's
+// batched erfc): tn_direct_erfc_args gives the two erfc arguments of a valid window in the direct branch
+// (b > kTnDeep; returns false for the others, which tn_prepare handles itself), tn_direct_state the state
+// from their erfc values. tn_prepare is exactly tn_direct_state(w, erfc(e1), erfc(e2)) on that branch.
+GK_HD bool tn_direct_erfc_args(const TnWindow& w, double* e1, double* e2) {
+  const double s = consts<double>::inv_sqrt2;
+  if (!(w.valid && w.b > kTnDeep)) return false;
+  *e1 = -w.a * s;                            // erfc(-a / sqrt 2) = 2 Phi(a)
+  *e2 = w.b <= 0.0 ? -w.b * s : w.b * s;     // 2 Phi(b) if b <= 0, else 2 Phi(-b) (0 for b = inf)
+  return true;
+}
+
+GK_HD TnState tn_direct_state(const TnWindow& w, double ca, double cq) {
   TnState st;
-  st.w = tn_window(loc, scale, low, high);
-  const double a = st.w.a, b = st.w.b, s = consts<double>::inv_sqrt2;
-  st.direct = b > kTnDeep;
-  st.ca = st.cq = st.z2 = st.la = st.lz = 0.0;
-  if (!st.w.valid) return st;
-  if (st.direct) {
-    st.ca = gk_erfc(-a * s);
-    if (b <= 0.0) {
-      st.cq = gk_erfc(-b * s);  // 2 Phi(b)
-      st.z2 = st.cq - st.ca;
-    } else {
-      st.cq = gk_erfc(b * s);   // 2 Phi(-b), 0 for b = inf
-      st.z2 = (2.0 - st.ca) - st.cq;
-    }
-  } else {
-    st.la = log_ndtr(a);
-    st.lz = log_ndtr_diff(b, a);
-  }
+  st.w = w;
+  st.direct = true;
+  st.la = st.lz = 0.0;
+  st.ca = ca;
+  st.cq = cq;
+  st.z2 = w.b <= 0.0 ? cq - ca : (2.0 - ca) - cq;
   return st;
+}
+
+GK_HD TnState tn_prepare(double loc, double scale, double low, double high) {
+  const TnWindow w = tn_window(loc, scale, low, high);
+  double e1, e2;
+  if (tn_direct_erfc_args(w, &e1, &e2)) return tn_direct_state(w, gk_erfc(e1), gk_erfc(e2));
+  TnState st;
+  st.w = w;
+  st.direct = w.b > kTnDeep;
+  st.ca = st.cq = st.z2 = st.la = st.lz = 0.0;
+  if (!w.valid) return st;
+  st.la = log_ndtr(w.a);   // the whole window deep in the lower tail: log space
+  st.lz = log_ndtr_diff(w.b, w.a);
+  return st;
+}
+
+// The direct branch of the oriented quantile (st.direct, a valid window; u the oriented probability) split
+// for loops that evaluate the normal quantile of many elements at once. Returns 0 when *x is the quantile
+// already (u at an end of the window, or a probability below kTnTinyP, inverted here in log space), +1 when
+// x = std_normal_icdf_lower(*q) and -1 when x = -std_normal_icdf_lower(*q).
+GK_HD int tn_direct_quantile_arg(const TnState& st, double u, double* q, double* x) {
+  const double a = st.w.a, b = st.w.b;
+  if (u <= 0.0) {
+    *x = a;
+    return 0;
+  }
+  if (u >= 1.0) {
+    *x = b;
+    return 0;
+  }
+  const double p = 0.5 * (st.ca + u * st.z2);  // Phi(a) + u Z
+  if (b <= 0.0 || p <= 0.5) {
+    // below the median: p inverted directly (in log space when it is tiny; u Z itself may underflow)
+    if (p >= kTnTinyP) {
+      *q = p;
+      return 1;
+    }
+    *x = tn_log_ndtri(logaddexp(log_ndtr(a), gk_log(u) + gk_log(0.5 * st.z2)));
+    return 0;
+  }
+  // a < 0 < b <= |a|, above the median: 1 - p = Phi(-b) + (1 - u) Z from the upper tail mass, exact
+  // (>= (1 - u) Z / 2 with 1 - u >= 2^-53 and Z ~ 1 here: never tiny)
+  *q = 0.5 * (st.cq + (1.0 - u) * st.z2);
+  return -1;
 }
 
 // The oriented standardized quantile x in [a, b] at oriented probability u (F(x) = u in the window).
 GK_HD double tn_oriented_icdf(const TnState& st, double u, bool polish = true) {
-  const double a = st.w.a, b = st.w.b;
-  if (u <= 0.0) return a;
-  if (u >= 1.0) return b;
-  double x;
+  double x, q;
   if (st.direct) {
-    const double p = 0.5 * (st.ca + u * st.z2);  // Phi(a) + u Z
-    if (b <= 0.0 || p <= 0.5) {
-      // below the median: p inverted directly (in log space when it is tiny; u Z itself may underflow)
-      x = p >= kTnTinyP ? std_normal_icdf_lower(p, polish) : tn_log_ndtri(logaddexp(log_ndtr(a), gk_log(u) + gk_log(0.5 * st.z2)));
-    } else {
-      // a < 0 < b <= |a|, above the median: 1 - p = Phi(-b) + (1 - u) Z from the upper tail mass, exact
-      // (>= (1 - u) Z / 2 with 1 - u >= 2^-53 and Z ~ 1 here: never tiny)
-      x = -std_normal_icdf_lower(0.5 * (st.cq + (1.0 - u) * st.z2), polish);
-    }
+    const int k = tn_direct_quantile_arg(st, u, &q, &x);
+    if (k != 0) x = k * std_normal_icdf_lower(q, polish);
+  } else if (u <= 0.0) {
+    x = st.w.a;
+  } else if (u >= 1.0) {
+    x = st.w.b;
   } else {
     // the whole window deep in the lower tail: log(Phi(a) + u Z), all in log space
     x = tn_log_ndtri(logaddexp(st.la, gk_log(u) + st.lz));
   }
-  // rounding can leave x a few ulp outside the window
-  if (x < a) x = a;
-  if (x > b) x = b;
   return x;
+}
+
+// The mirrored window's CDF runs backwards: its oriented probability is 1 - p.
+GK_HD double tn_oriented_u(const TnWindow& w, double p) { return w.sign > 0.0 ? p : 1.0 - p; }
+
+// z from the oriented quantile x: x onto the window (rounding can leave it a few ulp outside), then
+// z = loc + scale sign x onto [low, high].
+GK_HD double tn_icdf_finish(const TnWindow& w, double x, double loc, double scale, double low, double high) {
+  if (x < w.a) x = w.a;
+  if (x > w.b) x = w.b;
+  double z = loc + scale * (w.sign * x);
+  if (z < low) z = low;
+  if (z > high) z = high;
+  return z;
 }
 
 // z = F^-1(p) from a prepared window (loc and scale as given to tn_prepare). polish = false skips the
@@ -128,12 +177,7 @@ GK_HD double tn_oriented_icdf(const TnState& st, double u, bool polish = true) {
 GK_HD double tn_icdf_from(const TnState& st, double p, double loc, double scale, double low, double high,
                           bool polish = true) {
   if (!st.w.valid || !(p >= 0.0 && p <= 1.0)) return quiet_nan<double>();
-  // The mirrored window's CDF runs backwards: its oriented probability is 1 - p.
-  const double u = st.w.sign > 0.0 ? p : 1.0 - p;
-  double z = loc + scale * (st.w.sign * tn_oriented_icdf(st, u, polish));
-  if (z < low) z = low;
-  if (z > high) z = high;
-  return z;
+  return tn_icdf_finish(st.w, tn_oriented_icdf(st, tn_oriented_u(st.w, p), polish), loc, scale, low, high);
 }
 
 // T is the result's type: p may be wider (a double probability for a float sample).

@@ -4,10 +4,14 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/TensorIterator.h>
+#include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <tuple>
+#include <vector>
 
 #include "ops/tensor_checks.h"
 #include "ops/truncnorm.h"
@@ -30,6 +34,158 @@ inline double load_p(char* const* data, const int64_t* strides, int k, int64_t i
   return wide ? *reinterpret_cast<const double*>(data[k] + i * strides[k]) : load<S, double>(data, strides, k, i);
 }
 
+// The quantile kernel's loop. Evaluated one element at a time through libm, the window's masses (two erfc
+// per distinct parameter set) dominate it when the parameters vary per element (a loc per sample), and the
+// Halley step of a double result (an erf or erfc and an exp per element) comes next. Runs of at least
+// kBatchMin elements are therefore done in chunks of kChunk, in passes over the core's split functions,
+// with those three elementary functions evaluated by ATen's vectorised kernels (erfc_, erf_, exp_) on flat
+// buffers, a few calls per chunk:
+//   1. each distinct window (core::tn_window) and the erfc arguments of its masses
+//      (core::tn_direct_erfc_args: the same arguments and branches as core::tn_prepare); consecutive
+//      elements with equal parameters share one window (broadcast parameters: one erfc pair in all);
+//   2. the masses (erfc_), the windows' states (core::tn_direct_state);
+//   3. per element, the normal quantile's argument (core::tn_direct_quantile_arg) and its fitted start
+//      (core::std_normal_icdf_fit, libm's log for p < 0.1), and for a double result the Halley step's
+//      erf / erfc and exp arguments;
+//   4. those (erf_, erfc_, exp_), the step (core::std_normal_icdf_halley), z (core::tn_icdf_finish).
+// Windows off the direct branch (deep in the lower tail, in log space) and invalid ones go through
+// core::tn_prepare / tn_icdf_from in pass 1, as do the rare elements inverted in log space in pass 3. The
+// arithmetic is the one-at-a-time loop's; only the erfc / erf / exp implementation differs (ATen's, within
+// 1.5 ulp of the truth in double, where libm's is within 1).
+constexpr int64_t kChunk = 4096;
+constexpr int64_t kBatchMin = 64;  // below this the ATen calls' fixed cost (~1-2 us each) would dominate
+
+template <typename scalar_t>
+struct IcdfLoop {
+  bool wide;
+  bool polish;
+
+  static void params(char* const* data, const int64_t* strides, int64_t i, double* prm) {
+    for (int k = 0; k < 4; ++k) prm[k] = load<scalar_t, double>(data, strides, 2 + k, i);
+  }
+  static bool same(const double* a, const double* b) {
+    return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];  // false for NaN: recomputed
+  }
+  static void put(char* const* data, const int64_t* strides, int64_t i, double z) {
+    *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(z);
+  }
+  double p_at(char* const* data, const int64_t* strides, int64_t i) const {
+    return load_p<scalar_t>(data, strides, 1, i, wide);
+  }
+
+  // One element at a time, the window's state cached while the parameters repeat.
+  void scalar(char* const* data, const int64_t* strides, int64_t n) const {
+    double key[4] = {NAN, NAN, NAN, NAN}, prm[4];
+    core::TnState st{};
+    for (int64_t i = 0; i < n; ++i) {
+      params(data, strides, i, prm);
+      if (!same(prm, key)) {
+        st = core::tn_prepare(prm[0], prm[1], prm[2], prm[3]);
+        for (int k = 0; k < 4; ++k) key[k] = prm[k];
+      }
+      put(data, strides, i, core::tn_icdf_from(st, p_at(data, strides, i), prm[0], prm[1], prm[2], prm[3], polish));
+    }
+  }
+
+  void operator()(char** data, const int64_t* strides, int64_t n) const {
+    if (n < kBatchMin) return scalar(data, strides, n);
+    const int64_t C = std::min(n, kChunk);
+    std::vector<double> e1(C), e2(C), q(C), x(C), ca(C), ce(C), cf(C);
+    std::vector<core::TnState> stv(C + 1);  // + 1: the window carried over from the previous chunk
+    std::vector<int32_t> slot(C), pend(C), ie(C), ic(C);
+    std::vector<int8_t> kind(C);
+    const auto opt = at::TensorOptions().dtype(at::kDouble);
+    const auto blob = [&](std::vector<double>& v) { return at::from_blob(v.data(), {C}, opt); };
+    at::Tensor e1_t = blob(e1), e2_t = blob(e2), ca_t = blob(ca), ce_t = blob(ce), cf_t = blob(cf);
+    // Across chunks: the parameters of the last window seen and the state of the last direct one (a run of
+    // equal parameters longer than a chunk keeps its masses), or of the last other one (`cur` < 0).
+    double key[4] = {NAN, NAN, NAN, NAN}, prm[4];
+    core::TnState carry{}, other{};
+    int32_t cur = -1;
+    bool carried = false;
+    for (int64_t c0 = 0; c0 < n; c0 += C) {
+      const int64_t nc = std::min(C, n - c0);
+      int32_t m = 0, np = 0;
+      if (carried) {
+        stv[0] = carry;
+        cur = m++;
+      }
+      // pass 1: windows, erfc arguments; the other windows' elements directly
+      for (int64_t t = 0; t < nc; ++t) {
+        params(data, strides, c0 + t, prm);
+        if (!same(prm, key)) {
+          for (int k = 0; k < 4; ++k) key[k] = prm[k];
+          const core::TnWindow w = core::tn_window(prm[0], prm[1], prm[2], prm[3]);
+          if (core::tn_direct_erfc_args(w, &e1[np], &e2[np])) {
+            stv[m].w = w;
+            pend[np++] = m;
+            cur = m++;
+          } else {
+            cur = -1;
+            other = core::tn_prepare(prm[0], prm[1], prm[2], prm[3]);  // log space, or invalid
+          }
+        }
+        slot[t] = cur;
+        if (cur < 0) put(data, strides, c0 + t, core::tn_icdf_from(other, p_at(data, strides, c0 + t), prm[0], prm[1],
+                                                                    prm[2], prm[3], polish));
+      }
+      // pass 2: the masses
+      if (np > 0) {
+        e1_t.narrow(0, 0, np).erfc_();
+        e2_t.narrow(0, 0, np).erfc_();
+      }
+      for (int32_t j = 0; j < np; ++j) stv[pend[j]] = core::tn_direct_state(stv[pend[j]].w, e1[j], e2[j]);
+      carried = cur >= 0;
+      if (carried) carry = stv[cur];
+      // pass 3: quantile arguments and fitted starts; the Halley step's function arguments
+      int32_t ne = 0, nf = 0;
+      for (int64_t t = 0; t < nc; ++t) {
+        if (slot[t] < 0) continue;
+        const core::TnState& st = stv[slot[t]];
+        const double p = p_at(data, strides, c0 + t);
+        if (!(p >= 0.0 && p <= 1.0)) {
+          kind[t] = 2;  // NaN
+          continue;
+        }
+        const int k = core::tn_direct_quantile_arg(st, core::tn_oriented_u(st.w, p), &q[t], &x[t]);
+        kind[t] = int8_t(k);
+        if (k == 0) continue;
+        const double qt = q[t], xt = core::std_normal_icdf_fit(qt, qt < 0.1 ? std::log(qt) : 0.0);
+        x[t] = xt;
+        if (!polish) continue;
+        const double s2 = core::consts<double>::inv_sqrt2;
+        if (qt >= 0.25) {
+          ca[ne] = xt * s2;  // erf(x / sqrt 2)
+          ie[ne++] = int32_t(t);
+        } else {
+          ce[nf] = -xt * s2;  // erfc(-x / sqrt 2)
+          ic[nf++] = int32_t(t);
+        }
+      }
+      // pass 4: the Halley step (double results), z
+      if (polish) {
+        for (int32_t j = 0; j < ne; ++j) cf[j] = 0.5 * x[ie[j]] * x[ie[j]];
+        for (int32_t j = 0; j < nf; ++j) cf[ne + j] = 0.5 * x[ic[j]] * x[ic[j]];
+        if (ne > 0) ca_t.narrow(0, 0, ne).erf_();
+        if (nf > 0) ce_t.narrow(0, 0, nf).erfc_();
+        if (ne + nf > 0) cf_t.narrow(0, 0, ne + nf).exp_();
+        for (int32_t j = 0; j < ne; ++j) x[ie[j]] = core::std_normal_icdf_halley(x[ie[j]], q[ie[j]], ca[j], cf[j]);
+        for (int32_t j = 0; j < nf; ++j) x[ic[j]] = core::std_normal_icdf_halley(x[ic[j]], q[ic[j]], ce[j], cf[ne + j]);
+      }
+      for (int64_t t = 0; t < nc; ++t) {
+        if (slot[t] < 0) continue;
+        if (kind[t] == 2) {
+          put(data, strides, c0 + t, core::quiet_nan<double>());
+          continue;
+        }
+        params(data, strides, c0 + t, prm);
+        put(data, strides, c0 + t,
+            core::tn_icdf_finish(stv[slot[t]].w, kind[t] != 0 ? kind[t] * x[t] : x[t], prm[0], prm[1], prm[2], prm[3]));
+      }
+    }
+  }
+};
+
 at::Tensor truncated_normal_icdf(const at::Tensor& p, const at::Tensor& loc, const at::Tensor& scale,
                                  const at::Tensor& low, const at::Tensor& high) {
   using Op = ops::TruncatedNormalIcdf;
@@ -39,24 +195,7 @@ at::Tensor truncated_normal_icdf(const at::Tensor& p, const at::Tensor& loc, con
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(0), "truncated_normal_icdf", [&] {
     // A double result is polished to full precision; narrower ones take the fitted quantile alone
     // (relative error <= 2.4e-8, below float's half ulp; csrc/core/normal.h std_normal_icdf_lower).
-    constexpr bool polish = sizeof(scalar_t) >= 8;
-    iter.for_each([wide](char** data, const int64_t* strides, int64_t n) {
-      // The window's masses (two erfc) are reused while the parameters repeat: samples of one
-      // distribution with broadcast (e.g. scalar) parameters. Same results either way.
-      double key[4] = {NAN, NAN, NAN, NAN};
-      core::TnState st{};
-      for (int64_t i = 0; i < n; ++i) {
-        const double prm[4] = {load<scalar_t, double>(data, strides, 2, i), load<scalar_t, double>(data, strides, 3, i),
-                               load<scalar_t, double>(data, strides, 4, i), load<scalar_t, double>(data, strides, 5, i)};
-        if (!(prm[0] == key[0] && prm[1] == key[1] && prm[2] == key[2] && prm[3] == key[3])) {
-          st = core::tn_prepare(prm[0], prm[1], prm[2], prm[3]);
-          for (int k = 0; k < 4; ++k) key[k] = prm[k];
-        }
-        const double z = core::tn_icdf_from(st, load_p<scalar_t>(data, strides, 1, i, wide), prm[0], prm[1], prm[2],
-                                            prm[3], polish);
-        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(z);
-      }
-    }, kGrain);
+    iter.for_each(IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8}, kGrain);
   });
   return iter.output();
 }
