@@ -198,28 +198,59 @@ GK_HD T truncated_normal_icdf(P p, T loc, T scale, T low, T high) {
 // sign (x - a dx/da - b dx/db) (an infinite bound's term is 0), dz/d(oriented low, high) = (dx/da, dx/db),
 // swapped back where the window was mirrored. The same values as gradkern/distributions/_truncated.py's
 // differentiable _partials (which recompute F from z and serve the higher derivatives); no erfc here.
-template <typename T, typename P>
-GK_HD void truncated_normal_backward(T g_, T z_, P p_, T loc_, T scale_, T low_, T high_, T* o) {
-  const double g = g_, z = z_, p = p_, loc = loc_, scale = scale_, low = low_, high = high_;
-  const TnWindow w = tn_window(loc, scale, low, high);
-  const double a = w.a, b = w.b;
-  double x = w.sign * (z - loc) / scale;
+// truncated_normal_backward in two halves, for loops that evaluate the exponentials of many elements at once
+// (the CPU kernel's batched exp): tn_backward_args gives the oriented sample and the exponents of the two
+// phi ratios, tn_backward_from the four outputs from their exponentials. truncated_normal_backward is
+// exactly tn_backward_from(r, g, exp(r.la), exp(r.lb), o).
+struct TnGradArgs {
+  TnWindow w;
+  double x;       // the oriented standardized sample, on the window
+  double f, f1;   // the oriented F and 1 - F
+  double la, lb;  // dx/da = exp(la) (1 - F); dx/db = exp(lb) F, or exp(lb) alone where log F is folded in
+  bool fold_b;    // lb includes log F (exp of the ratio's exponent alone would overflow)
+  bool ok;        // a valid window, sample and probability
+};
+
+GK_HD TnGradArgs tn_backward_args(double z, double p, double loc, double scale, double low, double high) {
+  TnGradArgs r;
+  r.w = tn_window(loc, scale, low, high);
+  const double a = r.w.a, b = r.w.b;
+  double x = r.w.sign * (z - loc) / scale;
   if (x < a) x = a;  // a sample rounded onto or just past a bound: the bound's limit
   if (x > b) x = b;
-  if (!w.valid || gk_isnan(x) || !(p >= 0.0 && p <= 1.0)) {
+  r.x = x;
+  r.ok = r.w.valid && !gk_isnan(x) && p >= 0.0 && p <= 1.0;
+  const bool flip = r.w.sign < 0.0;
+  r.f = flip ? 1.0 - p : p;
+  r.f1 = flip ? p : 1.0 - p;
+  r.la = 0.5 * (x - a) * (x + a);  // <= 0: x^2 <= a^2 since a + b <= 0; -inf at a = -inf
+  const double eb = 0.5 * (x - b) * (x + b);
+  r.fold_b = !(eb < 700.0);
+  r.lb = !r.fold_b ? eb : (r.f > 0.0 ? eb + gk_log(r.f) : -infinity<double>());
+  if (!r.ok) r.la = r.lb = 0.0;  // keep the batched exp finite; the outputs are NaN
+  return r;
+}
+
+template <typename T>
+GK_HD void tn_backward_from(const TnGradArgs& r, double g, double ea, double eb, T* o) {
+  if (!r.ok) {
     for (int j = 0; j < 4; ++j) o[j] = quiet_nan<T>();
     return;
   }
-  const bool flip = w.sign < 0.0;
-  const double f = flip ? 1.0 - p : p, f1 = flip ? p : 1.0 - p;  // oriented F and 1 - F
-  const double da = gk_exp(0.5 * (x - a) * (x + a)) * f1;
-  const double eb = 0.5 * (x - b) * (x + b);
-  const double db = eb < 700.0 ? gk_exp(eb) * f : (f > 0.0 ? gk_exp(eb + gk_log(f)) : 0.0);
+  const double a = r.w.a, b = r.w.b;
+  const double da = ea * r.f1, db = r.fold_b ? eb : eb * r.f;
   const double ta = !gk_isfinite(a) ? 0.0 : a * da, tb = !gk_isfinite(b) ? 0.0 : b * db;
+  const bool flip = r.w.sign < 0.0;
   o[0] = T(g * (1.0 - da - db));
-  o[1] = T(g * (w.sign * (x - ta - tb)));
+  o[1] = T(g * (r.w.sign * (r.x - ta - tb)));
   o[2] = T(g * (flip ? db : da));
   o[3] = T(g * (flip ? da : db));
+}
+
+template <typename T, typename P>
+GK_HD void truncated_normal_backward(T g_, T z_, P p_, T loc_, T scale_, T low_, T high_, T* o) {
+  const TnGradArgs r = tn_backward_args(z_, p_, loc_, scale_, low_, high_);
+  tn_backward_from(r, double(g_), gk_exp(r.la), gk_exp(r.lb), o);
 }
 
 }  // namespace core

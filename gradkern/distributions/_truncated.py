@@ -254,7 +254,7 @@ class TruncatedNormal(GeneratorSampleMixin, DeepcopyMixin, td.Distribution):
         ``generator`` is passed to the uniform draw."""
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=torch.float64, device=self.loc.device, generator=generator)
-        u = u.clamp(1e-300, 1 - 2 ** -53)
+        u = u.clamp_(1e-300, 1 - 2 ** -53)  # in place: u is fresh (one allocation less per call)
         with torch.no_grad():
             z = self._draw(u)
         params = (self.loc, self.scale, self.low, self.high)
