@@ -104,7 +104,7 @@ def _mt_noise(fn, a, generator):
     eps = torch.full_like(a, float("nan"))
     d = a - 1.0 / 3
     c = 1.0 / torch.sqrt(9.0 * d)
-    todo = a >= 1  # False for NaN and for the invalid entries (a <= B), which stay NaN
+    todo = a >= 1  # False for NaN (the invalid concentrations), which stay NaN
 
     def draw(idx):
         e = torch.randn(idx.numel(), generator=generator, dtype=a.dtype, device=a.device)
@@ -137,7 +137,8 @@ def _mt_transform(eps, a):
 def _log_gamma(fn, alpha, b, generator):
     """log z and log pi(eps) for z ~ Gamma(alpha, 1) by RSVI with shape augmentation b (alpha expanded to
     the sample's shape)."""
-    valid = alpha.detach() > 0
+    # An infinite concentration is invalid too (its acceptance test is NaN: the loop would never accept).
+    valid = (alpha.detach() > 0) & torch.isfinite(alpha.detach())
     if bool(((alpha.detach() + b < 1) & valid).any()):
         raise ValueError(f"gradkern.rsvi.{fn}: the Marsaglia-Tsang proposal needs concentration + shape_augmentation "
                          f">= 1; got a concentration of {float(alpha.detach()[valid].min()):.3g} with "

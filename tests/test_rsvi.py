@@ -213,8 +213,10 @@ def test_errors_name_the_argument():
 
 
 def test_invalid_parameters_give_nan():
-    s = rsvi.gamma(torch.tensor([-1.0, float("nan"), 2.0]), generator=_gen(17))
-    assert torch.isnan(s.sample[:2]).all() and torch.isfinite(s.sample[2])
+    s = rsvi.gamma(torch.tensor([-1.0, float("nan"), float("inf"), 2.0]), generator=_gen(17))
+    assert torch.isnan(s.sample[:3]).all() and torch.isfinite(s.sample[3])
+    s = rsvi.beta(torch.tensor([float("inf"), 2.0]), 1.0, generator=_gen(17))
+    assert torch.isnan(s.sample[0]) and torch.isfinite(s.sample[1])
     s = rsvi.gamma(torch.tensor([2.0, 2.0]), torch.tensor([-1.0, 1.0]), generator=_gen(18))
     assert torch.isnan(s.sample[0]) and torch.isfinite(s.sample[1])
     s = rsvi.vonmises(0.0, torch.tensor([0.0, -1.0, float("inf"), 1.0]), generator=_gen(19))
