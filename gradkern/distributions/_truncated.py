@@ -5,6 +5,7 @@ import math
 import torch
 import torch.distributions as td
 from torch.distributions import constraints
+from torch._functorch import utils as _functorch_utils
 from torch.distributions.utils import broadcast_all
 
 from .._implicit import _differentiating, _implicit_steps, _newton_step
@@ -125,6 +126,18 @@ class _AttachTruncatedNormal(torch.autograd.Function):
     summed to their shapes."""
 
     generate_vmap_rule = True
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """torch's Function.apply without its per-call signature binding. With setup_context defined, torch
+        binds the arguments to forward's signature on every call (inspect.signature + bind): at 10 elements,
+        rsample + backward took 74 us with it and 47 us without, a plain Normal's 22 us (medians of 15
+        interleaved rounds in one process, 1 thread).
+        rsample passes all six arguments positionally, so the binding changes nothing; under functorch
+        transforms or with keyword arguments this defers to torch's apply, unchanged."""
+        if kwargs or torch._C._are_functorch_transforms_active():
+            return super().apply(*args, **kwargs)
+        return super(torch.autograd.Function, cls).apply(*_functorch_utils.unwrap_dead_wrappers(args))
 
     @staticmethod
     def forward(z, p, loc, scale, low, high):
