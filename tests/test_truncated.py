@@ -232,36 +232,81 @@ def test_icdf_kernel_batched_path_against_mpmath():
         assert abs(got - want) <= 4.5e-16 * max(abs(want), 1.0), (p, lo, hi, got, want)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_icdf_kernel_batched_matches_one_at_a_time(dtype):
-    # The batched path against the one-at-a-time loop on the same inputs (an inner loop of 32 elements, below
-    # the batching threshold, from a probability expanded along the last dimension): mirrored, deep and
-    # invalid windows, probabilities outside [0, 1], and runs of equal parameters longer than a chunk (4096),
-    # so that the window carried across chunks is exercised. Within 2 ulp of |loc| + |z - loc| + 1 (erfc / erf /
-    # exp differ by implementation only; z = loc + scale x cancels where loc and scale x nearly cancel, and
-    # near 1 ulp of the terms is the most either path can promise there).
+def _one_at_a_time(op, *args):
+    """The op on slices of 32 elements: iterations below the kernels' batching threshold (64 elements) take
+    the one-element-at-a-time loops with libm's erfc / erf / exp (csrc/cpu/truncnorm.cpp)."""
+    flat = [a.reshape(-1) for a in torch.broadcast_tensors(*args)]
+    parts = [op(*(f[i:i + 32] for f in flat)) for i in range(0, flat[0].numel(), 32)]
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts).view(torch.broadcast_shapes(*(a.shape for a in args)))
+    return tuple(torch.cat(c).view(torch.broadcast_shapes(*(a.shape for a in args))) for c in zip(*parts))
+
+
+def _icdf_inputs(dtype, W=32, N=600):
     g = torch.Generator().manual_seed(3)
-    N, W = 600, 32
     u_row = torch.rand(N, 1, generator=g, dtype=F64)
     u_row[:5, 0] = torch.tensor([0.0, 1.0, -0.5, math.nan, 1e-300], dtype=F64)
     loc = (torch.randn(N, W, generator=g, dtype=F64) * 5).to(dtype)
-    loc[200:400] = 0.25  # one parameter set for 6400 consecutive elements
+    run = slice(N // 2 + 20, N // 2 + 90)  # one parameter set for 70 rows (longer than a chunk), past the middle
+    loc[run] = 0.25
     scale = torch.rand(N, W, generator=g, dtype=F64).add(0.2).to(dtype)
     scale[10, :4] = torch.tensor([-1.0, 0.0, math.nan, math.inf])
-    scale[200:400] = 0.7
+    scale[run] = 0.7
     low = torch.full((N, W), -1.0, dtype=dtype)
     high = torch.full((N, W), 2.0, dtype=dtype)
     low[20:30], high[20:30] = -50.0, -45.0  # log space
     low[30:40], high[30:40] = 45.0, 50.0    # mirrored into log space
     low[40:50], high[40:50] = 3.0, math.inf
     low[50, :3] = torch.tensor([2.0, math.nan, 3.0])  # low >= high, NaN
-    batched = torch.ops.gradkern.truncated_normal_icdf(u_row.expand(N, W).contiguous(), loc, scale, low, high)
-    single = torch.ops.gradkern.truncated_normal_icdf(u_row.expand(N, W), loc, scale, low, high)
+    return u_row, loc, scale, low, high
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_icdf_kernel_batched_matches_one_at_a_time(dtype):
+    # The batched path (a contiguous iteration, and short rows gathered into chunks: a probability expanded
+    # along the last dimension keeps the iteration 2-D with rows of 32) against the one-at-a-time loop on the
+    # same inputs: mirrored, deep and invalid windows, probabilities outside [0, 1], and a run of equal
+    # parameters longer than a chunk (4096), so that the window carried across chunks is exercised. The two
+    # batched forms agree bit for bit; the one-at-a-time loop within 2 ulp of |loc| + |z - loc| + 1 (erfc /
+    # erf / exp differ by implementation only; z = loc + scale x cancels where loc and scale x nearly
+    # cancel, and near 1 ulp of the terms is the most either path can promise there).
+    u_row, loc, scale, low, high = _icdf_inputs(dtype)
+    N, W = loc.shape
+    op = torch.ops.gradkern.truncated_normal_icdf
+    batched = op(u_row.expand(N, W).contiguous(), loc, scale, low, high)
+    gathered = op(u_row.expand(N, W), loc, scale, low, high)
+    single = _one_at_a_time(op, u_row.expand(N, W), loc, scale, low, high)
+    assert torch.equal(batched.isnan(), gathered.isnan()) and torch.equal(batched.nan_to_num(), gathered.nan_to_num())
     assert torch.equal(batched.isnan(), single.isnan())
     assert batched.isnan().sum() == 2 * W + 7  # two probabilities outside [0, 1]; 4 scales, 3 windows invalid
     ok = ~single.isnan()
     ulp = torch.finfo(dtype).eps * (loc[ok].abs() + (single[ok] - loc[ok]).abs() + 1.0)
     assert ((batched[ok] - single[ok]).abs() <= 2 * ulp).all()
+    assert not torch.equal(batched[ok], single[ok]) or dtype == torch.float32  # the paths are distinct
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_kernels_thread_count_independent(dtype):
+    # A 2-D iteration with rows of 100 (a probability expanded along the last dimension) splits rows at the
+    # threads' range boundaries (193 rows: two threads split row 96 in halves of 50); every piece takes the
+    # batched path (chosen from the whole iteration's size), so 1 and 2 threads give the same bits, for the
+    # quantile and the backward kernel.
+    u_row, loc, scale, low, high = _icdf_inputs(dtype, W=100, N=193)
+    N, W = loc.shape
+    u = u_row.expand(N, W)
+    g = torch.linspace(0.5, 2.0, W, dtype=dtype)
+    old = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            z = torch.ops.gradkern.truncated_normal_icdf(u, loc, scale, low, high)
+            out[n] = (z, *torch.ops.gradkern.truncated_normal_backward(g, z.nan_to_num(), u.clamp(0, 1), loc, scale,
+                                                                        low, high))
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(out[1], out[2]):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
 
 
 def test_icdf_kernel_dense_grid_untruncated():
@@ -328,8 +373,8 @@ def test_backward_kernel_against_mpmath(lo, hi):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_backward_kernel_batched_matches_one_at_a_time(dtype):
-    # Inputs of 64 elements and more take the backward kernel's batched path (ATen's exp_ on a chunk's
-    # exponents); an incoming gradient expanded along a 32-wide last dimension the one-at-a-time loop. Every
+    # Iterations of 64 elements and more take the backward kernel's batched path (ATen's exp_ on a chunk's
+    # exponents), contiguous or with short rows gathered; slices of 32 elements the one-at-a-time loop. Every
     # kernel window, samples across each (the far side folds log F into the exponent), invalid parameters and
     # probabilities: the same NaNs, values within 2 ulp of max(|value|, 1) (1 + 2 m), m the window's largest
     # finite standardized bound (dz/dscale = x - a dx/da - b dx/db sums terms of size m: 32 ulp measured at
@@ -348,7 +393,11 @@ def test_backward_kernel_batched_matches_one_at_a_time(dtype):
     g_row = torch.linspace(0.5, 2.0, N, dtype=dtype)[:, None]
     batched = torch.stack(torch.ops.gradkern.truncated_normal_backward(g_row.expand(N, W).contiguous(), z, p, loc,
                                                                         scale, low, high))
-    single = torch.stack(torch.ops.gradkern.truncated_normal_backward(g_row.expand(N, W), z, p, loc, scale, low, high))
+    gathered = torch.stack(torch.ops.gradkern.truncated_normal_backward(g_row.expand(N, W), z, p, loc, scale, low,
+                                                                         high))
+    assert torch.equal(batched.nan_to_num(), gathered.nan_to_num())  # short rows gathered: the batched path too
+    single = torch.stack(_one_at_a_time(torch.ops.gradkern.truncated_normal_backward, g_row.expand(N, W), z, p, loc,
+                                        scale, low, high))
     assert torch.equal(batched.isnan(), single.isnan())
     assert batched.isnan().sum() == 4 * (3 * W + 2)  # three invalid windows, two probabilities outside [0, 1]
     ok = ~single.isnan()

@@ -36,7 +36,7 @@ inline double load_p(char* const* data, const int64_t* strides, int k, int64_t i
 
 // The quantile kernel's loop. Evaluated one element at a time through libm, the window's masses (two erfc
 // per distinct parameter set) dominate it when the parameters vary per element (a loc per sample), and the
-// Halley step of a double result (an erf or erfc and an exp per element) comes next. Runs of at least
+// Halley step of a double result (an erf or erfc and an exp per element) comes next. Iterations of at least
 // kBatchMin elements are therefore done in chunks of kChunk, in passes over the core's split functions,
 // with those three elementary functions evaluated by ATen's vectorised kernels (erfc_, erf_, exp_) on flat
 // buffers, a few calls per chunk:
@@ -55,10 +55,80 @@ inline double load_p(char* const* data, const int64_t* strides, int k, int64_t i
 constexpr int64_t kChunk = 4096;
 constexpr int64_t kBatchMin = 64;  // below this the ATen calls' fixed cost (~1-2 us each) would dominate
 
+// The path is chosen once per call, from the iteration's total size, never per loop invocation: a thread's
+// range may start or end inside a row, and the pieces must take the same path (and so the same erfc / erf /
+// exp, ATen's or libm's, which differ in the last bits) whatever the thread count. Iterations of fewer than
+// kBatchMin elements never split (the grain is larger). ATen's own kernels give each element the same bits
+// wherever it lies in a buffer (tails use the vector code too), so chunk boundaries do not matter either.
+//
+// Rows2d runs such a 1-D loop over the iterator's 2-D blocks: long rows one at a time, short rows (a batch of
+// parameters broadcast against sample dimensions: the parameters' stride 0 along the samples stops the
+// iterator from coalescing the dimensions) gathered into contiguous chunks of up to kChunk elements, the
+// outputs scattered back, so that the batched path is not paid per short row.
+template <typename Loop1d>
+struct Rows2d {
+  Loop1d loop;
+  int nt, nout;          // tensors (outputs first) and outputs
+  int64_t esz[11];       // element sizes in bytes
+
+  static void copy(char* dst, const char* src, int64_t n) {
+    switch (n) {  // element sizes are 2, 4 or 8 bytes: fixed-size copies, not a memcpy call per element
+      case 8: *reinterpret_cast<uint64_t*>(dst) = *reinterpret_cast<const uint64_t*>(src); break;
+      case 4: *reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(src); break;
+      default: *reinterpret_cast<uint16_t*>(dst) = *reinterpret_cast<const uint16_t*>(src); break;
+    }
+  }
+
+  void operator()(char** data, const int64_t* strides, int64_t size0, int64_t size1) const {
+    char* ptrs[11];
+    if (size1 == 1 || size0 >= kChunk) {
+      for (int64_t r = 0; r < size1; ++r) {
+        for (int k = 0; k < nt; ++k) ptrs[k] = data[k] + r * strides[nt + k];
+        loop(ptrs, strides, size0);
+      }
+      return;
+    }
+    const int64_t G = kChunk / size0;  // rows per chunk
+    std::vector<char> buf[11];
+    int64_t bstr[11];
+    for (int k = 0; k < nt; ++k) {
+      buf[k].resize(size_t(G * size0 * esz[k]));
+      ptrs[k] = buf[k].data();
+      bstr[k] = esz[k];
+    }
+    for (int64_t r0 = 0; r0 < size1; r0 += G) {
+      const int64_t g = std::min(G, size1 - r0);
+      for (int k = nout; k < nt; ++k) {
+        char* dst = ptrs[k];
+        for (int64_t r = 0; r < g; ++r) {
+          const char* row = data[k] + (r0 + r) * strides[nt + k];
+          for (int64_t i = 0; i < size0; ++i, dst += esz[k]) copy(dst, row + i * strides[k], esz[k]);
+        }
+      }
+      loop(ptrs, bstr, g * size0);
+      for (int k = 0; k < nout; ++k) {
+        const char* src = ptrs[k];
+        for (int64_t r = 0; r < g; ++r) {
+          char* row = data[k] + (r0 + r) * strides[nt + k];
+          for (int64_t i = 0; i < size0; ++i, src += esz[k]) copy(row + i * strides[k], src, esz[k]);
+        }
+      }
+    }
+  }
+};
+
+template <typename Loop1d>
+void for_each_rows(at::TensorIterator& iter, const Loop1d& loop) {
+  Rows2d<Loop1d> rows{loop, iter.ntensors(), iter.noutputs(), {}};
+  for (int k = 0; k < iter.ntensors(); ++k) rows.esz[k] = iter.element_size(k);
+  iter.for_each(rows, kGrain);
+}
+
 template <typename scalar_t>
 struct IcdfLoop {
   bool wide;
   bool polish;
+  bool batch;  // iter.numel() >= kBatchMin (see above)
 
   static void params(char* const* data, const int64_t* strides, int64_t i, double* prm) {
     for (int k = 0; k < 4; ++k) prm[k] = load<scalar_t, double>(data, strides, 2 + k, i);
@@ -88,7 +158,7 @@ struct IcdfLoop {
   }
 
   void operator()(char** data, const int64_t* strides, int64_t n) const {
-    if (n < kBatchMin) return scalar(data, strides, n);
+    if (!batch) return scalar(data, strides, n);
     const int64_t C = std::min(n, kChunk);
     std::vector<double> e1(C), e2(C), q(C), x(C), ca(C), ce(C), cf(C);
     std::vector<core::TnState> stv(C + 1);  // + 1: the window carried over from the previous chunk
@@ -195,17 +265,18 @@ at::Tensor truncated_normal_icdf(const at::Tensor& p, const at::Tensor& loc, con
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(0), "truncated_normal_icdf", [&] {
     // A double result is polished to full precision; narrower ones take the fitted quantile alone
     // (relative error <= 2.4e-8, below float's half ulp; csrc/core/normal.h std_normal_icdf_lower).
-    iter.for_each(IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8}, kGrain);
+    for_each_rows(iter, IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8, iter.numel() >= kBatchMin});
   });
   return iter.output();
 }
 
 // The backward kernel's loop: two exponentials per element (the phi ratios of dx/da and dx/db), batched as the
 // quantile's erfc (ATen's vectorised exp_ on a chunk's exponents, core::tn_backward_args / tn_backward_from);
-// runs shorter than kBatchMin go one element at a time through core::truncated_normal_backward.
+// iterations shorter than kBatchMin go one element at a time through core::truncated_normal_backward.
 template <typename scalar_t>
 struct BackwardLoop {
   bool wide;
+  bool batch;  // iter.numel() >= kBatchMin (see IcdfLoop)
 
   void inputs(char* const* data, const int64_t* strides, int64_t i, double* in) const {
     for (int k = 0; k < 7; ++k)
@@ -217,7 +288,7 @@ struct BackwardLoop {
 
   void operator()(char** data, const int64_t* strides, int64_t n) const {
     double in[7], o[4];
-    if (n < kBatchMin) {
+    if (!batch) {
       for (int64_t i = 0; i < n; ++i) {
         inputs(data, strides, i, in);
         ops::TruncatedNormalBackward{}(in[0], in[1], in[2], in[3], in[4], in[5], in[6], o);
@@ -257,7 +328,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> truncated_normal_back
   auto iter = ops::nary_iter("truncated_normal_backward", 7, Op::names, ts, 4, /*wide=*/2);
   const bool wide = ops::wide_input(iter, 2);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(0), "truncated_normal_backward", [&] {
-    iter.for_each(BackwardLoop<scalar_t>{wide}, kGrain);
+    for_each_rows(iter, BackwardLoop<scalar_t>{wide, iter.numel() >= kBatchMin});
   });
   return std::make_tuple(iter.output(0), iter.output(1), iter.output(2), iter.output(3));
 }
