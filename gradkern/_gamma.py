@@ -254,21 +254,27 @@ def student_t_rsample(df, loc=0.0, scale=1.0, sample_shape=(), generator=None):
         ``scale`` is not positive.
     """
     df, loc, scale = promote3("student_t_rsample", "df", df, "loc", loc, "scale", scale)
-    shape = _shape(sample_shape, df, loc, scale)
-    log_g = _ops.log_standard_gamma((0.5 * df).expand(shape), generator)
+    return _student_t(df, loc, _nan_unless_positive(scale), _shape(sample_shape, df, loc, scale), generator)
+
+
+def _student_t(df, loc, scale, shape, generator=None):
+    """student_t_rsample's sampler for tensors of one dtype and device, broadcastable to ``shape``, and a scale
+    known to be valid (the StudentT class under validate_args; student_t_rsample maps an invalid one to NaN
+    first)."""
+    half = 0.5 * df
+    log_g = _ops.log_standard_gamma(half.expand(shape), generator)
     # chi2 = 2 g, so sqrt(df / chi2) = exp((log(df / 2) - log g) / 2).
     # For tiny df a fraction of the exact distribution lies beyond the dtype's range (float32, df = 0.1:
     # about 1 in 8000). The factor is capped below the overflow threshold in log space and the sample at
     # the largest finite value of its sign, so samples, log_prob and gradients stay finite (a capped
     # sample has gradient 0, as any clamped value; capping after exp would give 0 * inf = NaN).
     info = torch.finfo(df.dtype)
-    scale = _nan_unless_positive(scale)
     cap = math.log(info.max) - 1e-3
     if _no_graph(df, loc, scale):  # the same arithmetic in place; the factor before the noise (memory)
-        factor = log_g.neg_().add_(torch.log(0.5 * df)).mul_(0.5).clamp_(max=cap).exp_()
+        factor = log_g.neg_().add_(torch.log(half)).mul_(0.5).clamp_(max=cap).exp_()
         eps = torch.randn(shape, dtype=df.dtype, device=df.device, generator=generator)
         return factor.mul_(eps).mul_(scale).add_(loc).clamp_(-info.max, info.max)
-    factor = torch.exp((0.5 * (torch.log(0.5 * df) - log_g)).clamp(max=cap))
+    factor = torch.exp((0.5 * (torch.log(half) - log_g)).clamp(max=cap))
     eps = torch.randn(shape, dtype=df.dtype, device=df.device, generator=generator)
     value = loc + scale * (eps * factor)
     return value.clamp(-info.max, info.max)

@@ -6,7 +6,7 @@ import torch
 import torch.distributions as td
 from torch.distributions.utils import broadcast_all
 
-from .._gamma import student_t_rsample
+from .._gamma import _nan_unless_positive, _student_t
 from ._common import DeepcopyMixin, GeneratorSampleMixin
 
 __all__ = ["StudentT"]
@@ -79,9 +79,10 @@ class StudentT(GeneratorSampleMixin, DeepcopyMixin, td.StudentT):
     def rsample(self, sample_shape=torch.Size(), generator=None):
         """Reparameterized samples from :func:`gradkern.student_t_rsample` (exact implicit gradient
         w.r.t. ``df``; ``loc`` and ``scale`` by the location-scale transform); ``generator`` is passed on."""
-        shape = self._extended_shape(sample_shape)
-        return student_t_rsample(self.df.expand(shape), self.loc.expand(shape), self.scale.expand(shape),
-                                 generator=generator)
+        # The sampler of student_t_rsample on the broadcast parameters; an invalid scale gives NaN samples
+        # unless validate_args has already refused it (two ops less per call).
+        scale = self.scale if self._validate_args else _nan_unless_positive(self.scale)
+        return _student_t(self.df, self.loc, scale, self._extended_shape(sample_shape), generator)
 
     def log_prob(self, value):
         r""":math:`-\frac{df+1}{2}\log(1 + t^2) - \log(scale) - \frac12\log(df\,\pi)
