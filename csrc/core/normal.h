@@ -83,16 +83,19 @@ template <typename T> GK_HD T std_normal_icdf(T p) {
 // the fitted start from p and log p (log p is read only for p < 0.1), and the Halley step from the start x,
 // c = erf(x / sqrt 2) if p >= 0.25 else erfc(-x / sqrt 2), and e = exp(x^2 / 2). std_normal_icdf_lower is
 // exactly these with the libm values.
-GK_HD double std_normal_icdf_fit(double p, double log_p) {
+// The fitted start's two branches (std_normal_icdf_fit chooses by p): the central fit for p >= 0.1, and the
+// tail fits in r = sqrt(-2 log p) below (loops that sort their elements by branch call these directly).
+GK_HD double std_normal_icdf_central(double p) {
   constexpr double kC[11] = {2.7641859422419905, 0.31925436697159343, 0.08060639206561633, 0.025417287346190833, 0.008909252856777987, 0.003357468961311913, 0.0013126701300590813, 0.00044643516264256507, 0.0001724659836250887, 0.00014973084515796633, 6.68640751554644e-05};
+  const double q = p - 0.5, t = q * q * (1.0 / 0.08) - 1.0;
+  double s = kC[10];
+  for (int i = 9; i >= 0; --i) s = s * t + kC[i];
+  return q * s;
+}
+
+GK_HD double std_normal_icdf_tail(double log_p) {
   constexpr double kT1[9] = {0.6914710165447774, 0.1958471581263764, -0.027211236373764932, 0.005329070270986413, -0.0013058177469362831, 0.0003610819859046031, -0.00011060952473035766, 5.597046981593386e-05, -2.2207227239166414e-05};
   constexpr double kT2[11] = {0.3187767755711719, 0.1608544469213527, -0.02281712920668642, 0.005902664350511629, -0.00209371090488225, 0.001002171534938243, -0.0005712177419311354, 4.23578211701123e-05, 8.608136009446898e-05, 0.00020678943387370484, -0.00016150339540520434};
-  if (p >= 0.1) {
-    const double q = p - 0.5, t = q * q * (1.0 / 0.08) - 1.0;
-    double s = kC[10];
-    for (int i = 9; i >= 0; --i) s = s * t + kC[i];
-    return q * s;
-  }
   const double r = gk_sqrt(-2.0 * log_p), v = 1.0 / r;
   double s;
   if (r <= 6.0) {
@@ -105,6 +108,10 @@ GK_HD double std_normal_icdf_fit(double p, double log_p) {
     for (int i = 9; i >= 0; --i) s = s * t + kT2[i];
   }
   return s - r;
+}
+
+GK_HD double std_normal_icdf_fit(double p, double log_p) {
+  return p >= 0.1 ? std_normal_icdf_central(p) : std_normal_icdf_tail(log_p);
 }
 
 GK_HD double std_normal_icdf_halley(double x, double p, double c, double e) {

@@ -45,8 +45,8 @@ inline double load_p(char* const* data, const int64_t* strides, int k, int64_t i
 //      elements with equal parameters share one window (broadcast parameters: one erfc pair in all);
 //   2. the masses (erfc_), the windows' states (core::tn_direct_state);
 //   3. per element, the normal quantile's argument (core::tn_direct_quantile_arg) and its fitted start
-//      (core::std_normal_icdf_fit, libm's log for p < 0.1), and for a double result the Halley step's
-//      erf / erfc and exp arguments;
+//      (core::std_normal_icdf_central / _tail, the elements sorted by branch first; libm's log for
+//      p < 0.1), and for a double result the Halley step's erf / erfc and exp arguments;
 //   4. those (erf_, erfc_, exp_), the step (core::std_normal_icdf_halley), z (core::tn_icdf_finish).
 // Windows off the direct branch (deep in the lower tail, in log space) and invalid ones go through
 // core::tn_prepare / tn_icdf_from in pass 1, as do the rare elements inverted in log space in pass 3. The
@@ -207,8 +207,11 @@ struct IcdfLoop {
       for (int32_t j = 0; j < np; ++j) stv[pend[j]] = core::tn_direct_state(stv[pend[j]].w, e1[j], e2[j]);
       carried = cur >= 0;
       if (carried) carry = stv[cur];
-      // pass 3: quantile arguments and fitted starts; the Halley step's function arguments
-      int32_t ne = 0, nf = 0;
+      // pass 3: quantile arguments; the fitted starts with the elements sorted by the fit's branch (p >= 0.1
+      // or not: random per element, so one loop over both would mispredict); the Halley step's arguments
+      int32_t ne = 0, nf = 0, n_ctr = 0, n_tail = 0;
+      int32_t* ctr = pend.data();  // free after pass 2
+      int32_t* tail = ie.data();   // free until the Halley step's lists below
       for (int64_t t = 0; t < nc; ++t) {
         if (slot[t] < 0) continue;
         const core::TnState& st = stv[slot[t]];
@@ -220,16 +223,22 @@ struct IcdfLoop {
         const int k = core::tn_direct_quantile_arg(st, core::tn_oriented_u(st.w, p), &q[t], &x[t]);
         kind[t] = int8_t(k);
         if (k == 0) continue;
-        const double qt = q[t], xt = core::std_normal_icdf_fit(qt, qt < 0.1 ? std::log(qt) : 0.0);
-        x[t] = xt;
-        if (!polish) continue;
+        if (q[t] >= 0.1) ctr[n_ctr++] = int32_t(t);
+        else tail[n_tail++] = int32_t(t);
+      }
+      for (int32_t j = 0; j < n_ctr; ++j) x[ctr[j]] = core::std_normal_icdf_central(q[ctr[j]]);
+      for (int32_t j = 0; j < n_tail; ++j) x[tail[j]] = core::std_normal_icdf_tail(std::log(q[tail[j]]));
+      if (polish) {
         const double s2 = core::consts<double>::inv_sqrt2;
-        if (qt >= 0.25) {
-          ca[ne] = xt * s2;  // erf(x / sqrt 2)
-          ie[ne++] = int32_t(t);
-        } else {
-          ce[nf] = -xt * s2;  // erfc(-x / sqrt 2)
-          ic[nf++] = int32_t(t);
+        for (int64_t t = 0; t < nc; ++t) {
+          if (slot[t] < 0 || kind[t] == 0 || kind[t] == 2) continue;
+          if (q[t] >= 0.25) {
+            ca[ne] = x[t] * s2;  // erf(x / sqrt 2)
+            ie[ne++] = int32_t(t);
+          } else {
+            ce[nf] = -x[t] * s2;  // erfc(-x / sqrt 2)
+            ic[nf++] = int32_t(t);
+          }
         }
       }
       // pass 4: the Halley step (double results), z
