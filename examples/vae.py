@@ -55,6 +55,14 @@ TITLES = {"normal": "Normal / N(0, 1)", "vonmises": "von Mises / uniform (circle
           "vonmises-rsvi": "von Mises / uniform (circle), RSVI"}
 
 
+def title(family):
+    """The table's row title: TITLES' entry, or one built for any other RSVI row (e.g. gamma-rsvi10)."""
+    if family in TITLES:
+        return TITLES[family]
+    base, b = split_family(family)
+    return f"{TITLES[base]}, RSVI" + (f" B = {b}" if b else "")
+
+
 def split_family(name):
     """'gamma-rsvi5' -> ('gamma', 5); 'vonmises-rsvi' -> ('vonmises', 0); 'beta' -> ('beta', None)."""
     base, _, est = name.partition("-")
@@ -234,7 +242,7 @@ def plot_variance(curves, path):
             base, b = split_family(family)
             ls, mk = styles.get(b, ("--", "s"))
             ax.plot([e for e, _ in curve], [v for _, v in curve], ls=ls, marker=mk, color=colors[base],
-                    label=TITLES[family])
+                    label=title(family))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient variance (encoder output weights)")
@@ -280,7 +288,7 @@ def main(argv=None):
         e = torch.tensor([v[0] for v in vals])
         w = torch.tensor([v[1] for v in vals])
         sd = (lambda t: t.std().item() if len(t) > 1 else 0.0)
-        rows.append(f"| {TITLES[family]} | {dim} | {e.mean():.2f} +- {sd(e):.2f} | {w.mean():.2f} +- {sd(w):.2f} |")
+        rows.append(f"| {title(family)} | {dim} | {e.mean():.2f} +- {sd(e):.2f} | {w.mean():.2f} +- {sd(w):.2f} |")
     md = [f"Test set (297 digits), nats per image, mean +- std over {args.seeds} seed(s), {epochs} epochs, "
           f"gradkern {gradkern.__version__}, torch {torch.__version__}; {time.perf_counter() - t0:.0f} s in all.",
           "", "| posterior / prior | dim | test ELBO | test log-likelihood (IWAE, k = 100) |",

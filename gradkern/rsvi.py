@@ -230,10 +230,6 @@ def _bf_params(kappa):
     return rho, one_m_rho, one_m_rho * one_m_rho / (2.0 * rho)
 
 
-def _bf_rho(kappa):
-    return _bf_params(kappa)[0]
-
-
 def _bf_one_minus_f(u, r_m1):
     """1 - f and r + c for f = (1 + r c) / (r + c), c = cos(pi u): 1 - c = 2 sin^2(pi u / 2),
     1 + c = 2 cos^2(pi u / 2), r + c = (r - 1) + (1 + c) and 1 - f = (r - 1)(1 - c) / (r + c), all without

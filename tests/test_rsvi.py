@@ -107,7 +107,7 @@ def test_vonmises_extreme_concentrations_stay_finite(dtype):
     (g,) = torch.autograd.grad(rsvi.surrogate(torch.cos(s.sample), s.noise_log_prob).sum(), k)
     assert torch.isfinite(g).all()
     kd = torch.tensor([1e-4, 1.0, 1e5], dtype=torch.float64)
-    rho = rsvi._bf_rho(kd)
+    rho = rsvi._bf_params(kd)[0]
     tau = 1 + torch.sqrt(1 + 4 * kd * kd)
     assert torch.allclose(rho[1:], ((tau - torch.sqrt(2 * tau)) / (2 * kd))[1:], rtol=1e-12)
     assert torch.allclose(rho[0], kd[0] / 2, rtol=1e-7)  # rho ~ kappa / 2 for small kappa
