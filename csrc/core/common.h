@@ -116,6 +116,17 @@ GK_HD float gk_pow(float x, float y) { return ::powf(x, y); }
 GK_HD double gk_pow(double x, double y) { return ::pow(x, y); }
 GK_HD float gk_fabs(float x) { return ::fabsf(x); }
 GK_HD double gk_fabs(double x) { return ::fabs(x); }
+// Rounds v on its own where the compiler could otherwise contract it into an FMA with the next operation
+// (GCC's -ffp-contract=fast decides per context, so an inlined copy and a vectorized copy of one formula
+// could round differently). Host only: the CPU's blocked kernels must match the scalar core bit for bit;
+// on the device the contraction is free.
+template <typename T> GK_HD_FORCE void gk_no_contract(T& v) {
+#if !defined(__CUDA_ARCH__) && defined(__GNUC__)
+  asm("" : "+m"(v));
+#else
+  (void)v;
+#endif
+}
 GK_HD float gk_floor(float x) { return ::floorf(x); }
 GK_HD double gk_floor(double x) { return ::floor(x); }
 GK_HD float gk_sin(float x) { return ::sinf(x); }
