@@ -11,7 +11,8 @@ timed alternately in the same process. Pairs (second order / first order):
 * gammainc_grad_aa / gammainc_grad_a: d2P/da2 against dP/da;
 * standard_gamma_grad_dalpha / standard_gamma_grad: d/dalpha of the implicit gradient against the gradient
   (both evaluate the bulk path, csrc/core/igamma_bulk.h, on vectors; below alpha = 10 the first-order op runs
-  its series and continued fraction lane-parallel, in float for float32, the second-order one scalar in double);
+  its series and continued fraction lane-parallel, in float for float32, the second-order one lane-parallel in
+  double, 4 lanes per AVX2 vector);
 * end to end: rsample + backward with create_graph + the second backward (d2z/dalpha2), against rsample +
   backward, on the same samples.
 

@@ -10,7 +10,7 @@
 // compacted by branch (cpu/gamma_block.h): the Gamma bulk path (csrc/core/igamma_bulk.h) on GNU vectors
 // per tier, the series and continued-fraction lanes through lane-parallel copies of the scalar loops;
 // the second-order standard_gamma_grad_dalpha and gammainc_grad_aa take the same driver for their bulk
-// path. Each result is the scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it for all three
+// path and, below a = 10, for their series and continued fraction (in double, on 4-lane vectors). Each result is the scalar core's, bit for bit (tests/test_gamma_accuracy.py checks it for all three
 // ops).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>

@@ -238,33 +238,321 @@ template <typename T> struct gamma_grad_policy {
   }
 };
 
+// The second-order series and continued fraction (core::detail::series_d2, cfrac_d2: float32 and float64 both
+// in double) on GNU vectors of 4 doubles (one AVX2 register per quantity; 16 lanes would not fit the
+// registers and spill). Each function is the scalar core's operations in the same order, lane by lane, with
+// each lane's state frozen once its own test has stopped it, so that each result is the scalar core's bit
+// for bit (tests/test_gamma_accuracy.py compares blocks against one-element calls). This replaces the
+// scalar loops of the class "series_d2" / "cfrac_d2" lanes (a < 10): there the second order's fixed costs
+// (log x - psi(a + 1), psi'(a + 1)) and its loop were latency-bound scalar code, 5-10x the first-order
+// float op, which runs lane-parallel in float.
+#ifndef GK_D2V_SERIES_GROUPS  // overridable for measurements
+#define GK_D2V_SERIES_GROUPS 4
+#define GK_D2V_CFRAC_GROUPS 2
+#endif
+namespace d2v {
+typedef double v4 __attribute__((vector_size(32)));
+typedef int64_t i4 __attribute__((vector_size(32)));
+typedef uint64_t u4 __attribute__((vector_size(32)));
+
+GK_HD_FORCE v4 splat(double v) { return v4{v, v, v, v}; }
+GK_HD_FORCE v4 vabs(v4 v) {
+  u4 b;
+  std::memcpy(&b, &v, sizeof(b));
+  b &= u4{} + 0x7FFFFFFFFFFFFFFFull;
+  std::memcpy(&v, &b, sizeof(v));
+  return v;
+}
+GK_HD_FORCE bool any(i4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+
+// core::log_pos on 4 lanes (k0 per lane).
+GK_HD_FORCE v4 log_pos(v4 x, i4 k0) {
+  typedef core::ieee<double> F;
+  u4 u;
+  std::memcpy(&u, &x, sizeof(u));
+  u += F::one_bits - F::sqrt_half_bits;
+  const i4 k = (i4)(u >> F::mant) - static_cast<int64_t>(F::bias) + k0;
+  const u4 fb = (u & F::mant_mask) + F::sqrt_half_bits;
+  v4 f;
+  std::memcpy(&f, &fb, sizeof(f));
+  f -= 1.0;
+  const v4 s = f / (2.0 + f);
+  const v4 z = s * s;
+  v4 R = splat(2.0 / 21);
+  R = R * z + 2.0 / 19; R = R * z + 2.0 / 17; R = R * z + 2.0 / 15; R = R * z + 2.0 / 13;
+  R = R * z + 2.0 / 11; R = R * z + 2.0 / 9; R = R * z + 2.0 / 7; R = R * z + 2.0 / 5;
+  R = R * z + 2.0 / 3;
+  R *= z;
+  const v4 hfsq = 0.5 * f * f;
+  // double(k), exact for |k| < 2^51 (k is an exponent): the bits of 1.5 2^52 + k, less 1.5 2^52 (AVX2 has no
+  // int64 -> double conversion, which GCC would emulate lane by lane).
+  const i4 kb = k + 0x4338000000000000ll;
+  v4 dk;
+  std::memcpy(&dk, &kb, sizeof(dk));
+  dk -= 6755399441055744.0;
+  return dk * F::ln2_hi + (f - (hfsq - (s * (hfsq + R) + dk * F::ln2_lo)));
+}
+
+// core::log_minus_digamma(x, a) on 4 lanes, a > 0 finite, x > 0.
+GK_HD_FORCE v4 log_minus_digamma(v4 x, v4 a) {
+  constexpr double shift = core::detail::digamma_shift<double>::value;
+  constexpr int steps = static_cast<int>(shift);
+  v4 nsum = splat(0.0), den = splat(1.0);
+  for (int i = 0; i < steps; ++i) {
+    const i4 up = a < shift;
+    nsum = up ? nsum * a + den : nsum;
+    den = up ? den * a : den;
+    a = up ? a + 1.0 : a;
+  }
+  const v4 r = 1.0 / (a * a);
+  const v4 tail =
+      r * (1.0 / 12 -
+           r * (1.0 / 120 -
+                r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132 - r * (691.0 / 32760 - r * (1.0 / 12)))))));
+  const v4 rest = -0.5 / a - tail - nsum / den;
+  const i4 tiny = x < core::num<double>::min_normal * a;
+  const v4 l = log_pos(tiny ? x * 18446744073709551616.0 : x / a, tiny & -64);
+  const v4 las = log_pos(a, i4{});
+  return (tiny ? l - las : l) - rest;
+}
+
+// core::trigamma on 4 lanes, a > 0 finite.
+GK_HD_FORCE v4 trigamma(v4 a) {
+  constexpr double shift = core::detail::digamma_shift<double>::value;
+  constexpr int steps = static_cast<int>(shift);
+  const i4 up0 = a < shift;
+  const v4 s0 = up0 ? 1.0 / (a * a) : splat(0.0);
+  a = up0 ? a + 1.0 : a;
+  v4 N = splat(0.0), D = splat(1.0);
+  for (int i = 1; i < steps; ++i) {
+    const i4 up = a < shift;
+    const v4 u2 = a * a;
+    N = up ? N * u2 + D : N;
+    D = up ? D * u2 : D;
+    a = up ? a + 1.0 : a;
+  }
+  const v4 w = 1.0 / a, r = w * w;
+  const v4 tail =
+      r * (1.0 / 6 -
+           r * (1.0 / 30 -
+                r * (1.0 / 42 -
+                     r * (1.0 / 30 - r * (5.0 / 66 - r * (691.0 / 2730 - r * (7.0 / 6 - r * (3617.0 / 510))))))));
+  return s0 + N / D + w * (1.0 + 0.5 * w + tail);
+}
+
+// core::detail::psi_pair on 4 lanes (a >= 1, x > 0).
+GK_HD_FORCE void psi_pair(v4 x, v4 a, v4& c, v4& psi1) {
+  constexpr double shift = core::detail::digamma_shift<double>::value;
+  constexpr int steps = static_cast<int>(shift);
+  v4 nsum = splat(0.0), den = splat(1.0), N = splat(0.0), D = splat(1.0);
+  for (int i = 0; i < steps; ++i) {
+    const i4 up = a < shift;
+    const v4 u2 = a * a;
+    nsum = up ? nsum * a + den : nsum;
+    den = up ? den * a : den;
+    N = up ? N * u2 + D : N;
+    D = up ? D * u2 : D;
+    a = up ? a + 1.0 : a;
+  }
+  const v4 q = 1.0 / (den * D);
+  const v4 w = 1.0 / a, r = w * w;
+  const v4 tail =
+      r * (1.0 / 12 -
+           r * (1.0 / 120 -
+                r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132 - r * (691.0 / 32760 - r * (1.0 / 12)))))));
+  const v4 rest = -0.5 * w - tail - nsum * D * q;
+  const v4 tail1 =
+      r * (1.0 / 6 -
+           r * (1.0 / 30 -
+                r * (1.0 / 42 -
+                     r * (1.0 / 30 - r * (5.0 / 66 - r * (691.0 / 2730 - r * (7.0 / 6 - r * (3617.0 / 510))))))));
+  psi1 = N * den * q + w * (1.0 + 0.5 * w + tail1);
+  const i4 tiny = x < core::num<double>::min_normal * a;
+  const v4 l = log_pos(tiny ? x * 18446744073709551616.0 : x / a, tiny & -64);
+  const v4 las = log_pos(a, i4{});
+  c = (tiny ? l - las : l) - rest;
+}
+
+// core::detail::series_d2 (have_L = false, x > 0) on W groups of 4 lanes, stepped together: the loop is
+// latency-bound (a division and a chain of products per term), so independent groups fill the pipeline.
+#define GK_D2V_EACH _Pragma("GCC unroll 4") for (int j = 0; j < W; ++j)
+template <int W> GK_HD_FORCE void series(const v4* a, const v4* x, double tol, v4* D, v4* E) {
+  v4 c[W], psi1[W], tn[W], r[W], s[W], G[W], Ga[W], absG[W], absGa[W];
+  i4 act[W];
+  GK_D2V_EACH {
+    psi_pair(x[j], a[j] + 1.0, c[j], psi1[j]);
+    tn[j] = splat(1.0);
+    r[j] = s[j] = splat(0.0);
+    G[j] = c[j];
+    Ga[j] = -psi1[j];
+    absG[j] = vabs(c[j]);
+    absGa[j] = psi1[j];
+    act[j] = a[j] == a[j];
+  }
+  const double ht = tol * 0.5;
+  for (int n = 1; n < core::num<double>::max_iter; ++n) {
+    i4 on = i4{};
+    GK_D2V_EACH {
+      const v4 inv = 1.0 / (a[j] + double(n));
+      const v4 tn1 = tn[j] * (x[j] * inv), r1 = r[j] + inv, s1 = s[j] + inv * inv;
+      const v4 g = tn1 * (c[j] - r1), ga = tn1 * (r1 * (r1 - c[j]) + s1 - psi1[j]);
+      const v4 G1 = G[j] + g, Ga1 = Ga[j] + ga, absG1 = absG[j] + vabs(g), absGa1 = absGa[j] + vabs(ga);
+      const i4 m = act[j];
+      tn[j] = m ? tn1 : tn[j];
+      r[j] = m ? r1 : r[j];
+      s[j] = m ? s1 : s[j];
+      G[j] = m ? G1 : G[j];
+      Ga[j] = m ? Ga1 : Ga[j];
+      absG[j] = m ? absG1 : absG[j];
+      absGa[j] = m ? absGa1 : absGa[j];
+      act[j] = m & ~((vabs(g) <= ht * absG1) & (vabs(ga) <= ht * absGa1));
+      on |= act[j];
+    }
+    if (!any(on)) break;
+  }
+  GK_D2V_EACH {
+    const v4 w = 1.0 / a[j];
+    // G w rounded on its own, as the scalar core rounds it (core::gk_no_contract).
+    v4 Gw = G[j] * w;
+    core::gk_no_contract(Gw);
+    D[j] = (Gw - Ga[j]) * w;
+    E[j] = -(Ga[j] + c[j] * G[j]) * w;
+  }
+}
+
+// core::detail::cfrac_d2 (have_L = false, a + 1 <= x, not huge_x) on W groups of 4 lanes, as series.
+template <int W> GK_HD_FORCE void cfrac(const v4* a, const v4* x, double tol, v4* Dout, v4* E) {
+  v4 c[W], psi1[W], cc[W], b[W], A2[W], B2[W], dA2[W], dB2[W], ddA2[W], ddB2[W], A1[W], B1[W], dA1[W], dB1[W],
+      ddA1[W], ddB1[W], f[W], f1[W], f2[W], G[W], D[W];
+  i4 act[W];
+  GK_D2V_EACH {
+    v4 c1, p1;
+    psi_pair(x[j], a[j] + 1.0, c1, p1);
+    const v4 w = 1.0 / a[j];
+    c[j] = c1 + w;
+    psi1[j] = p1 + w * w;
+    cc[j] = c1 * (2.0 * w + c1) - p1;
+    b[j] = x[j] + 1.0 - a[j];
+    A2[j] = splat(0.0); B2[j] = splat(1.0); dA2[j] = dB2[j] = ddA2[j] = ddB2[j] = splat(0.0);
+    A1[j] = splat(1.0); B1[j] = b[j]; dA1[j] = splat(0.0); dB1[j] = splat(-1.0); ddA1[j] = ddB1[j] = splat(0.0);
+    f[j] = 1.0 / b[j];
+    f1[j] = f[j] * f[j];
+    f2[j] = 2.0 * f1[j] * f[j];
+    G[j] = c[j] * f[j] + f1[j];
+    D[j] = -psi1[j] * f[j] + c[j] * f1[j] + f2[j];
+    act[j] = a[j] == a[j];
+  }
+  double dan = 0.0;
+  constexpr double big = 1e120;
+  for (int n = 2; n < core::num<double>::max_iter; ++n) {
+    dan += 1.0;
+    i4 on = i4{};
+    GK_D2V_EACH {
+      const v4 an = -dan * (dan - a[j]);
+      const v4 bn = b[j] + 2.0;
+      const v4 A = bn * A1[j] + an * A2[j], B = bn * B1[j] + an * B2[j];
+      const v4 dA = -A1[j] + bn * dA1[j] + dan * A2[j] + an * dA2[j];
+      const v4 dB = -B1[j] + bn * dB1[j] + dan * B2[j] + an * dB2[j];
+      const v4 ddA = -2.0 * dA1[j] + bn * ddA1[j] + 2.0 * dan * dA2[j] + an * ddA2[j];
+      const v4 ddB = -2.0 * dB1[j] + bn * ddB1[j] + 2.0 * dan * dB2[j] + an * ddB2[j];
+      const v4 sB = 1.0 / B;
+      const v4 fn = A * sB;
+      const v4 f1n = (dA - fn * dB) * sB;
+      const v4 f2n = (ddA - 2.0 * f1n * dB - fn * ddB) * sB;
+      const v4 Gn = c[j] * fn + f1n;
+      const v4 scale = psi1[j] * vabs(fn) + vabs(c[j] * f1n) + vabs(f2n);
+      const v4 Dn = -psi1[j] * fn + c[j] * f1n + f2n;
+      const i4 done = (vabs(Gn - G[j]) <= tol * vabs(Gn)) & (vabs(Dn - D[j]) <= tol * scale);
+      // The scalar loop's rescale (only for a lane that goes on) where |B| > big.
+      const v4 m = (~done & (vabs(B) > big)) ? sB : splat(1.0);
+      const i4 k = act[j];
+      b[j] = k ? bn : b[j];
+      A2[j] = k ? A1[j] * m : A2[j]; B2[j] = k ? B1[j] * m : B2[j];
+      dA2[j] = k ? dA1[j] * m : dA2[j]; dB2[j] = k ? dB1[j] * m : dB2[j];
+      ddA2[j] = k ? ddA1[j] * m : ddA2[j]; ddB2[j] = k ? ddB1[j] * m : ddB2[j];
+      A1[j] = k ? A * m : A1[j]; B1[j] = k ? B * m : B1[j];
+      dA1[j] = k ? dA * m : dA1[j]; dB1[j] = k ? dB * m : dB1[j];
+      ddA1[j] = k ? ddA * m : ddA1[j]; ddB1[j] = k ? ddB * m : ddB1[j];
+      f[j] = k ? fn : f[j];
+      f1[j] = k ? f1n : f1[j];
+      f2[j] = k ? f2n : f2[j];
+      G[j] = k ? Gn : G[j];
+      D[j] = k ? Dn : D[j];
+      act[j] = k & ~done;
+      on |= act[j];
+    }
+    if (!any(on)) break;
+  }
+  GK_D2V_EACH {
+    Dout[j] = D[j];
+    E[j] = cc[j] * f[j] + 2.0 * c[j] * f1[j] + f2[j];
+  }
+}
+#undef GK_D2V_EACH
+}  // namespace d2v
+
 // The second-order ops standard_gamma_grad_dalpha (AA = false: dg/da) and gammainc_grad_aa (AA = true:
 // d2P/da2): the bulk tiers on vectors (core::detail::bulk_eval_d; d2P/da2 then multiplies by the density lane
-// by lane, as the scalar core does), everything else through the scalar core. (Lane-parallel copies of the
-// second-order series and continued fraction, as the first order has, were measured 1.4-4x slower than the
-// scalar loops, in two layouts: their state is two to three times the first order's.)
+// by lane, as the scalar core does); below a = 10 the series and the continued fraction in double on GNU
+// vectors (d2v above; earlier lane-parallel copies written as `omp simd` loops over arrays of 16 lanes were
+// 1.4-4x slower than the scalar loops: GCC left them scalar, and 16 lanes of the continued fraction's state
+// do not fit the registers); everything else through the scalar core.
 // BulkD::run<T>(tier, v, w, g, ga) evaluates one block of the bulk polynomial and its derivative
 // (bulk_d_block_tier, or a non-inlined copy of it compiled for the caller's instruction set, which both ops
 // share: elementwise.cpp).
 template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
   static constexpr int tiers = core::bulk::tiers<T>::count;
-  static constexpr int other = tiers;
-  static constexpr int count = tiers + 1;
+  static constexpr int series_d2 = tiers;
+  static constexpr int cfrac_d2 = tiers + 1;
+  static constexpr int other = tiers + 2;
+  static constexpr int count = tiers + 3;
 
-  static GK_HD_FORCE int classify(T a, T, T& v) {
+  // The bulk tiers (of T), then for a < 10 the branch the double core takes (standard_gamma_grad_dalpha_d,
+  // gammainc_grad_aa_d: below a = 10 neither the bulk path nor Temme applies, so the series for x < a + 1,
+  // else the continued fraction, except x = 0 and huge_x).
+  static GK_HD_FORCE int classify(T a, T x, T& v) {
     const int t = gamma_grad_policy<T>::bulk_tier(a, v);
-    return t >= 0 ? t : other;
+    if (t >= 0) return t;
+    const double ad = double(a), xd = double(x);
+    if (!(ad > 0.0) || !(ad < 10.0) || !(xd > 0.0) || !(xd < core::infinity<double>()) || core::detail::huge_x(ad, xd))
+      return other;
+    return xd < ad + core::detail::igamma_tune<double>::series_shift ? series_d2 : cfrac_d2;
   }
   static constexpr bool needs_vw(int k) { return k < tiers; }
   static constexpr bool needs_ax(int k) { return AA || k >= tiers; }
   static GK_HD_FORCE T scalar(T a, T x) {
     return AA ? core::gammainc_grad_aa(a, x) : core::standard_gamma_grad_dalpha(a, x);
   }
+  // The series_d2 / cfrac_d2 lanes of one block in double, W groups of 4 lanes stepped together (all 16 lanes
+  // in the series; 8 in the continued fraction, whose state is twice the series' and spills the registers at
+  // 16); lanes past nb get values that converge at once in their branch. A member function, not a lambda:
+  // `flatten` did not inline a lambda here, which then ran as a baseline-ISA copy without FMA (different
+  // roundings from the scalar core).
+  template <int W> static GK_HD_FORCE void groups(int k, int nb, const T* a, const T* x, T* out) {
+    const double tol = core::detail::d2_tol<T>();
+    for (int q = 0; q < nb; q += 4 * W) {
+      d2v::v4 av[W], xv[W], D[W], E[W];
+      for (int l = 0; l < 4 * W; ++l) {
+        const bool on = q + l < nb;
+        av[l / 4][l % 4] = on ? double(a[q + l]) : 1.0;
+        xv[l / 4][l % 4] = on ? double(x[q + l]) : (k == series_d2 ? 0.5 : 3.0);
+      }
+      if (k == series_d2) d2v::series<W>(av, xv, tol, D, E);
+      else d2v::cfrac<W>(av, xv, tol, D, E);
+      for (int l = 0; l < 4 * W && q + l < nb; ++l) {
+        const double al = av[l / 4][l % 4], xl = xv[l / 4][l % 4];
+        out[q + l] = AA ? T(-core::detail::xq(al, xl) * E[l / 4][l % 4]) : T(xl * D[l / 4][l % 4]);
+      }
+    }
+  }
   static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
     if (k < tiers) {
       T g[kGammaBlock], ga[kGammaBlock];
       BulkD::template run<T>(k, v, w, g, ga);
       for (int l = 0; l < nb; ++l) out[l] = AA ? core::detail::bulk_gammainc_grad_aa(a[l], x[l], g[l], ga[l]) : ga[l];
+    } else if (k == series_d2 || k == cfrac_d2) {
+      if (k == series_d2) groups<GK_D2V_SERIES_GROUPS>(k, nb, a, x, out);
+      else groups<GK_D2V_CFRAC_GROUPS>(k, nb, a, x, out);
     } else {
       for (int l = 0; l < nb; ++l) out[l] = scalar(a[l], x[l]);
     }
