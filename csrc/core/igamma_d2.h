@@ -87,6 +87,17 @@ template <typename T> GK_HD void psi_pair(T x, T a, T& c, T& psi1) {
   c = (tiny ? l - las : l) - rest;
 }
 
+// c = log x - psi(a + 1) and psi1 = psi'(a + 1), the series' and the continued fraction's prefactors: from
+// L = log x when given (the log-space entry point), else by psi_pair.
+template <typename T> GK_HD void shifted_psi(T a, T x, T L, bool have_L, T& c, T& psi1) {
+  if (have_L) {
+    c = L - digamma(a + T(1));
+    psi1 = trigamma(a + T(1));
+  } else {
+    psi_pair(x, a + T(1), c, psi1);
+  }
+}
+
 // The one set of results every branch fills: D = dh/da, E = D + h (log x - psi(a)), and h itself.
 template <typename T> struct d2_result {
   T h, D, E;
@@ -94,16 +105,11 @@ template <typename T> struct d2_result {
 
 // Series branch. G = sum_n t_n (c - r_n) (igamma.h's series_grad, c = L - psi(a+1)), h = -G/a;
 // Ga = dG/da = sum_n t_n [r_n (r_n - c) + s_n - psi'(a+1)]; D = (G/a - Ga)/a; E = -(Ga + c G)/a.
-// Stops when the increments of G and of Ga are below eps/2 of the sums of their terms' magnitudes (Ga's
+// Stops when the increments of G and of Ga are below tol/2 of the sums of their terms' magnitudes (Ga's
 // terms change sign, so a test on |Ga| would wait for the cap where Ga crosses zero).
 template <typename T> GK_HD d2_result<T> series_d2(T a, T x, T L, bool have_L, T tol) {
   T c, psi1;
-  if (have_L) {
-    c = L - digamma(a + T(1));
-    psi1 = trigamma(a + T(1));
-  } else {
-    psi_pair(x, a + T(1), c, psi1);
-  }
+  shifted_psi(a, x, L, have_L, c, psi1);
   T tn = T(1), r = T(0), s = T(0), G = c, Ga = -psi1, absG = gk_fabs(c), absGa = psi1;
   for (int n = 1; n < num<T>::max_iter; ++n) {
     if (!(x > T(0))) break;  // log-space entry with x underflowed to 0: only the n = 0 terms
@@ -132,12 +138,7 @@ template <typename T> struct cf_coeffs {
 };
 template <typename T> GK_HD cf_coeffs<T> cf_coeffs_at(T a, T x, T L, bool have_L) {
   T c1, p1;
-  if (have_L) {
-    c1 = L - digamma(a + T(1));
-    p1 = trigamma(a + T(1));
-  } else {
-    psi_pair(x, a + T(1), c1, p1);
-  }
+  shifted_psi(a, x, L, have_L, c1, p1);
   const T w = T(1) / a;
   return cf_coeffs<T>{c1 + w, p1 + w * w, c1 * (T(2) * w + c1) - p1};
 }
