@@ -185,9 +185,8 @@ struct wallis {
 
 GK_HD dual2 scale_dual(dual2 x, W k) { return dual2{x.v * k, x.p * k, x.q * k}; }
 
-template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials) {
+template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials, W eps) {
   const W s = p + q;
-  constexpr W eps = W(2.220446049250313e-16);
   wallis w{dual2{W(1), W(0), W(0)}, dual2{W(1), W(0), W(0)}, dual2{W(0), W(0), W(0)}, dual2{W(1), W(0), W(0)}};
   // d_1 = -s y / (p + 1)
   {
@@ -241,9 +240,8 @@ template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool
 // h *= C_k D_k), in forward mode. Three divisions per step on the dependency chain, so about three times
 // slower than the Wallis form, but better conditioned for y > 1/2 (p >> q near the mode, where d_{2m+1}
 // -> -y ~ -1): there the Wallis convergents' partials lost up to 7 digits (a = 1e5, b = 3), Lentz's 3-4.
-template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials) {
+template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials, W eps) {
   const W s = p + q;
-  constexpr W eps = W(2.220446049250313e-16);
   dual2 c{-s * y / (p + W(1)), W(0), W(0)};  // d_1 = -s y / (p + 1)
   c.p = c.v * (W(1) / s - W(1) / (p + W(1)));
   c.q = c.v / s;
@@ -286,9 +284,18 @@ template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool 
 
 // Need: which partials the caller uses and the stopping test waits for (1: d/dp, 2: d/dq, 3: both); the
 // other one's arithmetic is dead code the compiler removes (dirichlet_grad needs one: 1.3x faster).
-template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_partials) {
-  return y > W(0.5) ? cfrac_lentz<Need>(p, q, y, Lp, Lq, with_partials)
-                    : cfrac_wallis<Need>(p, q, y, Lp, Lq, with_partials);
+// tol: the stopping tolerance relative to the scale (double's eps; grad_tol for the gradients).
+template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_partials,
+                                          W tol = W(2.220446049250313e-16)) {
+  return y > W(0.5) ? cfrac_lentz<Need>(p, q, y, Lp, Lq, with_partials, tol)
+                    : cfrac_wallis<Need>(p, q, y, Lp, Lq, with_partials, tol);
+}
+
+// The gradients' stopping tolerance for results of type T: double's eps for float64; for float32, which is
+// computed in double and rounded once, 2^-34 (float's eps / 2^11: the truncation stays far below the final
+// rounding, and near the mode, where the fraction needs O(sqrt(min(p, q))) steps, about a third fewer).
+template <typename T> GK_HD constexpr W grad_tol() {
+  return sizeof(T) == 4 ? W(5.820766091346741e-11) : W(2.220446049250313e-16);
 }
 
 GK_HD bool bad_args(W a, W b, W x) {
@@ -326,14 +333,14 @@ GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
 }
 
 // (dx/da, dx/db) / (x (1 - x)) for valid a, b and 0 < x < 1.
-GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb) {
+GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb, W tol) {
   const bool sw = swapped(a, b, x);
   const W p = sw ? b : a, q = sw ? a : b;
   const W y = sw ? W(1) - x : x;
   const W lx = gk_log(x), l1x = gk_log1p(-x);
   W Lp, Lq;
   log_terms(p, q, sw ? l1x : lx, sw ? lx : l1x, Lp, Lq);
-  const dual2 h = cfrac(p, q, y, Lp, Lq, true);
+  const dual2 h = cfrac(p, q, y, Lp, Lq, true, tol);
   const W gp = (h.v * Lp + h.p) / p, gq = (h.v * Lq + h.q) / p;
   // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles.
   if (sw) { ga = gq; gb = gp; } else { ga = -gp; gb = -gq; }
@@ -341,24 +348,24 @@ GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb) {
 
 // (dx/da) / (x (1 - x)) alone, for valid a, b and 0 < x < 1: on the direct side it needs the p-partial,
 // on the swapped side the q-partial (and one of the two digamma differences).
-GK_HD W grad_a_scaled(W a, W b, W x) {
+GK_HD W grad_a_scaled(W a, W b, W x, W tol) {
   const bool sw = swapped(a, b, x);
   if (sw) {
     const W p = b, q = a, y = W(1) - x;
     const W Lq = gk_log(x) + digamma_diff(q, p);
-    const dual2 h = cfrac<2>(p, q, y, W(0), Lq, true);
+    const dual2 h = cfrac<2>(p, q, y, W(0), Lq, true, tol);
     return (h.v * Lq + h.q) / p;
   }
   const W p = a, q = b;
   const W Lp = gk_log(x) + ((q >= W(1)) ? digamma_diff(p + W(1), q - W(1)) : -digamma_diff(p + q, W(1) - q));
-  const dual2 h = cfrac<1>(p, q, x, Lp, W(0), true);
+  const dual2 h = cfrac<1>(p, q, x, Lp, W(0), true, tol);
   return -(h.v * Lp + h.p) / p;
 }
 
 // dI/da and dI/db for valid a, b and 0 < x < 1: the implicit gradients times -q(x).
-GK_HD void grads(W a, W b, W x, W& da, W& db) {
+GK_HD void grads(W a, W b, W x, W& da, W& db, W tol) {
   W ga, gb;
-  grad_scaled(a, b, x, ga, gb);
+  grad_scaled(a, b, x, ga, gb, tol);
   // q(x) x (1 - x) = x^a (1-x)^b / B(a, b)
   const W dens_xy = gk_exp(log_beta_power(a, b, x, W(1) - x, gk_log(x), gk_log1p(-x)));
   da = -ga * dens_xy;
@@ -437,12 +444,12 @@ template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool im
   if (x == T(0) || x == T(1)) { o0 = o1 = T(0); return; }
   W w0, w1;
   if (implicit) {
-    grad_scaled(W(a), W(b), W(x), w0, w1);
+    grad_scaled(W(a), W(b), W(x), w0, w1, grad_tol<T>());
     const W k = W(x) * (W(1) - W(x));
     w0 *= k;
     w1 *= k;
   } else {
-    grads(W(a), W(b), W(x), w0, w1);
+    grads(W(a), W(b), W(x), w0, w1, grad_tol<T>());
   }
   o0 = T(w0);
   o1 = T(w1);
@@ -468,7 +475,7 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
   if (x == T(0)) return T(0);  // the limit of x (dx/dalpha) / (x (1 - x)): x log x -> 0
   // x -> 1: (dx/dalpha) / (1 - x) -> (psi(alpha + beta) - psi(alpha)) / beta, finite (torch's value there).
   if (x == T(1)) return T(digamma_diff(W(alpha), beta) / beta);
-  return T(grad_a_scaled(W(alpha), beta, W(x)) * W(x));
+  return T(grad_a_scaled(W(alpha), beta, W(x), grad_tol<T>()) * W(x));
 }
 
 template <typename T> GK_HD T betaincinv(T a, T b, T p) {
