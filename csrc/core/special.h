@@ -116,8 +116,7 @@ template <typename T> GK_HD T log_minus_digamma(T x, T a) {
 // the incomplete gamma (igamma_d2.h): d2/da2 log Gamma(a) = psi'(a). NaN for a <= 0 or NaN, 0 at +inf.
 // The recurrence's first term 1/a^2 is taken alone (a may be tiny); the others, whose arguments are >= 1,
 // are kept as one fraction N/D (N/D + 1/u^2 = (N u^2 + D) / (D u^2); D < 2e15), so that the
-// function pays three divisions instead of eleven (the second-order CPU blocks, cpu/gamma_block.h, copy
-// these operations on vectors).
+// function pays three divisions instead of eleven.
 template <typename T> GK_HD T trigamma(T a) {
   if (!(a > T(0))) return quiet_nan<T>();
   if (!(a < infinity<T>())) return T(0);

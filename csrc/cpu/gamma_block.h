@@ -239,8 +239,8 @@ template <typename T> struct gamma_grad_policy {
 };
 
 // The second-order series and continued fraction (core::detail::series_d2, cfrac_d2: float32 and float64 both
-// in double) on GNU vectors of 4 doubles (one AVX2 register per quantity; 16 lanes would not fit the
-// registers and spill). Each function is the scalar core's operations in the same order, lane by lane, with
+// in double) on GNU vectors of 4 doubles (one AVX2 register per quantity; wider GNU vectors in a rolled loop
+// go through memory, see bulk_eval_d), W of them stepped together. Each function is the scalar core's operations in the same order, lane by lane, with
 // each lane's state frozen once its own test has stopped it, so that each result is the scalar core's bit
 // for bit (tests/test_gamma_accuracy.py compares blocks against one-element calls). This replaces the
 // scalar loops of the class "series_d2" / "cfrac_d2" lanes (a < 10): there the second order's fixed costs
@@ -291,53 +291,6 @@ GK_HD_FORCE v4 log_pos(v4 x, i4 k0) {
   std::memcpy(&dk, &kb, sizeof(dk));
   dk -= 6755399441055744.0;
   return dk * F::ln2_hi + (f - (hfsq - (s * (hfsq + R) + dk * F::ln2_lo)));
-}
-
-// core::log_minus_digamma(x, a) on 4 lanes, a > 0 finite, x > 0.
-GK_HD_FORCE v4 log_minus_digamma(v4 x, v4 a) {
-  constexpr double shift = core::detail::digamma_shift<double>::value;
-  constexpr int steps = static_cast<int>(shift);
-  v4 nsum = splat(0.0), den = splat(1.0);
-  for (int i = 0; i < steps; ++i) {
-    const i4 up = a < shift;
-    nsum = up ? nsum * a + den : nsum;
-    den = up ? den * a : den;
-    a = up ? a + 1.0 : a;
-  }
-  const v4 r = 1.0 / (a * a);
-  const v4 tail =
-      r * (1.0 / 12 -
-           r * (1.0 / 120 -
-                r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132 - r * (691.0 / 32760 - r * (1.0 / 12)))))));
-  const v4 rest = -0.5 / a - tail - nsum / den;
-  const i4 tiny = x < core::num<double>::min_normal * a;
-  const v4 l = log_pos(tiny ? x * 18446744073709551616.0 : x / a, tiny & -64);
-  const v4 las = log_pos(a, i4{});
-  return (tiny ? l - las : l) - rest;
-}
-
-// core::trigamma on 4 lanes, a > 0 finite.
-GK_HD_FORCE v4 trigamma(v4 a) {
-  constexpr double shift = core::detail::digamma_shift<double>::value;
-  constexpr int steps = static_cast<int>(shift);
-  const i4 up0 = a < shift;
-  const v4 s0 = up0 ? 1.0 / (a * a) : splat(0.0);
-  a = up0 ? a + 1.0 : a;
-  v4 N = splat(0.0), D = splat(1.0);
-  for (int i = 1; i < steps; ++i) {
-    const i4 up = a < shift;
-    const v4 u2 = a * a;
-    N = up ? N * u2 + D : N;
-    D = up ? D * u2 : D;
-    a = up ? a + 1.0 : a;
-  }
-  const v4 w = 1.0 / a, r = w * w;
-  const v4 tail =
-      r * (1.0 / 6 -
-           r * (1.0 / 30 -
-                r * (1.0 / 42 -
-                     r * (1.0 / 30 - r * (5.0 / 66 - r * (691.0 / 2730 - r * (7.0 / 6 - r * (3617.0 / 510))))))));
-  return s0 + N / D + w * (1.0 + 0.5 * w + tail);
 }
 
 // core::detail::psi_pair on 4 lanes (a >= 1, x > 0).
