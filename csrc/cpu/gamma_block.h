@@ -242,9 +242,8 @@ template <typename T> struct gamma_grad_policy {
 // in double) on GNU vectors of 4 doubles (one AVX2 register per quantity; wider GNU vectors in a rolled loop
 // go through memory, see bulk_eval_d), W of them stepped together. Each function is the scalar core's
 // operations in the same order, lane by lane, with each lane's state frozen once its own test has stopped
-// it, so that each result is the scalar core's bit
-// for bit (tests/test_gamma_accuracy.py compares blocks against one-element calls). This replaces the
-// scalar loops of the class "series_d2" / "cfrac_d2" lanes (a < 10): there the second order's fixed costs
+// it, so that each result is the scalar core's bit for bit (tests/test_gamma_accuracy.py compares blocks
+// against one-element calls). This replaces the scalar loops of the class "series_d2" / "cfrac_d2" lanes (a < 10): there the second order's fixed costs
 // (log x - psi(a + 1), psi'(a + 1)) and its loop were latency-bound scalar code, 5-10x the first-order
 // float op, which runs lane-parallel in float.
 #ifndef GK_D2V_SERIES_GROUPS  // overridable for measurements
