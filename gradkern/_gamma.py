@@ -16,12 +16,15 @@ import math
 import torch
 
 from . import _beta, _special  # noqa: F401  (register the gradient ops used below)
+from ._fast import is_compiling, raw
 from ._promote import promote, promote2, promote3
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample",
            "chi2_rsample", "student_t_rsample"]
 
 _ops = torch.ops.gradkern
+_SG = _ops.standard_gamma.default
+_SG_RAW = raw(_SG)  # eager calls (gradkern/_fast.py)
 
 
 # --- op registrations -------------------------------------------------------------------------------
@@ -87,7 +90,7 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
     """
     if rate is None:
         (alpha,) = promote("gamma_rsample", ("concentration", concentration))
-        return _ops.standard_gamma.default(_expanded(alpha, sample_shape), generator)
+        return (_SG if is_compiling() else _SG_RAW)(_expanded(alpha, sample_shape), generator)
     alpha, rate = promote2("gamma_rsample", "concentration", concentration, "rate", rate)
     return _scaled_gamma(alpha, _nan_unless_positive(rate), sample_shape, generator)
 
@@ -96,7 +99,7 @@ def _scaled_gamma(alpha, rate, sample_shape=(), generator=None):
     """Gamma(alpha, rate) samples for tensors of one dtype and device and a rate known to be valid (the
     distribution classes under validate_args; gamma_rsample maps an invalid rate to NaN first)."""
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.standard_gamma.default(_to(alpha, shape), generator) / _to(rate, shape)
+    return (_SG if is_compiling() else _SG_RAW)(_to(alpha, shape), generator) / _to(rate, shape)
 
 
 def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):

@@ -6,12 +6,17 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 """
 import torch
 
+from ._fast import is_compiling, raw
 from ._promote import promote2
 from ._utils import broadcast_fake
 
 __all__ = ["gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad"]
 
 _ops = torch.ops.gradkern
+# The public functions' ops, and their C++ callables for eager calls (gradkern/_fast.py).
+_P, _Q, _PINV = _ops.gammainc.default, _ops.gammaincc.default, _ops.gammaincinv.default
+_G, _LG = _ops.standard_gamma_grad.default, _ops.log_standard_gamma_grad.default
+_P_RAW, _Q_RAW, _PINV_RAW, _G_RAW, _LG_RAW = raw(_P), raw(_Q), raw(_PINV), raw(_G), raw(_LG)
 
 
 # --- fake kernels ------------------------------------------------------------------------------
@@ -41,14 +46,14 @@ def gammainc(a, x):
         Tensor of the broadcast shape. NaN where ``a <= 0``, ``x < 0`` or an input is NaN.
     """
     a, x = promote2("gammainc", "a", a, "x", x)
-    return _ops.gammainc.default(a, x)
+    return _P(a, x) if is_compiling() else _P_RAW(a, x)
 
 
 def gammaincc(a, x):
     r"""Regularized upper incomplete gamma function :math:`Q(a, x) = 1 - P(a, x)`, computed directly
     (no cancellation in the upper tail). Differentiable in both arguments. See :func:`gammainc`."""
     a, x = promote2("gammaincc", "a", a, "x", x)
-    return _ops.gammaincc.default(a, x)
+    return _Q(a, x) if is_compiling() else _Q_RAW(a, x)
 
 
 def gammaincinv(a, p):
@@ -65,7 +70,7 @@ def gammaincinv(a, p):
         Tensor of the broadcast shape; NaN where ``a <= 0`` or ``p`` is outside ``[0, 1]``.
     """
     a, p = promote2("gammaincinv", "a", a, "p", p)
-    return _ops.gammaincinv.default(a, p)
+    return _PINV(a, p) if is_compiling() else _PINV_RAW(a, p)
 
 
 def standard_gamma_grad(alpha, x):
@@ -80,7 +85,7 @@ def standard_gamma_grad(alpha, x):
         x (Tensor): samples, ``x >= 0``; broadcasts with ``alpha``; same dtype and device.
     """
     alpha, x = promote2("standard_gamma_grad", "alpha", alpha, "x", x)
-    return _ops.standard_gamma_grad.default(alpha, x)
+    return _G(alpha, x) if is_compiling() else _G_RAW(alpha, x)
 
 
 def log_standard_gamma_grad(alpha, log_x):
@@ -90,4 +95,4 @@ def log_standard_gamma_grad(alpha, log_x):
     but its logarithm and this gradient stay finite. Used by :func:`gradkern.log_gamma_rsample`.
     """
     alpha, log_x = promote2("log_standard_gamma_grad", "alpha", alpha, "log_x", log_x)
-    return _ops.log_standard_gamma_grad.default(alpha, log_x)
+    return _LG(alpha, log_x) if is_compiling() else _LG_RAW(alpha, log_x)
