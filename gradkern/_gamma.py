@@ -16,7 +16,7 @@ import math
 import torch
 
 from . import _beta, _special  # noqa: F401  (register the gradient ops used below)
-from ._fast import is_compiling, raw
+from ._fast import Tensor, fast, is_compiling, raw, tf_mode
 from ._promote import promote, promote2, promote3
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample",
@@ -25,6 +25,7 @@ __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsam
 _ops = torch.ops.gradkern
 _SG = _ops.standard_gamma.default
 _SG_RAW = raw(_SG)  # eager calls (gradkern/_fast.py)
+_SG_FAST = fast("standard_gamma")
 
 
 # --- op registrations -------------------------------------------------------------------------------
@@ -89,6 +90,10 @@ def gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
         eq. 8) of the standard Gamma sample divided by the rate; ``dz/d rate = -z / rate``.
     """
     if rate is None:
+        if not is_compiling() and not sample_shape and type(concentration) is Tensor and not tf_mode():
+            z = _SG_FAST(concentration, generator)
+            if z is not NotImplemented:
+                return z
         (alpha,) = promote("gamma_rsample", ("concentration", concentration))
         return (_SG if is_compiling() else _SG_RAW)(_expanded(alpha, sample_shape), generator)
     alpha, rate = promote2("gamma_rsample", "concentration", concentration, "rate", rate)

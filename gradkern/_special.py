@@ -6,7 +6,7 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 """
 import torch
 
-from ._fast import is_compiling, raw
+from ._fast import Tensor, fast, is_compiling, raw, tf_mode
 from ._promote import promote2
 from ._utils import broadcast_fake
 
@@ -17,6 +17,8 @@ _ops = torch.ops.gradkern
 _P, _Q, _PINV = _ops.gammainc.default, _ops.gammaincc.default, _ops.gammaincinv.default
 _G, _LG = _ops.standard_gamma_grad.default, _ops.log_standard_gamma_grad.default
 _P_RAW, _Q_RAW, _PINV_RAW, _G_RAW, _LG_RAW = raw(_P), raw(_Q), raw(_PINV), raw(_G), raw(_LG)
+_P_FAST, _Q_FAST, _PINV_FAST = fast("gammainc"), fast("gammaincc"), fast("gammaincinv")
+_G_FAST, _LG_FAST = fast("standard_gamma_grad"), fast("log_standard_gamma_grad")
 
 
 # --- fake kernels ------------------------------------------------------------------------------
@@ -45,6 +47,10 @@ def gammainc(a, x):
     Returns:
         Tensor of the broadcast shape. NaN where ``a <= 0``, ``x < 0`` or an input is NaN.
     """
+    if not is_compiling() and type(a) is Tensor and type(x) is Tensor and not tf_mode():
+        r = _P_FAST(a, x)
+        if r is not NotImplemented:
+            return r
     a, x = promote2("gammainc", "a", a, "x", x)
     return _P(a, x) if is_compiling() else _P_RAW(a, x)
 
@@ -52,6 +58,10 @@ def gammainc(a, x):
 def gammaincc(a, x):
     r"""Regularized upper incomplete gamma function :math:`Q(a, x) = 1 - P(a, x)`, computed directly
     (no cancellation in the upper tail). Differentiable in both arguments. See :func:`gammainc`."""
+    if not is_compiling() and type(a) is Tensor and type(x) is Tensor and not tf_mode():
+        r = _Q_FAST(a, x)
+        if r is not NotImplemented:
+            return r
     a, x = promote2("gammaincc", "a", a, "x", x)
     return _Q(a, x) if is_compiling() else _Q_RAW(a, x)
 
@@ -69,6 +79,10 @@ def gammaincinv(a, p):
     Returns:
         Tensor of the broadcast shape; NaN where ``a <= 0`` or ``p`` is outside ``[0, 1]``.
     """
+    if not is_compiling() and type(a) is Tensor and type(p) is Tensor and not tf_mode():
+        r = _PINV_FAST(a, p)
+        if r is not NotImplemented:
+            return r
     a, p = promote2("gammaincinv", "a", a, "p", p)
     return _PINV(a, p) if is_compiling() else _PINV_RAW(a, p)
 
@@ -84,6 +98,10 @@ def standard_gamma_grad(alpha, x):
         alpha (Tensor): concentration, ``alpha > 0``.
         x (Tensor): samples, ``x >= 0``; broadcasts with ``alpha``; same dtype and device.
     """
+    if not is_compiling() and type(alpha) is Tensor and type(x) is Tensor and not tf_mode():
+        r = _G_FAST(alpha, x)
+        if r is not NotImplemented:
+            return r
     alpha, x = promote2("standard_gamma_grad", "alpha", alpha, "x", x)
     return _G(alpha, x) if is_compiling() else _G_RAW(alpha, x)
 
@@ -94,5 +112,9 @@ def log_standard_gamma_grad(alpha, log_x):
     For tiny ``alpha`` the sample itself underflows (``alpha = 1e-6`` gives ``log x`` around ``-1e6``),
     but its logarithm and this gradient stay finite. Used by :func:`gradkern.log_gamma_rsample`.
     """
+    if not is_compiling() and type(alpha) is Tensor and type(log_x) is Tensor and not tf_mode():
+        r = _LG_FAST(alpha, log_x)
+        if r is not NotImplemented:
+            return r
     alpha, log_x = promote2("log_standard_gamma_grad", "alpha", alpha, "log_x", log_x)
     return _LG(alpha, log_x) if is_compiling() else _LG_RAW(alpha, log_x)

@@ -67,3 +67,53 @@ def test_torch_function_of_subclasses_and_modes_sees_the_op(name):
     with _Mode() as mode:
         fn(a, b)
     assert op in mode.seen
+
+
+@pytest.mark.parametrize("name", sorted(FNS))
+def test_fast_path_agrees_with_the_op_in_every_case_it_declines_or_takes(name):
+    """Same values and gradients as the OpOverload call: same dtype (fast path), mixed dtypes and a Python
+    number and integer tensors (declined: promoted as before), and under
+    torch.func transforms (the dispatcher's functorch keys)."""
+    fn, op = FNS[name]
+    a, b = _args(name)
+    torch.testing.assert_close(fn(a, b), op(a, b), rtol=0, atol=0)
+    torch.testing.assert_close(fn(a.float(), b), op(a.float().double(), b), rtol=0, atol=0)  # promoted
+    torch.testing.assert_close(fn(a, float(b[1])), op(a, b[1].expand(3)), rtol=0, atol=0)
+    i = torch.tensor([1, 2, 3])  # integers promote to the default dtype, as in torch.special
+    j = i / 4 if name == "gammaincinv" else i
+    torch.testing.assert_close(fn(i, j), op(i.float(), j.float()), rtol=0, atol=0)
+    ag = a.clone().requires_grad_()
+    bg = b.clone().requires_grad_()
+    g_fast = torch.autograd.grad(fn(ag, bg).sum(), (ag, bg), allow_unused=True)
+    g_op = torch.autograd.grad(op(ag, bg).sum(), (ag, bg), allow_unused=True)
+    for u, v in zip(g_fast, g_op):
+        assert (u is None) == (v is None)
+        if u is not None:
+            torch.testing.assert_close(u, v, rtol=0, atol=0)
+    per_sample = torch.func.vmap(torch.func.grad(lambda s, t: fn(s, t)), in_dims=(0, 0))(a, b)
+    torch.testing.assert_close(per_sample, g_op[0], rtol=0, atol=0)
+
+
+def test_gamma_rsample_fast_path_keeps_seeds_gradients_compile_and_torch_function():
+    """gamma_rsample(concentration) without a rate takes csrc/schemas.cpp's fast_standard_gamma: the same
+    draws for the same generator state as the op, the same implicit gradient, fullgraph compile, and
+    __torch_function__ of subclasses still sees the op."""
+    alpha = torch.tensor([0.3, 2.0, 7.5], dtype=torch.float64)
+    op = torch.ops.gradkern.standard_gamma.default
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    torch.testing.assert_close(gradkern.gamma_rsample(alpha, generator=g1), op(alpha, g2), rtol=0, atol=0)
+    torch.manual_seed(3)
+    z1 = gradkern.gamma_rsample(alpha)
+    torch.manual_seed(3)
+    torch.testing.assert_close(z1, op(alpha, None), rtol=0, atol=0)
+    a = alpha.clone().requires_grad_()
+    z = gradkern.gamma_rsample(a, generator=torch.Generator().manual_seed(1))
+    (g,) = torch.autograd.grad(z.sum(), a)
+    torch.testing.assert_close(g, gradkern.standard_gamma_grad(alpha, z.detach()), rtol=0, atol=0)
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(lambda t: gradkern.gamma_rsample(t) * 2, backend=counter, fullgraph=True)
+    assert compiled(alpha).shape == (3,) and counter.frame_count == 1
+    _Sub.seen = []
+    out = gradkern.gamma_rsample(alpha.as_subclass(_Sub))
+    assert type(out) is _Sub and op in _Sub.seen
