@@ -3,8 +3,9 @@
 ``OpOverload.__call__`` is ``return self._op(*args, **kwargs)``: the C++ callable ``_op`` does everything
 (argument parsing, ``__torch_function__`` of subclasses and modes, the dispatcher with its autograd,
 functorch, fake and dispatch-mode keys), and the Python frame around it costs about 0.4 us per call, a
-fifth of the op's whole cost at 10 elements. The wrappers call ``_op`` directly in eager mode (where they
-have no C++ entry point of their own, below, or it declines). Dynamo does
+fifth of the op's whole cost at 10 elements. Wrappers on a hot path without a C++ entry point of their own
+(below; gamma_rsample with sample dimensions, the distributions' Gamma sampler) call ``_op`` directly in
+eager mode. Dynamo does
 not trace ``_op`` (it knows OpOverload objects), so while torch.compile traces, ``is_compiling()`` is true
 and the wrappers call the OpOverload itself; dynamo folds the test away.
 """

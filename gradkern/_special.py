@@ -6,17 +6,17 @@ Out-of-domain arguments (a <= 0, x < 0, NaN) give NaN, as torch.special does.
 """
 import torch
 
-from ._fast import Tensor, fast, is_compiling, raw, tf_mode
+from ._fast import Tensor, fast, is_compiling, tf_mode
 from ._promote import promote2
 from ._utils import broadcast_fake
 
 __all__ = ["gammainc", "gammaincc", "gammaincinv", "standard_gamma_grad", "log_standard_gamma_grad"]
 
 _ops = torch.ops.gradkern
-# The public functions' ops, and their C++ callables for eager calls (gradkern/_fast.py).
+# The public functions' ops and their eager fast entry points (gradkern/_fast.py). Where the fast path
+# declines (promotion, a subclass or mode, torch.compile), the wrappers call the OpOverload itself.
 _P, _Q, _PINV = _ops.gammainc.default, _ops.gammaincc.default, _ops.gammaincinv.default
 _G, _LG = _ops.standard_gamma_grad.default, _ops.log_standard_gamma_grad.default
-_P_RAW, _Q_RAW, _PINV_RAW, _G_RAW, _LG_RAW = raw(_P), raw(_Q), raw(_PINV), raw(_G), raw(_LG)
 _P_FAST, _Q_FAST, _PINV_FAST = fast("gammainc"), fast("gammaincc"), fast("gammaincinv")
 _G_FAST, _LG_FAST = fast("standard_gamma_grad"), fast("log_standard_gamma_grad")
 
@@ -52,7 +52,7 @@ def gammainc(a, x):
         if r is not NotImplemented:
             return r
     a, x = promote2("gammainc", "a", a, "x", x)
-    return _P(a, x) if is_compiling() else _P_RAW(a, x)
+    return _P(a, x)
 
 
 def gammaincc(a, x):
@@ -63,7 +63,7 @@ def gammaincc(a, x):
         if r is not NotImplemented:
             return r
     a, x = promote2("gammaincc", "a", a, "x", x)
-    return _Q(a, x) if is_compiling() else _Q_RAW(a, x)
+    return _Q(a, x)
 
 
 def gammaincinv(a, p):
@@ -84,7 +84,7 @@ def gammaincinv(a, p):
         if r is not NotImplemented:
             return r
     a, p = promote2("gammaincinv", "a", a, "p", p)
-    return _PINV(a, p) if is_compiling() else _PINV_RAW(a, p)
+    return _PINV(a, p)
 
 
 def standard_gamma_grad(alpha, x):
@@ -103,7 +103,7 @@ def standard_gamma_grad(alpha, x):
         if r is not NotImplemented:
             return r
     alpha, x = promote2("standard_gamma_grad", "alpha", alpha, "x", x)
-    return _G(alpha, x) if is_compiling() else _G_RAW(alpha, x)
+    return _G(alpha, x)
 
 
 def log_standard_gamma_grad(alpha, log_x):
@@ -117,4 +117,4 @@ def log_standard_gamma_grad(alpha, log_x):
         if r is not NotImplemented:
             return r
     alpha, log_x = promote2("log_standard_gamma_grad", "alpha", alpha, "log_x", log_x)
-    return _LG(alpha, log_x) if is_compiling() else _LG_RAW(alpha, log_x)
+    return _LG(alpha, log_x)

@@ -116,6 +116,15 @@ GK_HD float gk_pow(float x, float y) { return ::powf(x, y); }
 GK_HD double gk_pow(double x, double y) { return ::pow(x, y); }
 GK_HD float gk_fabs(float x) { return ::fabsf(x); }
 GK_HD double gk_fabs(double x) { return ::fabs(x); }
+// The stopping tolerance, relative to their sums, of the series and continued fractions that float32
+// evaluates in double and rounds once (the second-order incomplete gamma, the incomplete beta gradients):
+// 2^-34 (float's eps / 2^11, so the truncation stays far below the final rounding and the loops stop after
+// 25-60% fewer steps than at double's eps, measured with the same maximum error against mpmath); double's
+// eps for float64.
+template <typename T> GK_HD constexpr double loop_tol() {
+  return sizeof(T) == 4 ? 5.820766091346741e-11 : 2.220446049250313e-16;  // 2^-34, 2^-52
+}
+
 // Rounds v on its own where the compiler could otherwise contract it into an FMA with the next operation
 // (GCC's -ffp-contract=fast decides per context, so an inlined copy and a vectorized copy of one formula
 // could round differently). Host only: the CPU's blocked kernels must match the scalar core bit for bit;

@@ -284,18 +284,11 @@ template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool 
 
 // Need: which partials the caller uses and the stopping test waits for (1: d/dp, 2: d/dq, 3: both); the
 // other one's arithmetic is dead code the compiler removes (dirichlet_grad needs one: 1.3x faster).
-// tol: the stopping tolerance relative to the scale (double's eps; grad_tol for the gradients).
+// tol: the stopping tolerance relative to the scale (double's eps; loop_tol<T> for the gradients).
 template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_partials,
                                           W tol = W(2.220446049250313e-16)) {
   return y > W(0.5) ? cfrac_lentz<Need>(p, q, y, Lp, Lq, with_partials, tol)
                     : cfrac_wallis<Need>(p, q, y, Lp, Lq, with_partials, tol);
-}
-
-// The gradients' stopping tolerance for results of type T: double's eps for float64; for float32, which is
-// computed in double and rounded once, 2^-34 (float's eps / 2^11: the truncation stays far below the final
-// rounding, and near the mode, where the fraction needs O(sqrt(min(p, q))) steps, about a third fewer).
-template <typename T> GK_HD constexpr W grad_tol() {
-  return sizeof(T) == 4 ? W(5.820766091346741e-11) : W(2.220446049250313e-16);
 }
 
 GK_HD bool bad_args(W a, W b, W x) {
@@ -444,12 +437,12 @@ template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool im
   if (x == T(0) || x == T(1)) { o0 = o1 = T(0); return; }
   W w0, w1;
   if (implicit) {
-    grad_scaled(W(a), W(b), W(x), w0, w1, grad_tol<T>());
+    grad_scaled(W(a), W(b), W(x), w0, w1, loop_tol<T>());
     const W k = W(x) * (W(1) - W(x));
     w0 *= k;
     w1 *= k;
   } else {
-    grads(W(a), W(b), W(x), w0, w1, grad_tol<T>());
+    grads(W(a), W(b), W(x), w0, w1, loop_tol<T>());
   }
   o0 = T(w0);
   o1 = T(w1);
@@ -475,7 +468,7 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
   if (x == T(0)) return T(0);  // the limit of x (dx/dalpha) / (x (1 - x)): x log x -> 0
   // x -> 1: (dx/dalpha) / (1 - x) -> (psi(alpha + beta) - psi(alpha)) / beta, finite (torch's value there).
   if (x == T(1)) return T(digamma_diff(W(alpha), beta) / beta);
-  return T(grad_a_scaled(W(alpha), beta, W(x), grad_tol<T>()) * W(x));
+  return T(grad_a_scaled(W(alpha), beta, W(x), loop_tol<T>()) * W(x));
 }
 
 template <typename T> GK_HD T betaincinv(T a, T b, T p) {

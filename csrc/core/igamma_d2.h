@@ -25,8 +25,8 @@
 // float32 is computed in double and rounded once (as the incomplete beta ops do): the second-derivative
 // recurrences of the continued fraction lose up to 1e-4 relative in float near x = a + 1, a ~ 10. The
 // exception is the bulk path, a polynomial without cancellation, which float32 evaluates in float.
-// The series and the continued fraction stop at a tolerance relative to their sums (d2_tol: double's eps for
-// float64, 2^-34 for float32, which needs no more before its final rounding).
+// The series and the continued fraction stop at a tolerance relative to their sums (loop_tol, common.h:
+// double's eps for float64, 2^-34 for float32, which needs no more before its final rounding).
 // No cancellation is introduced beyond what the values themselves have (d2P/da2 changes sign in x, as
 // the density's a-derivative does). Every loop is capped at num<T>::max_iter; no allocation.
 #pragma once
@@ -380,15 +380,6 @@ GK_HD d2_result<double> dlogx_d2(double a, double x, double L, bool have_L, doub
   return series_d2(a, x, L, have_L, tol);
 }
 
-// The stopping tolerance of the series and the continued fraction, relative to their sums: double's eps for
-// float64; for float32, which is computed in double and rounded once, 2^-34 (float's eps / 2^11): the
-// truncation then stays far below the final rounding (2^-24), and the loops stop after 25-60% fewer steps
-// (the continued fraction near x = a + 1 converges sub-geometrically, so the steps to double's eps are
-// most of its cost). Measured against mpmath: the same maximum relative error in float32 as with eps.
-template <typename T> GK_HD constexpr double d2_tol() {
-  return sizeof(T) == 4 ? 5.820766091346741e-11 : num<double>::eps;  // 2^-34
-}
-
 // The three entry points in double (float32 is computed here too, see the header comment).
 GK_HD double gammainc_grad_aa_d(double a, double x, double tol) {
   if (bad_args(a, x)) return quiet_nan<double>();
@@ -426,12 +417,12 @@ GK_HD double log_standard_gamma_grad_dalpha_d(double a, double logx, double tol)
 template <typename T> GK_HD T gammainc_grad_aa(T a, T x) {
   T g, ga;
   if (detail::float_bulk(a, x, g, ga) >= 0) return detail::bulk_gammainc_grad_aa(a, x, g, ga);
-  return T(detail::gammainc_grad_aa_d(double(a), double(x), detail::d2_tol<T>()));
+  return T(detail::gammainc_grad_aa_d(double(a), double(x), loop_tol<T>()));
 }
 template <typename T> GK_HD T standard_gamma_grad_dalpha(T a, T x) {
   T g, ga;
   if (detail::float_bulk(a, x, g, ga) >= 0) return ga;
-  return T(detail::standard_gamma_grad_dalpha_d(double(a), double(x), detail::d2_tol<T>()));
+  return T(detail::standard_gamma_grad_dalpha_d(double(a), double(x), loop_tol<T>()));
 }
 template <typename T> GK_HD T log_standard_gamma_grad_dalpha(T a, T logx) {
   if constexpr (sizeof(T) == 4) {  // D = (dg/da) / x on the float bulk path
@@ -439,7 +430,7 @@ template <typename T> GK_HD T log_standard_gamma_grad_dalpha(T a, T logx) {
     const T x = gk_exp(logx);
     if (detail::float_bulk(a, x, g, ga) >= 0) return ga / x;
   }
-  return T(detail::log_standard_gamma_grad_dalpha_d(double(a), double(logx), detail::d2_tol<T>()));
+  return T(detail::log_standard_gamma_grad_dalpha_d(double(a), double(logx), loop_tol<T>()));
 }
 
 }  // namespace core

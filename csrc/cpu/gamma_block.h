@@ -482,7 +482,7 @@ template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
   // `flatten` did not inline a lambda here, which then ran as a baseline-ISA copy without FMA (different
   // roundings from the scalar core).
   template <int W> static GK_HD_FORCE void groups(int k, int nb, const T* a, const T* x, T* out) {
-    const double tol = core::detail::d2_tol<T>();
+    const double tol = core::loop_tol<T>();
     for (int q = 0; q < nb; q += 4 * W) {
       d2v::v4 av[W], xv[W], D[W], E[W];
       for (int l = 0; l < 4 * W; ++l) {
