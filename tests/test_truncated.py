@@ -285,6 +285,50 @@ def test_icdf_kernel_batched_matches_one_at_a_time(dtype):
     assert not torch.equal(batched[ok], single[ok]) or dtype == torch.float32  # the paths are distinct
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_narrow_kernels_match_double_rounded(dtype):
+    # Narrower results than double take the lane-parallel loops on AVX2 hosts (csrc/cpu/truncnorm_block.h: own
+    # erfc and exp in double on 4-lane vectors, the fitted quantile without its Halley step), the batched ATen
+    # path elsewhere. Against the double kernel on the same (rounded) parameters, rounded once: the sample within
+    # one ulp of |z| + |z - loc| in the result type (the fit's 2.4e-8 relative error in the standardized x moves
+    # z = loc + scale x by up to 0.2 ulp of |z - loc|, which z can cross a rounding boundary with; half and
+    # bfloat16 agree exactly here), every gradient the double one rounded (see below); the same NaNs (bfloat16 also rounds
+    # the window (3, 3.001) to an empty one). Every window of the kernel tests, mirrored, deep (log space),
+    # invalid ones and probabilities outside [0, 1] are in the inputs.
+    g = torch.Generator().manual_seed(5)
+    rows = [(0.3, 1.5, lo, hi) for lo, hi in KERNEL_WINDOWS for _ in range(12)]
+    rows += [(0.0, -1.0, -1.0, 1.0), (0.0, 1.0, 2.0, 1.0), (math.nan, 1.0, -1.0, 1.0)]
+    N, W = len(rows), 16
+    prm = [torch.tensor(c, dtype=F64)[:, None].expand(N, W) for c in zip(*rows)]
+    prm[0] = prm[0] + torch.randn(N, W, generator=g, dtype=F64) * 0.1  # a loc per element: the masses per lane
+    narrow = [t.to(dtype) for t in prm]
+    p = torch.rand(N, W, generator=g, dtype=F64)
+    p[-5, :3] = torch.tensor([1.5, math.nan, 0.0], dtype=F64)
+    op, bwd = torch.ops.gradkern.truncated_normal_icdf, torch.ops.gradkern.truncated_normal_backward
+    z = op(p, *narrow)
+    want = op(p, *(t.double() for t in narrow)).to(dtype)
+    assert torch.equal(z.isnan(), want.isnan()) and z.isnan().sum() >= 3 * W + 2
+    ok = ~want.isnan()
+    w, loc = want[ok].double(), narrow[0][ok].double()
+    ulp = torch.finfo(dtype).eps * (w.abs() + (w - loc).abs()).clamp_min(torch.finfo(dtype).tiny)
+    assert ((z[ok].double() - w).abs() <= ulp).all()
+    grad = torch.linspace(0.5, 2.0, W, dtype=dtype).expand(N, W)
+    zc = z.nan_to_num()
+    got = bwd(grad, zc, p, *narrow)
+    ref = bwd(grad.double(), zc.double(), p, *(t.double() for t in narrow))
+    # the gradients: within the result type's rounding of the double values plus the double kernels' own spread
+    # (the exp implementations differ in the last bits; dz/dloc = 1 - dx/da - dx/db and dz/dscale cancel terms of
+    # size 1 + 2 m in a narrow window, m its largest finite standardized bound, as in the test above)
+    std_bounds = torch.stack([(prm[2] - prm[0]) / prm[1], (prm[3] - prm[0]) / prm[1]]).nan_to_num(0.0, 0.0, 0.0)
+    cond = 1 + 2 * std_bounds.abs().amax(0)
+    for a, b in zip(got, ref):
+        assert torch.equal(a.isnan(), b.isnan())
+        ok = ~b.isnan()
+        fi = torch.finfo(dtype)
+        tol = fi.eps * b[ok].abs().clamp_min(fi.tiny) + 16 * torch.finfo(F64).eps * b[ok].abs().clamp_min(1.0) * cond[ok]
+        assert ((a[ok].double() - b[ok]).abs() <= tol).all()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_batched_kernels_thread_count_independent(dtype):
     # A 2-D iteration with rows of 100 (a probability expanded along the last dimension) splits rows at the

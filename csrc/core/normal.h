@@ -85,29 +85,39 @@ template <typename T> GK_HD T std_normal_icdf(T p) {
 // exactly these with the libm values.
 // The fitted start's two branches (std_normal_icdf_fit chooses by p): the central fit for p >= 0.1, and the
 // tail fits in r = sqrt(-2 log p) below (loops that sort their elements by branch call these directly).
-GK_HD double std_normal_icdf_central(double p) {
+// The fits' polynomials, templated so that the CPU's lane-parallel kernels (cpu/truncnorm_block.h, GNU vectors
+// of double) evaluate the same tables as the scalar functions below (V = double: the same operations, in the
+// same order, as a plain Horner loop from the top coefficient).
+template <typename V> GK_HD V icdf_central_poly(V q) {
   constexpr double kC[11] = {2.7641859422419905, 0.31925436697159343, 0.08060639206561633, 0.025417287346190833, 0.008909252856777987, 0.003357468961311913, 0.0013126701300590813, 0.00044643516264256507, 0.0001724659836250887, 0.00014973084515796633, 6.68640751554644e-05};
-  const double q = p - 0.5, t = q * q * (1.0 / 0.08) - 1.0;
-  double s = kC[10];
-  for (int i = 9; i >= 0; --i) s = s * t + kC[i];
+  const V t = q * q * (1.0 / 0.08) - 1.0;
+  V s = t * kC[10] + kC[9];
+  for (int i = 8; i >= 0; --i) s = s * t + kC[i];
   return q * s;
 }
 
-GK_HD double std_normal_icdf_tail(double log_p) {
+// v = 1 / r, r = sqrt(-2 log p): the fit for r <= 6 (near) and for r > 6 (far).
+template <typename V> GK_HD V icdf_tail_near_poly(V v) {
   constexpr double kT1[9] = {0.6914710165447774, 0.1958471581263764, -0.027211236373764932, 0.005329070270986413, -0.0013058177469362831, 0.0003610819859046031, -0.00011060952473035766, 5.597046981593386e-05, -2.2207227239166414e-05};
+  const V t = (v - 0.16666666666666666) * (2.0 / (0.46599060178465607 - 0.16666666666666666)) - 1.0;
+  V s = t * kT1[8] + kT1[7];
+  for (int i = 6; i >= 0; --i) s = s * t + kT1[i];
+  return s;
+}
+
+template <typename V> GK_HD V icdf_tail_far_poly(V v) {
   constexpr double kT2[11] = {0.3187767755711719, 0.1608544469213527, -0.02281712920668642, 0.005902664350511629, -0.00209371090488225, 0.001002171534938243, -0.0005712177419311354, 4.23578211701123e-05, 8.608136009446898e-05, 0.00020678943387370484, -0.00016150339540520434};
+  const V t = (v - 0.027777777777777776) * (2.0 / (0.16666666666666666 - 0.027777777777777776)) - 1.0;
+  V s = t * kT2[10] + kT2[9];
+  for (int i = 8; i >= 0; --i) s = s * t + kT2[i];
+  return s;
+}
+
+GK_HD double std_normal_icdf_central(double p) { return icdf_central_poly(p - 0.5); }
+
+GK_HD double std_normal_icdf_tail(double log_p) {
   const double r = gk_sqrt(-2.0 * log_p), v = 1.0 / r;
-  double s;
-  if (r <= 6.0) {
-    const double t = (v - 0.16666666666666666) * (2.0 / (0.46599060178465607 - 0.16666666666666666)) - 1.0;
-    s = kT1[8];
-    for (int i = 7; i >= 0; --i) s = s * t + kT1[i];
-  } else {
-    const double t = (v - 0.027777777777777776) * (2.0 / (0.16666666666666666 - 0.027777777777777776)) - 1.0;
-    s = kT2[10];
-    for (int i = 9; i >= 0; --i) s = s * t + kT2[i];
-  }
-  return s - r;
+  return (r <= 6.0 ? icdf_tail_near_poly(v) : icdf_tail_far_poly(v)) - r;
 }
 
 GK_HD double std_normal_icdf_fit(double p, double log_p) {

@@ -13,11 +13,46 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu/host.h"
+#include "cpu/truncnorm_block.h"
 #include "ops/tensor_checks.h"
 #include "ops/truncnorm.h"
 
 namespace gradkern {
 namespace {
+
+// The lane-parallel loops of float, half and bfloat16 results (cpu/truncnorm_block.h), once per ISA clone
+// (cpu/host.h picks one per process). data and byte strides as the TensorIterator's; `wide`: p is double.
+using LanesFn = void (*)(char* const*, const int64_t*, int64_t, bool);
+#define GK_TN_LANES(SUFFIX, ATTR)                                                                     \
+  template <typename S> ATTR void icdf_lanes_##SUFFIX(char* const* d, const int64_t* s, int64_t n, bool w) { \
+    cpu::tn_icdf_lanes<S>(d, s, n, w);                                                                \
+  }                                                                                                   \
+  template <typename S> ATTR void backward_lanes_##SUFFIX(char* const* d, const int64_t* s, int64_t n, bool w) { \
+    cpu::tn_backward_lanes<S>(d, s, n, w);                                                            \
+  }
+#ifdef GK_HAVE_ISA_CLONES
+GK_TN_LANES(avx2, GK_TARGET_AVX2 __attribute__((flatten)))
+GK_TN_LANES(avx512, GK_TARGET_AVX512 __attribute__((flatten)))
+#endif
+#undef GK_TN_LANES
+
+// nullptr for double results (the batched ATen path below, with the quantile's Halley step) and on CPUs
+// without AVX2 (the 4-lane vectors split into SSE2 halves there, with comparisons lane by lane: 3-5x slower
+// than the batched ATen path, which stays).
+template <typename S> LanesFn pick_lanes(bool backward) {
+  if constexpr (sizeof(S) < 8) {
+#ifdef GK_HAVE_ISA_CLONES
+    switch (cpu::best_isa()) {
+      case cpu::Isa::avx512: return backward ? &backward_lanes_avx512<S> : &icdf_lanes_avx512<S>;
+      case cpu::Isa::avx2: return backward ? &backward_lanes_avx2<S> : &icdf_lanes_avx2<S>;
+      default: break;
+    }
+#endif
+  }
+  (void)backward;
+  return nullptr;
+}
 
 // Grain: 20-100 ns per element (erfc, exp and a polynomial in double).
 constexpr int64_t kGrain = 2048;
@@ -129,6 +164,7 @@ struct IcdfLoop {
   bool wide;
   bool polish;
   bool batch;  // iter.numel() >= kBatchMin (see above)
+  LanesFn lanes;  // the lane-parallel loop of a float, half or bfloat16 result (batch only), else nullptr
 
   static void params(char* const* data, const int64_t* strides, int64_t i, double* prm) {
     for (int k = 0; k < 4; ++k) prm[k] = load<scalar_t, double>(data, strides, 2 + k, i);
@@ -159,6 +195,7 @@ struct IcdfLoop {
 
   void operator()(char** data, const int64_t* strides, int64_t n) const {
     if (!batch) return scalar(data, strides, n);
+    if (lanes) return lanes(data, strides, n, wide);
     const int64_t C = std::min(n, kChunk);
     std::vector<double> e1(C), e2(C), q(C), x(C), ca(C), ce(C), cf(C);
     std::vector<core::TnState> stv(C + 1);  // + 1: the window carried over from the previous chunk
@@ -274,7 +311,8 @@ at::Tensor truncated_normal_icdf(const at::Tensor& p, const at::Tensor& loc, con
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(0), "truncated_normal_icdf", [&] {
     // A double result is polished to full precision; narrower ones take the fitted quantile alone
     // (relative error <= 2.4e-8, below float's half ulp; csrc/core/normal.h std_normal_icdf_lower).
-    for_each_rows(iter, IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8, iter.numel() >= kBatchMin});
+    static const LanesFn lanes = pick_lanes<scalar_t>(false);
+    for_each_rows(iter, IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8, iter.numel() >= kBatchMin, lanes});
   });
   return iter.output();
 }
@@ -286,6 +324,7 @@ template <typename scalar_t>
 struct BackwardLoop {
   bool wide;
   bool batch;  // iter.numel() >= kBatchMin (see IcdfLoop)
+  LanesFn lanes;  // as IcdfLoop's
 
   void inputs(char* const* data, const int64_t* strides, int64_t i, double* in) const {
     for (int k = 0; k < 7; ++k)
@@ -305,6 +344,7 @@ struct BackwardLoop {
       }
       return;
     }
+    if (lanes) return lanes(data, strides, n, wide);
     const int64_t C = std::min(n, kChunk);
     std::vector<core::TnGradArgs> r(C);
     std::vector<double> ea(C), eb(C), g(C);
@@ -337,7 +377,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> truncated_normal_back
   auto iter = ops::nary_iter("truncated_normal_backward", 7, Op::names, ts, 4, /*wide=*/2);
   const bool wide = ops::wide_input(iter, 2);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.dtype(0), "truncated_normal_backward", [&] {
-    for_each_rows(iter, BackwardLoop<scalar_t>{wide, iter.numel() >= kBatchMin});
+    static const LanesFn lanes = pick_lanes<scalar_t>(true);
+    for_each_rows(iter, BackwardLoop<scalar_t>{wide, iter.numel() >= kBatchMin, lanes});
   });
   return std::make_tuple(iter.output(0), iter.output(1), iter.output(2), iter.output(3));
 }
