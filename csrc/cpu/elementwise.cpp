@@ -76,6 +76,7 @@ using loop1d_t = void (*)(char**, const int64_t*, int64_t);
 // translation unit's compile time for machines that are rare).
 template <typename Op, typename T> struct gamma_policy { using type = void; };
 template <typename T> struct gamma_policy<ops::StandardGammaGrad, T> { using type = cpu::gamma_grad_policy<T>; };
+template <typename T> struct gamma_policy<ops::LogStandardGammaGrad, T> { using type = cpu::log_gamma_grad_policy<T>; };
 #ifdef GK_HAVE_ISA_CLONES
 template <typename T> struct gamma_policy<ops::StandardGammaGradDalpha, T> {
   using type = cpu::gamma_d2_policy<T, false, BulkDAvx2>;
@@ -87,7 +88,7 @@ template <typename T> struct gamma_policy<ops::GammaincGradAA, T> {
 
 template <typename Op, typename T> loop1d_t pick_loop() {
   using P = typename gamma_policy<Op, T>::type;
-  if constexpr (std::is_same_v<Op, ops::StandardGammaGrad>) {
+  if constexpr (std::is_same_v<Op, ops::StandardGammaGrad> || std::is_same_v<Op, ops::LogStandardGammaGrad>) {
 #ifdef GK_HAVE_ISA_CLONES
     // AVX-512 only for this loop: its vectorized bulk polynomial is where the wider registers pay.
     if (cpu::best_isa() == cpu::Isa::avx512) return &gamma_loop_avx512<P, T>;

@@ -81,7 +81,7 @@ GK_HD_FORCE void bulk_d_block_tier(int tier, const T* v, const T* w, T* g, T* ga
 // frozen once its own test has stopped it (so each result is the scalar one); the lane loops vectorize.
 // c = log x - psi(a + 1) per lane (computed by the caller as the scalar path does). Writes
 // dx/da = -(x/a) G.
-template <typename T>
+template <typename T, bool TimesX = true>
 GK_HD_FORCE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
   T a[L], x[L], xo[L], c[L], tn[L], r[L], G[L], u[L];
@@ -123,7 +123,7 @@ GK_HD_FORCE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* 
       any |= act[l];
     }
   }
-  for (int l = 0; l < nb; ++l) out[l] = xo[l] * (-G[l] / a[l]);
+  for (int l = 0; l < nb; ++l) out[l] = TimesX ? xo[l] * (-G[l] / a[l]) : -G[l] / a[l];
 }
 
 // The continued fraction (eq. 12; core::detail::cfrac_grad) on the first `nb` lanes, lane-parallel in
@@ -131,7 +131,7 @@ GK_HD_FORCE void series_block(int nb, const T* a_, const T* x_, const T* c_, T* 
 // cfrac_rescale), each lane frozen once its own convergence test has stopped it. c =
 // log x - psi(a) per lane. Writes dx/da = x G. The scalar loop is latency-bound (each Wallis step waits
 // for the previous one, 25-60 steps for a ~ 1); across lanes the steps are independent.
-template <typename T>
+template <typename T, bool TimesX = true>
 GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* out) {
   constexpr int L = kGammaBlock;
   using State = core::detail::cfrac_state<T>;
@@ -176,7 +176,7 @@ GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* o
       any |= act[l];
     }
   }
-  for (int l = 0; l < nb; ++l) out[l] = x_[l] * G[l];
+  for (int l = 0; l < nb; ++l) out[l] = TimesX ? x_[l] * G[l] : G[l];
 }
 
 // A policy tells the chunked driver below how to split elements into classes and how to evaluate a block
@@ -194,6 +194,7 @@ GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* o
 // terms, x near 2 twice that, so lanes of small x are kept apart), the continued fraction, and the rest
 // (special values, Temme, huge x), element by element.
 template <typename T> struct gamma_grad_policy {
+  static constexpr bool log_input = false;
   static constexpr int tiers = core::bulk::tiers<T>::count;
   static constexpr int series_short = tiers;
   static constexpr int series = series_short + 1;
@@ -219,7 +220,7 @@ template <typename T> struct gamma_grad_policy {
   static GK_HD_FORCE T scalar(T a, T x) { return core::standard_gamma_grad(a, x); }
 
   // c is only filled here, for the series branch.
-  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T*, const T* v, const T* w, T* out) {
     if (k < series_short) {
       bulk_block_tier<T>(k, v, w, out);
     } else if (k == series_short || k == series) {
@@ -234,6 +235,41 @@ template <typename T> struct gamma_grad_policy {
       cfrac_block<T>(nb, a, x, c, out);
     } else {
       for (int l = 0; l < nb; ++l) out[l] = scalar(a[l], x[l]);
+    }
+  }
+};
+
+// log_standard_gamma_grad, d(log x)/da from (a, log x) (core::log_standard_gamma_grad: dlogx_da with the given
+// log x), on the classes of standard_gamma_grad: the bulk polynomial divided by x, the series and the
+// continued fraction without their final factor x and with c from log x (L - psi(a + 1), L - psi(a), as the
+// core's have_L branch), everything else (special values, x = exp(log x) not a finite normal number, Temme,
+// huge x) element by element through the scalar core. Each result is the scalar core's, bit for bit.
+template <typename T> struct log_gamma_grad_policy : gamma_grad_policy<T> {
+  using base = gamma_grad_policy<T>;
+  static constexpr bool log_input = true;
+  static GK_HD_FORCE int classify(T a, T x, T& v) {
+    if (!(x >= core::num<T>::min_normal) || !(x < core::infinity<T>())) {
+      v = T(0);
+      return base::other;
+    }
+    return base::classify(a, x, v);
+  }
+  static constexpr bool needs_ax(int) { return true; }  // the bulk blocks divide by x
+  static GK_HD_FORCE T scalar(T a, T logx) { return core::log_standard_gamma_grad(a, logx); }
+  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* lx, const T* v, const T* w, T* out) {
+    if (k < base::series_short) {
+      bulk_block_tier<T>(k, v, w, out);
+      for (int l = 0; l < nb; ++l) out[l] = out[l] / x[l];
+    } else if (k == base::series_short || k == base::series) {
+      T c[kGammaBlock];
+      for (int l = 0; l < nb; ++l) c[l] = lx[l] - core::digamma(a[l] + T(1));
+      series_block<T, false>(nb, a, x, c, out);
+    } else if (k == base::cfrac) {
+      T c[kGammaBlock];
+      for (int l = 0; l < nb; ++l) c[l] = lx[l] - core::digamma(a[l]);
+      cfrac_block<T, false>(nb, a, x, c, out);
+    } else {
+      for (int l = 0; l < nb; ++l) out[l] = scalar(a[l], lx[l]);
     }
   }
 };
@@ -454,6 +490,7 @@ template <int W> GK_HD_FORCE void cfrac(const v4* a, const v4* x, double tol, v4
 // (bulk_d_block_tier, or a non-inlined copy of it compiled for the caller's instruction set, which both ops
 // share: elementwise.cpp).
 template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
+  static constexpr bool log_input = false;
   static constexpr int tiers = core::bulk::tiers<T>::count;
   static constexpr int series_d2 = tiers;
   static constexpr int cfrac_d2 = tiers + 1;
@@ -498,7 +535,7 @@ template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
       }
     }
   }
-  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T* v, const T* w, T* out) {
+  static GK_HD_FORCE void block(int k, int nb, const T* a, const T* x, const T*, const T* v, const T* w, T* out) {
     if (k < tiers) {
       T g[kGammaBlock], ga[kGammaBlock];
       BulkD::template run<T>(k, v, w, g, ga);
@@ -516,7 +553,7 @@ template <typename T, bool AA, typename BulkD> struct gamma_d2_policy {
 // of one class (parameters that vary slowly or not at all) are evaluated in place; the lanes of mixed blocks
 // are appended to per-class index lists, which are then evaluated in full blocks.
 template <typename P, typename T>
-GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
+GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, const T* e, T* r) {
   constexpr int L = kGammaBlock;
   int16_t idx[P::count][kGammaChunk];
   int cnt[P::count] = {};
@@ -540,7 +577,7 @@ GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
     bool uniform = true;
     for (int l = 1; l < L; ++l) uniform &= cls[j0 + l] == cls[j0];
     if (uniform) {
-      P::block(cls[j0], L, a + j0, x + j0, v + j0, w + j0, r + j0);
+      P::block(cls[j0], L, a + j0, x + j0, e + j0, v + j0, w + j0, r + j0);
     } else {
       for (int l = 0; l < L; ++l) {
         const int k = cls[j0 + l];
@@ -552,7 +589,7 @@ GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
     const int k = cls[j];
     idx[k][cnt[k]++] = static_cast<int16_t>(j);
   }
-  T ab[L] = {}, xb[L] = {}, vb[L], wb[L], rb[L];
+  T ab[L] = {}, xb[L] = {}, eb[L] = {}, vb[L], wb[L], rb[L];
   for (int k = 0; k < P::count; ++k) {
     const int16_t* id = idx[k];
     for (int b = 0; b < cnt[k]; b += L) {
@@ -570,9 +607,10 @@ GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
           const int j = id[b + l];
           ab[l] = a[j];
           xb[l] = x[j];
+          eb[l] = e[j];
         }
       }
-      P::block(k, nb, ab, xb, vb, wb, rb);
+      P::block(k, nb, ab, xb, eb, vb, wb, rb);
       for (int l = 0; l < nb; ++l) r[id[b + l]] = rb[l];
     }
   }
@@ -580,7 +618,9 @@ GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, T* r) {
 
 // An op of policy P over a strided 1-D range (TensorIterator's inner loop: data = {out, alpha, x}, byte
 // strides). Ranges shorter than one block go element by element through the scalar core (which the tests
-// use as the reference for the blocked evaluation: a one-element tensor takes this path).
+// use as the reference for the blocked evaluation: a one-element tensor takes this path). A policy with
+// log_input reads log x as its second operand: x = exp(log x) per element, as the scalar core computes it,
+// and log x goes to the blocks as their extra operand e (else e is x itself, unused).
 template <typename P, typename T>
 GK_HD_FORCE void strided_by_class(char** data, const int64_t* strides, int64_t n) {
   char *o = data[0], *pa = data[1], *px = data[2];
@@ -590,7 +630,7 @@ GK_HD_FORCE void strided_by_class(char** data, const int64_t* strides, int64_t n
           P::scalar(*reinterpret_cast<const T*>(pa + i * strides[1]), *reinterpret_cast<const T*>(px + i * strides[2]));
     return;
   }
-  T a[kGammaChunk], x[kGammaChunk], r[kGammaChunk];
+  T a[kGammaChunk], x[kGammaChunk], lx[P::log_input ? kGammaChunk : 1], r[kGammaChunk];
   for (int64_t i = 0; i < n; i += kGammaChunk) {
     const int m = static_cast<int>(n - i < kGammaChunk ? n - i : kGammaChunk);
     for (int j = 0; j < m; ++j) {
@@ -598,7 +638,15 @@ GK_HD_FORCE void strided_by_class(char** data, const int64_t* strides, int64_t n
       x[j] = *reinterpret_cast<const T*>(px + (i + j) * strides[2]);
     }
     for (int j = m; j < kGammaChunk && j % kGammaBlock != 0; ++j) a[j] = x[j] = T(1);  // finite padding
-    chunk_by_class<P, T>(m, a, x, r);
+    if constexpr (P::log_input) {
+      for (int j = 0; j < kGammaChunk && (j < m || j % kGammaBlock != 0); ++j) {
+        lx[j] = j < m ? x[j] : T(0);
+        x[j] = j < m ? core::gk_exp(lx[j]) : T(1);
+      }
+      chunk_by_class<P, T>(m, a, x, lx, r);
+    } else {
+      chunk_by_class<P, T>(m, a, x, x, r);
+    }
     for (int j = 0; j < m; ++j) *reinterpret_cast<T*>(o + (i + j) * strides[0]) = r[j];
   }
 }
