@@ -7,8 +7,10 @@
 // Philox stream (key = seed, subsequence = i) that core::gamma_draw would, in the same order, so the result
 // depends only on the seed and i (not on the block or chunk boundaries, hence not on the thread count),
 // and every draw is settled within kGammaMaxTries tries (the last positive candidate is kept, as there).
-// The logarithms are core::log_pos (branch-free, within about an ulp) where gamma_draw calls libm's log: the
-// draws are the same in distribution and differ from the per-element (CUDA) path in the last bits.
+// The logarithms are core::log_pos (branch-free, within about an ulp) where gamma_draw calls libm's log, and
+// the log of the result is one log of d t^3 where gamma_draw adds log d and 3 log t: the draws are the same
+// in distribution and differ from the per-element (CUDA) path in the last bits (an acceptance decided within
+// an ulp of its threshold can differ too, rarely).
 #pragma once
 
 #include <algorithm>
@@ -100,6 +102,7 @@ GK_HD_FORCE void gb_draw(int n, uint64_t seed, const T* alpha, const uint32_t* i
     }
     gb_philox(m, seed, b0, cl, ch, w0, w1, w2, w3);
     gb_philox(m, seed, b1, cl, ch, v0, v1, v2, v3);
+    T cx2[kGbBlock], cu[kGbBlock];
 #pragma omp simd
     for (int j = 0; j < m; ++j) {
       const uint32_t u0 = s[act[j]] + 3u * k;
@@ -109,17 +112,21 @@ GK_HD_FORCE void gb_draw(int n, uint64_t seed, const T* alpha, const uint32_t* i
         u[q] = gb_uniform<T>(u0 + q, first ? w0[j] : v0[j], first ? w1[j] : v1[j], first ? w2[j] : v2[j],
                              first ? w3[j] : v3[j]);
       }
-      // core::gamma_draw's try, with log_pos for log
+      // core::gamma_draw's try, with log_pos for log; the squeeze here, the log test below for the few lanes
+      // the squeeze does not accept (acc 2)
       const T x = core::gk_sqrt(T(-2) * core::log_pos(u[0])) * core::cos_two_pi(u[1]);
       const T tt = T(1) + cc[j] * x;
       const bool pos = tt > T(0);
       const T x2 = x * x;
-      const T tp = pos ? tt : T(1);
-      const T v = tp * tp * tp;
-      const bool ok = pos && (u[2] < T(1) - T(0.0331) * x2 * x2 ||
-                              core::log_pos(u[2]) < T(0.5) * x2 + cd[j] * (T(1) - v + T(3) * core::log_pos(tp)));
+      cx2[j] = x2;
+      cu[j] = u[2];
       ct[j] = pos ? tt : ct[j];
-      acc[j] = ok;
+      acc[j] = !pos ? 0 : (u[2] < T(1) - T(0.0331) * x2 * x2 ? 1 : 2);
+    }
+    for (int j = 0; j < m; ++j) {
+      if (acc[j] != 2) continue;
+      const T tp = ct[j], v = tp * tp * tp;
+      acc[j] = core::log_pos(cu[j]) < T(0.5) * cx2[j] + cd[j] * (T(1) - v + T(3) * core::log_pos(tp));
     }
     int m2 = 0;
     for (int j = 0; j < m; ++j) {
@@ -152,7 +159,7 @@ GK_HD_FORCE void gb_draw(int n, uint64_t seed, const T* alpha, const uint32_t* i
 #pragma omp simd
   for (int e = 0; e < n; ++e) {
     const bool boost = alpha[e] < T(1);
-    T lg = core::log_pos(d[e]) + T(3) * core::log_pos(t[e]);
+    T lg = core::log_pos(d[e] * (t[e] * t[e] * t[e]));  // gamma_draw's log d + 3 log t, one log (d t^3 normal)
     if (boost) lg += lu[e] / alpha[e];
     out[e] = special[e] ? (alpha[e] > T(0) ? core::infinity<T>() : core::quiet_nan<T>()) : lg;
     s[e] += special[e] ? 0u : 3u * tries[e] + (boost ? 1u : 0u);
