@@ -1,5 +1,6 @@
 // CPU kernels of the fused Gamma-family samplers (csrc/core/gamma_sampler.h via ops/gamma_sampler.h):
-// log_standard_gamma and standard_beta (standard_gamma itself stays on torch's sampler, csrc/composite.cpp).
+// log_standard_gamma and standard_beta, and on AVX2 / AVX-512 hosts standard_gamma (csrc/composite.cpp: torch's
+// sampler elsewhere and on CUDA).
 // TensorIterator brings broadcasting (standard_beta's two parameters), strides and threads; each element's
 // Philox subsequence is its position in the contiguous output, recovered from the output pointer, so the
 // bits do not depend on how the iterator splits or orders the work. Half and bfloat16 are sampled in float
@@ -23,6 +24,7 @@
 #pragma GCC optimize("fp-contract=off")
 #include "cpu/gamma_sampler_block.h"
 #include "cpu/host.h"
+#include "cpu/samplers.h"
 #include "ops/gamma_sampler.h"
 #include "ops/tensor_checks.h"
 
@@ -148,6 +150,13 @@ at::Tensor standard_beta(const at::Tensor& a, const at::Tensor& b, std::optional
 }
 
 }  // namespace
+
+namespace cpu {
+bool blocked_gamma_sampler() { return pick_gamma_loop<double, double>() != nullptr; }
+at::Tensor standard_gamma_blocked(const at::Tensor& alpha, std::optional<at::Generator> generator) {
+  return gamma_sampler("standard_gamma", alpha, generator, false);
+}
+}  // namespace cpu
 
 TORCH_LIBRARY_IMPL(gradkern, CPU, m) {
   m.impl("log_standard_gamma", &log_standard_gamma);
