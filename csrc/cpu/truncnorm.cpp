@@ -37,11 +37,12 @@ GK_TN_LANES(avx512, GK_TARGET_AVX512 __attribute__((flatten)))
 #endif
 #undef GK_TN_LANES
 
-// nullptr for double results (the batched ATen path below, with the quantile's Halley step) and on CPUs
-// without AVX2 (the 4-lane vectors split into SSE2 halves there, with comparisons lane by lane: 3-5x slower
-// than the batched ATen path, which stays).
+// The quantile's loop for float, half and bfloat16 results, the backward's for every dtype; nullptr for the
+// quantile of a double result (the batched ATen path below: its Halley step needs erf / erfc within an ulp,
+// the vector erfc is within 3.5) and on CPUs without AVX2 (the 4-lane vectors split into SSE2 halves there,
+// with comparisons lane by lane: 3-5x slower than the batched ATen path, which stays).
 template <typename S> LanesFn pick_lanes(bool backward) {
-  if constexpr (sizeof(S) < 8) {
+  if (sizeof(S) < 8 || backward) {
 #ifdef GK_HAVE_ISA_CLONES
     switch (cpu::best_isa()) {
       case cpu::Isa::avx512: return backward ? &backward_lanes_avx512<S> : &icdf_lanes_avx512<S>;

@@ -1,4 +1,5 @@
-// Lane-parallel CPU loops of the truncated Normal's kernels for float, half and bfloat16 results (host only;
+// Lane-parallel CPU loops of the truncated Normal's kernels (host only; the quantile for float, half and
+// bfloat16 results, the backward for every dtype;
 // included by csrc/cpu/truncnorm.cpp, which compiles them once per ISA clone). The formulas are the core's
 // (csrc/core/truncnorm.h, csrc/core/normal.h), in double, 4 elements at a time on GNU vectors
 // (cpu/vecmath.h): the window, its masses (erfc_nonneg), the oriented quantile's argument, the fitted normal
@@ -7,9 +8,11 @@
 // probability, a window deep in the lower tail, a probability below kTnTinyP, the backward's folded exponent,
 // u at an end of the window) is recomputed by the scalar core, so every branch of the core is kept.
 //
-// Why only narrower results: the fitted quantile is within 2.4e-8 of the truth before the rounding to float
-// (the double results' Halley step needs erf / erfc / exp to within an ulp, left to ATen's kernels), and the
-// vector erfc / exp are within a few ulp of double, far below float's half ulp. Each element's result depends
+// Why the quantile only for narrower results: the fitted quantile is within 2.4e-8 of the truth before the
+// rounding to float (the double results' Halley step needs erf / erfc / exp to within an ulp, left to ATen's
+// kernels), and the vector erfc / exp are within a few ulp of double, far below float's half ulp. The
+// backward's two exponentials scale gradients whose double values tolerate that (tests/test_truncated.py
+// compares the batched and one-at-a-time kernels within 2 ulp times the window's conditioning). Each element's result depends
 // only on its own inputs (the same instructions on every lane; the scalar fallback is decided per element), so
 // chunking and thread count never change a bit.
 #pragma once
