@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/host.h"
@@ -36,6 +37,50 @@ GK_TN_LANES(avx2, GK_TARGET_AVX2 __attribute__((flatten)))
 GK_TN_LANES(avx512, GK_TARGET_AVX512 __attribute__((flatten)))
 #endif
 #undef GK_TN_LANES
+
+// The double quantile's lane-parallel passes (cpu/truncnorm_block.h tn_icdf_d_*), once per ISA clone; the
+// batched driver (IcdfLoop::lanes_double) runs ATen's erfc / erf / exp between them.
+struct DoublePasses {
+  void (*args)(char* const*, const int64_t*, int64_t, int, double*, double*, unsigned char*);
+  void (*fit)(char* const*, const int64_t*, int64_t, int, const double*, const double*, unsigned char*,
+              unsigned char*, double*, double*, double*, double*);
+  void (*finish)(char* const*, const int64_t*, int64_t, int, const double*, const double*, const double*,
+                 const double*, const unsigned char*, const unsigned char*);
+};
+#define GK_TN_DPASSES(SUFFIX, ATTR)                                                                        \
+  ATTR void d_args_##SUFFIX(char* const* d, const int64_t* s, int64_t i0, int n, double* e1, double* e2,   \
+                            unsigned char* slow) {                                                         \
+    cpu::tn_icdf_d_args(d, s, i0, n, e1, e2, slow);                                                        \
+  }                                                                                                        \
+  ATTR void d_fit_##SUFFIX(char* const* d, const int64_t* s, int64_t i0, int n, const double* ca,          \
+                           const double* cq, unsigned char* slow, unsigned char* up, double* q, double* x,  \
+                           double* h, double* ex) {                                                        \
+    cpu::tn_icdf_d_fit(d, s, i0, n, ca, cq, slow, up, q, x, h, ex);                                        \
+  }                                                                                                        \
+  ATTR void d_finish_##SUFFIX(char* const* d, const int64_t* s, int64_t i0, int n, const double* q,        \
+                              const double* x, const double* c, const double* e, const unsigned char* slow, \
+                              const unsigned char* up) {                                                   \
+    cpu::tn_icdf_d_finish(d, s, i0, n, q, x, c, e, slow, up);                                              \
+  }
+#ifdef GK_HAVE_ISA_CLONES
+GK_TN_DPASSES(avx2, GK_TARGET_AVX2 __attribute__((flatten)))
+GK_TN_DPASSES(avx512, GK_TARGET_AVX512 __attribute__((flatten)))
+#endif
+#undef GK_TN_DPASSES
+
+// The passes for this CPU, or nullptr (no AVX2: the batched path's scalar passes).
+const DoublePasses* pick_double_passes() {
+#ifdef GK_HAVE_ISA_CLONES
+  static const DoublePasses avx2{&d_args_avx2, &d_fit_avx2, &d_finish_avx2};
+  static const DoublePasses avx512{&d_args_avx512, &d_fit_avx512, &d_finish_avx512};
+  switch (cpu::best_isa()) {
+    case cpu::Isa::avx512: return &avx512;
+    case cpu::Isa::avx2: return &avx2;
+    default: break;
+  }
+#endif
+  return nullptr;
+}
 
 // The quantile's loop for float, half and bfloat16 results, the backward's for every dtype; nullptr for the
 // quantile of a double result (the batched ATen path below: its Halley step needs erf / erfc within an ulp,
@@ -166,6 +211,7 @@ struct IcdfLoop {
   bool polish;
   bool batch;  // iter.numel() >= kBatchMin (see above)
   LanesFn lanes;  // the lane-parallel loop of a float, half or bfloat16 result (batch only), else nullptr
+  const DoublePasses* dp;  // the lane-parallel passes of a double result (batch only), else nullptr
 
   static void params(char* const* data, const int64_t* strides, int64_t i, double* prm) {
     for (int k = 0; k < 4; ++k) prm[k] = load<scalar_t, double>(data, strides, 2 + k, i);
@@ -194,9 +240,65 @@ struct IcdfLoop {
     }
   }
 
+  // A double result on lanes: per chunk, the windows' erfc arguments (lanes), their erfc by ATen (one pair per
+  // run of equal parameters), the fitted starts and the Halley step's arguments (lanes), its erf / erfc / exp by
+  // ATen (the elements split by which of erf and erfc their step takes, as the batched path below), the step
+  // and the sample (lanes). Each element's values are ATen's and the lanes' functions of its own inputs, so the
+  // chunking and the thread count change no bit.
+  void lanes_double(char** data, const int64_t* strides, int64_t n) const {
+    const int64_t C = std::min(n, kChunk);
+    std::vector<double> e1(C), e2(C), u1(C), u2(C), ca(C), cq(C), q(C), x(C), h(C), ex(C), c(C), ha(C), hc(C);
+    std::vector<unsigned char> slow(C), up(C);
+    std::vector<int32_t> ia(C), ic(C), map(C);
+    const auto opt = at::TensorOptions().dtype(at::kDouble);
+    const auto blob = [&](std::vector<double>& v) { return at::from_blob(v.data(), {C}, opt); };
+    at::Tensor u1_t = blob(u1), u2_t = blob(u2), ex_t = blob(ex), ha_t = blob(ha), hc_t = blob(hc);
+    double prm[4], key[4];
+    for (int64_t c0 = 0; c0 < n; c0 += C) {
+      const int nc = static_cast<int>(std::min(C, n - c0));
+      dp->args(data, strides, c0, nc, e1.data(), e2.data(), slow.data());
+      int nu = 0;
+      for (int t = 0; t < nc; ++t) {
+        params(data, strides, c0 + t, prm);
+        if (t == 0 || !same(prm, key)) {
+          for (int k = 0; k < 4; ++k) key[k] = prm[k];
+          u1[nu] = e1[t];
+          u2[nu] = e2[t];
+          ++nu;
+        }
+        map[t] = nu - 1;
+      }
+      u1_t.narrow(0, 0, nu).erfc_();
+      u2_t.narrow(0, 0, nu).erfc_();
+      for (int t = 0; t < nc; ++t) {
+        ca[t] = u1[map[t]];
+        cq[t] = u2[map[t]];
+      }
+      dp->fit(data, strides, c0, nc, ca.data(), cq.data(), slow.data(), up.data(), q.data(), x.data(), h.data(),
+              ex.data());
+      int na = 0, nb = 0;
+      for (int t = 0; t < nc; ++t) {  // branch-free split by the step's function (erf for q >= 0.25)
+        const int ok = !slow[t], big = q[t] >= 0.25;
+        ia[na] = t;
+        ic[nb] = t;
+        ha[na] = h[t];
+        hc[nb] = h[t];
+        na += ok & big;
+        nb += ok & !big;
+      }
+      if (na > 0) ha_t.narrow(0, 0, na).erf_();
+      if (nb > 0) hc_t.narrow(0, 0, nb).erfc_();
+      ex_t.narrow(0, 0, nc).exp_();
+      for (int j = 0; j < na; ++j) c[ia[j]] = ha[j];
+      for (int j = 0; j < nb; ++j) c[ic[j]] = hc[j];
+      dp->finish(data, strides, c0, nc, q.data(), x.data(), c.data(), ex.data(), slow.data(), up.data());
+    }
+  }
+
   void operator()(char** data, const int64_t* strides, int64_t n) const {
     if (!batch) return scalar(data, strides, n);
     if (lanes) return lanes(data, strides, n, wide);
+    if (dp) return lanes_double(data, strides, n);
     const int64_t C = std::min(n, kChunk);
     std::vector<double> e1(C), e2(C), q(C), x(C), ca(C), ce(C), cf(C);
     std::vector<core::TnState> stv(C + 1);  // + 1: the window carried over from the previous chunk
@@ -313,7 +415,8 @@ at::Tensor truncated_normal_icdf(const at::Tensor& p, const at::Tensor& loc, con
     // A double result is polished to full precision; narrower ones take the fitted quantile alone
     // (relative error <= 2.4e-8, below float's half ulp; csrc/core/normal.h std_normal_icdf_lower).
     static const LanesFn lanes = pick_lanes<scalar_t>(false);
-    for_each_rows(iter, IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8, iter.numel() >= kBatchMin, lanes});
+    static const DoublePasses* dp = std::is_same<scalar_t, double>::value ? pick_double_passes() : nullptr;
+    for_each_rows(iter, IcdfLoop<scalar_t>{wide, sizeof(scalar_t) >= 8, iter.numel() >= kBatchMin, lanes, dp});
   });
   return iter.output();
 }

@@ -75,12 +75,12 @@ GK_HD_FORCE void store(char* base, int64_t stride, int64_t i0, int m, vd v, vi s
 struct Fallback {
   double key[4] = {NAN, NAN, NAN, NAN};
   core::TnState st{};
-  double icdf(double p, double loc, double scale, double low, double high) {
+  double icdf(double p, double loc, double scale, double low, double high, bool polish = false) {
     if (!(loc == key[0] && scale == key[1] && low == key[2] && high == key[3])) {
       st = core::tn_prepare(loc, scale, low, high);
       key[0] = loc, key[1] = scale, key[2] = low, key[3] = high;
     }
-    return core::tn_icdf_from(st, p, loc, scale, low, high, /*polish=*/false);
+    return core::tn_icdf_from(st, p, loc, scale, low, high, polish);
   }
 };
 }  // namespace tnv
@@ -143,6 +143,129 @@ GK_HD_FORCE void tn_icdf_lanes(char* const* data, const int64_t* strides, int64_
     z = vm4::vmin(vm4::vmax(z, lo), hi);
     store<S>(data[0], strides[0], i0, m, z, slow, vm4::any(slow),
              [&](int l) { return fb.icdf(P[l], lc[l], sc[l], lo[l], hi[l]); });
+  }
+}
+
+// truncated_normal_icdf for double results, in three lane-parallel passes over a chunk of n <= 4096 elements
+// around ATen's vectorised erfc / erf / exp (the caller, csrc/cpu/truncnorm.cpp, runs those on the buffers):
+//   tn_icdf_d_args:   the window of each element and the erfc arguments of its masses (e1, e2; core::
+//                     tn_direct_erfc_args), slow[t] = 1 where the element needs the scalar core (invalid or
+//                     deep window);
+//   tn_icdf_d_fit:    from the masses (ca, cq: erfc(e1), erfc(e2)), the oriented quantile's argument and the
+//                     fitted start (core::std_normal_icdf_fit on lanes: both branches, blended), then the
+//                     Halley step's arguments: x / sqrt 2 (erf, q >= 0.25) or -x / sqrt 2 (erfc) in h, and
+//                     x^2 / 2 (exp) in ex; slow[t] = 1 for the elements the direct inversion does not take
+//                     (an invalid probability, u at an end of the window, q below kTnTinyP);
+//   tn_icdf_d_finish: the Halley step (core::std_normal_icdf_halley) from c = erf / erfc(h) and e = exp(ex),
+//                     z (core::tn_icdf_finish), the scalar core for the slow elements.
+// The same arithmetic as the batched ATen path (csrc/cpu/truncnorm.cpp) but for the fitted start, whose
+// logarithm is core::log_pos: after the Halley step the result agrees with it within an ulp.
+GK_HD_FORCE void tn_icdf_d_args(char* const* data, const int64_t* strides, int64_t i0, int n, double* e1,
+                                double* e2, unsigned char* slow) {
+  using namespace tnv;
+  const vm4::Operand<double> Lc(data[2], strides[2]), Sc(data[3], strides[3]), Lo(data[4], strides[4]),
+      Hi(data[5], strides[5]);
+  const double s2 = core::consts<double>::inv_sqrt2;
+  for (int j = 0; j < n; j += L) {
+    const int m = std::min(L, n - j);
+    const vd lc = Lc.get(i0 + j, m), sc = Sc.get(i0 + j, m), lo = Lo.get(i0 + j, m), hi = Hi.get(i0 + j, m);
+    const Win w = window(lc, sc, lo, hi);
+    const vd a1 = -w.a * s2, a2 = vm4::vabs(w.b) * s2;
+    const vi bad = ~(w.valid & (w.b > core::kTnDeep));
+    for (int l = 0; l < m; ++l) {
+      e1[j + l] = bad[l] ? 1.0 : a1[l];  // finite arguments for the batched erfc
+      e2[j + l] = bad[l] ? 1.0 : a2[l];
+      slow[j + l] = bad[l] != 0;
+    }
+  }
+}
+
+GK_HD_FORCE void tn_icdf_d_fit(char* const* data, const int64_t* strides, int64_t i0, int n,
+                               const double* ca_, const double* cq_, unsigned char* slow, unsigned char* upper,
+                               double* qv, double* xv, double* h, double* ex) {
+  using namespace tnv;
+  const vm4::Operand<double> Pw(data[1], strides[1]), Lc(data[2], strides[2]), Sc(data[3], strides[3]),
+      Lo(data[4], strides[4]), Hi(data[5], strides[5]);
+  const double s2 = core::consts<double>::inv_sqrt2;
+  for (int j = 0; j < n; j += L) {
+    const int m = std::min(L, n - j);
+    const vd P = Pw.get(i0 + j, m);
+    const vd lc = Lc.get(i0 + j, m), sc = Sc.get(i0 + j, m), lo = Lo.get(i0 + j, m), hi = Hi.get(i0 + j, m);
+    const Win w = window(lc, sc, lo, hi);
+    vd ca, cq;
+    vi sl;
+    for (int l = 0; l < L; ++l) {
+      const int t = j + (l < m ? l : 0);
+      ca[l] = ca_[t];
+      cq[l] = cq_[t];
+      sl[l] = slow[t] ? -1 : 0;
+    }
+    const vi bneg = w.b <= 0.0;
+    const vd z2 = select(bneg, cq - ca, (2.0 - ca) - cq);
+    const vd u = select(w.flip, 1.0 - P, P);
+    const vd pp = 0.5 * (ca + u * z2);
+    const vi lower = bneg | (pp <= 0.5);
+    const vd q = select(lower, pp, 0.5 * (cq + (1.0 - u) * z2));
+    const vi slw = sl | ~((P >= 0.0) & (P <= 1.0)) | (u <= 0.0) | (u >= 1.0) | (lower & (pp < core::kTnTinyP));
+    const vd qs = select(slw, splat(0.5), q);
+    vd x = core::icdf_central_poly(qs - 0.5);
+    const vi tail = qs < 0.1;
+    if (vm4::any(tail)) {
+      const vd r = vm4::vsqrt(-2.0 * vm4::log_pos(select(tail, qs, splat(0.5)))), v = 1.0 / r;
+      const vi far = tail & (r > 6.0);
+      vd s = core::icdf_tail_near_poly(v);
+      if (vm4::any(far)) s = select(far, core::icdf_tail_far_poly(v), s);
+      x = select(tail, s - r, x);
+    }
+    const vd hx = select(qs >= 0.25, x * s2, -x * s2);
+    const vd e = 0.5 * x * x;
+    for (int l = 0; l < m; ++l) {
+      slow[j + l] = slw[l] != 0;
+      upper[j + l] = lower[l] == 0;  // tn_direct_quantile_arg's kind -1: x = -(the quantile of q)
+      qv[j + l] = qs[l];
+      xv[j + l] = x[l];
+      h[j + l] = hx[l];
+      ex[j + l] = e[l];
+    }
+  }
+}
+
+GK_HD_FORCE void tn_icdf_d_finish(char* const* data, const int64_t* strides, int64_t i0, int n, const double* qv,
+                                  const double* xv, const double* c, const double* e, const unsigned char* slow,
+                                  const unsigned char* upper) {
+  using namespace tnv;
+  const vm4::Operand<double> Pw(data[1], strides[1]), Lc(data[2], strides[2]), Sc(data[3], strides[3]),
+      Lo(data[4], strides[4]), Hi(data[5], strides[5]);
+  Fallback fb;
+  for (int j = 0; j < n; j += L) {
+    const int m = std::min(L, n - j);
+    const vd lc = Lc.get(i0 + j, m), sc = Sc.get(i0 + j, m), lo = Lo.get(i0 + j, m), hi = Hi.get(i0 + j, m);
+    const Win w = window(lc, sc, lo, hi);
+    vd q, x0, cv, ev;
+    vi neg;
+    for (int l = 0; l < L; ++l) {
+      const int t = j + (l < m ? l : 0);
+      q[l] = qv[t];
+      x0[l] = xv[t];
+      cv[l] = c[t];
+      ev[l] = e[t];
+      neg[l] = upper[t] ? -1 : 0;
+    }
+    // core::std_normal_icdf_halley on the fitted quantile x0 of q, then the kind's sign
+    const vd resid = select(q >= 0.25, 0.5 * cv - (q - 0.5), 0.5 * cv - q);
+    const vd d = resid * core::consts<double>::sqrt_2pi * ev;
+    const vd x1 = x0 - d / (1.0 + 0.5 * x0 * d);
+    vd x = select(neg, -x1, x1);
+    x = vm4::vmin(vm4::vmax(x, w.a), w.b);
+    vd z = lc + sc * (select(w.flip, -x, x));
+    z = vm4::vmin(vm4::vmax(z, lo), hi);
+    double zt[L];
+    std::memcpy(zt, &z, sizeof(zt));
+    for (int l = 0; l < m; ++l) {
+      const int64_t i = i0 + j + l;
+      *reinterpret_cast<double*>(data[0] + i * strides[0]) =
+          slow[j + l] ? fb.icdf(Pw.get(i0 + j, m)[l], lc[l], sc[l], lo[l], hi[l], /*polish=*/true) : zt[l];
+    }
   }
 }
 
