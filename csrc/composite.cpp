@@ -113,6 +113,10 @@ at::Tensor standard_dirichlet(const at::Tensor& alpha, std::optional<at::Generat
   if (reduced_precision(alpha)) return standard_dirichlet(alpha.to(at::kFloat), generator).to(alpha.scalar_type());
   // Normalised in log space (softmax of log-Gamma draws), as standard_beta.
   at::Tensor out = log_standard_gamma(alpha, generator);
+  // on CPUs with AVX2 one fused pass (softmax and clamp per row, cpu/samplers.h; ATen's softmax cost as much
+  // as the sampling for K = 5), else ATen's
+  if (out.device().is_cpu() && cpu::softmax_lastdim_clamp_(out, open_lo(out.scalar_type()), open_hi(out.scalar_type())))
+    return out;
   out = at::softmax(out, -1);
   return out.clamp_(open_lo(out.scalar_type()), open_hi(out.scalar_type()));
 }

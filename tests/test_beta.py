@@ -313,3 +313,25 @@ def test_distribution_classes():
     assert D.expand((3,)).reparameterization == "gamma" and D.expand((3,)).rsample().shape == (3, 4)
     with pytest.raises(ValueError, match="reparameterization"):
         Dirichlet(torch.ones(3), reparameterization="x")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_standard_dirichlet_is_softmax_of_log_gamma_draws(dtype):
+    # standard_dirichlet normalises log-Gamma draws row by row: on CPUs with AVX2 in one fused pass (csrc/cpu/
+    # gamma_sampler.cpp softmax_rows: e^x on vectors of double), elsewhere by ATen's softmax. Against softmax of
+    # the same seed's log_standard_gamma draws in float64, clamped into (0, 1): within 4 + 2 sqrt(K) ulp of the
+    # result type (the row sums' roundings grow like sqrt(K); float32's fused pass is the more accurate one,
+    # ATen's float softmax has float exponentials), rows summing to 1, rows with an invalid concentration
+    # entirely NaN; K from 2 to 3000 (longer rows than the pass's buffer).
+    for K in (2, 5, 37, 3000):
+        g = torch.Generator().manual_seed(K)
+        a = (torch.rand(300 if K < 100 else 3, K, generator=g, dtype=dtype) * 5 + 0.01)
+        a[1, 0] = -1.0
+        x = torch.ops.gradkern.standard_dirichlet(a, torch.Generator().manual_seed(1))
+        lg = torch.ops.gradkern.log_standard_gamma(a, torch.Generator().manual_seed(1))
+        fi = torch.finfo(dtype)
+        ref = torch.softmax(lg.double(), -1).clamp(fi.tiny, 1 - fi.eps / 2)
+        ok = ~ref.isnan()
+        assert torch.equal(x.isnan(), ~ok) and x[1].isnan().all() and ok.sum() == a.numel() - K
+        assert ((x[ok].double() - ref[ok]).abs() <= (4 + 2 * K ** 0.5) * fi.eps * ref[ok]).all(), K
+        assert (x[ok.all(-1)].double().sum(-1) - 1).abs().max() <= 4 * K ** 0.5 * fi.eps

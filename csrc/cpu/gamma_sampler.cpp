@@ -8,11 +8,13 @@
 // uniforms per element, lane-parallel passes; about 2x faster than the per-element loop), on
 // others element by element through the core.
 #include <algorithm>
+#include <cstring>
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/ExpandUtils.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 #include <torch/library.h>
 
@@ -24,6 +26,7 @@
 #pragma GCC optimize("fp-contract=off")
 #include "cpu/gamma_sampler_block.h"
 #include "cpu/host.h"
+#include "cpu/vecmath.h"
 #include "cpu/samplers.h"
 #include "ops/gamma_sampler.h"
 #include "ops/tensor_checks.h"
@@ -76,6 +79,72 @@ template <typename T, typename S>
 GK_TARGET_AVX512 void gamma_loop_avx512(char** d, const int64_t* st, int64_t n, const S* base, uint64_t seed,
                                         bool ls, bool beta, T lo, T hi) {
   gamma_loop_blocked<T, S>(d, st, n, base, seed, ls, beta, lo, hi);
+}
+#endif
+
+// standard_dirichlet's normalisation of rows of K log-Gamma draws, in place: x - max of the row, e^x on
+// 4-lane vectors (cpu/vecmath.h exp_split, within about an ulp; 0 below e^-708, where the clamp takes over),
+// divided by the row's sum, clamped into [lo, hi]. A NaN anywhere in a row makes the row NaN (its sum), as
+// ATen's softmax does.
+template <typename S>
+GK_HD_FORCE void softmax_rows(S* x, int64_t rows, int64_t K, double lo, double hi) {
+  namespace v = cpu::vm4;
+  constexpr int64_t kRowsPerBlock = 256;
+  double buf[kRowsPerBlock * 8 + v::L];
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerBlock) {
+    const int64_t nr = std::min(kRowsPerBlock, rows - r0);
+    S* base = x + r0 * K;
+    for (int64_t done = 0; done < nr * K;) {  // pieces of at most kRowsPerBlock * 8 elements, whole rows
+      const int64_t rows_here = std::max<int64_t>(1, std::min<int64_t>(nr - done / K, (kRowsPerBlock * 8) / K));
+      const int64_t n = std::min<int64_t>(rows_here * K, nr * K - done);
+      if (n > kRowsPerBlock * 8) {  // K larger than the buffer: ATen-free scalar fallback for this row
+        S* p = base + done;
+        double m = -core::infinity<double>();
+        for (int64_t i = 0; i < K; ++i) m = double(p[i]) > m ? double(p[i]) : m;
+        double sum = 0.0;
+        for (int64_t i = 0; i < K; ++i) sum += core::gk_exp(double(p[i]) - m);
+        for (int64_t i = 0; i < K; ++i) {
+          const double y = core::gk_exp(double(p[i]) - m) / sum;
+          p[i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
+        }
+        done += K;
+        continue;
+      }
+      S* p = base + done;
+      for (int64_t r = 0; r < n / K; ++r) {
+        double m = -core::infinity<double>();
+        for (int64_t i = 0; i < K; ++i) m = double(p[r * K + i]) > m ? double(p[r * K + i]) : m;
+        for (int64_t i = 0; i < K; ++i) buf[r * K + i] = double(p[r * K + i]) - m;
+      }
+      for (int64_t i = n; i < n + v::L; ++i) buf[i] = 0.0;
+      for (int64_t i = 0; i < n; i += v::L) {
+        v::vd y;
+        std::memcpy(&y, buf + i, sizeof(y));
+        const v::vd e = v::exp_split(y, v::splat(0.0));
+        std::memcpy(buf + i, &e, sizeof(e));
+      }
+      for (int64_t r = 0; r < n / K; ++r) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < K; ++i) sum += buf[r * K + i];
+        const double inv = 1.0 / sum;
+        for (int64_t i = 0; i < K; ++i) {
+          const double y = buf[r * K + i] * inv;
+          p[r * K + i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
+        }
+      }
+      done += n;
+    }
+  }
+}
+
+#ifdef GK_HAVE_ISA_CLONES
+template <typename S>
+GK_TARGET_AVX2 __attribute__((flatten)) void softmax_rows_avx2(S* x, int64_t rows, int64_t K, double lo, double hi) {
+  softmax_rows<S>(x, rows, K, lo, hi);
+}
+template <typename S>
+GK_TARGET_AVX512 __attribute__((flatten)) void softmax_rows_avx512(S* x, int64_t rows, int64_t K, double lo, double hi) {
+  softmax_rows<S>(x, rows, K, lo, hi);
 }
 #endif
 
@@ -155,6 +224,24 @@ namespace cpu {
 bool blocked_gamma_sampler() { return pick_gamma_loop<double, double>() != nullptr; }
 at::Tensor standard_gamma_blocked(const at::Tensor& alpha, std::optional<at::Generator> generator) {
   return gamma_sampler("standard_gamma", alpha, generator, false);
+}
+bool softmax_lastdim_clamp_(at::Tensor& x, double lo, double hi) {
+#ifdef GK_HAVE_ISA_CLONES
+  const Isa isa = best_isa();
+  if (isa == Isa::baseline || !x.is_contiguous() || x.dim() < 1 || x.numel() == 0) return false;
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
+  const int64_t K = x.size(-1), rows = x.numel() / K;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gradkern_dirichlet_normalise", [&] {
+    auto fn = isa == Isa::avx512 ? &softmax_rows_avx512<scalar_t> : &softmax_rows_avx2<scalar_t>;
+    scalar_t* p = x.mutable_data_ptr<scalar_t>();
+    // rows are independent: split them over threads (each row's result is the same whatever the split)
+    at::parallel_for(0, rows, 4096, [&](int64_t b, int64_t e) { fn(p + b * K, e - b, K, lo, hi); });
+  });
+  return true;
+#else
+  (void)x, (void)lo, (void)hi;
+  return false;
+#endif
 }
 }  // namespace cpu
 

@@ -17,5 +17,10 @@ bool blocked_gamma_sampler();
 // or NaN, inf for inf). Only where blocked_gamma_sampler() is true.
 at::Tensor standard_gamma_blocked(const at::Tensor& alpha, std::optional<at::Generator> generator);
 
+// In place over the last dimension of a contiguous float or double tensor of log-Gamma draws: softmax, then
+// clamped into [lo, hi] (standard_dirichlet's normalisation). Returns false, touching nothing, where the blocked
+// sampler is not available or the tensor is not contiguous float / double (the caller then uses ATen's softmax).
+bool softmax_lastdim_clamp_(at::Tensor& x, double lo, double hi);
+
 }  // namespace cpu
 }  // namespace gradkern
