@@ -26,6 +26,7 @@
 #include <type_traits>
 
 #include "core/igamma_d2.h"
+#include "cpu/vecmath.h"
 
 namespace gradkern {
 namespace cpu {
@@ -287,47 +288,14 @@ template <typename T> struct log_gamma_grad_policy : gamma_grad_policy<T> {
 #define GK_D2V_CFRAC_GROUPS 2
 #endif
 namespace d2v {
-typedef double v4 __attribute__((vector_size(32)));
-typedef int64_t i4 __attribute__((vector_size(32)));
-typedef uint64_t u4 __attribute__((vector_size(32)));
-
-GK_HD_FORCE v4 splat(double v) { return v4{v, v, v, v}; }
-GK_HD_FORCE v4 vabs(v4 v) {
-  u4 b;
-  std::memcpy(&b, &v, sizeof(b));
-  b &= u4{} + 0x7FFFFFFFFFFFFFFFull;
-  std::memcpy(&v, &b, sizeof(v));
-  return v;
-}
-GK_HD_FORCE bool any(i4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
-
-// core::log_pos on 4 lanes (k0 per lane).
-GK_HD_FORCE v4 log_pos(v4 x, i4 k0) {
-  typedef core::ieee<double> F;
-  u4 u;
-  std::memcpy(&u, &x, sizeof(u));
-  u += F::one_bits - F::sqrt_half_bits;
-  const i4 k = (i4)(u >> F::mant) - static_cast<int64_t>(F::bias) + k0;
-  const u4 fb = (u & F::mant_mask) + F::sqrt_half_bits;
-  v4 f;
-  std::memcpy(&f, &fb, sizeof(f));
-  f -= 1.0;
-  const v4 s = f / (2.0 + f);
-  const v4 z = s * s;
-  v4 R = splat(2.0 / 21);
-  R = R * z + 2.0 / 19; R = R * z + 2.0 / 17; R = R * z + 2.0 / 15; R = R * z + 2.0 / 13;
-  R = R * z + 2.0 / 11; R = R * z + 2.0 / 9; R = R * z + 2.0 / 7; R = R * z + 2.0 / 5;
-  R = R * z + 2.0 / 3;
-  R *= z;
-  const v4 hfsq = 0.5 * f * f;
-  // double(k), exact for |k| < 2^51 (k is an exponent): the bits of 1.5 2^52 + k, less 1.5 2^52 (AVX2 has no
-  // int64 -> double conversion, which GCC would emulate lane by lane).
-  const i4 kb = k + 0x4338000000000000ll;
-  v4 dk;
-  std::memcpy(&dk, &kb, sizeof(dk));
-  dk -= 6755399441055744.0;
-  return dk * F::ln2_hi + (f - (hfsq - (s * (hfsq + R) + dk * F::ln2_lo)));
-}
+// The 4-lane vectors and helpers of cpu/vecmath.h (log x + k0 ln 2 by vm4::log_pos).
+typedef vm4::vd v4;
+typedef vm4::vi i4;
+typedef vm4::vu u4;
+using vm4::any;
+using vm4::log_pos;
+using vm4::splat;
+using vm4::vabs;
 
 // core::detail::psi_pair on 4 lanes (a >= 1, x > 0).
 GK_HD_FORCE void psi_pair(v4 x, v4 a, v4& c, v4& psi1) {

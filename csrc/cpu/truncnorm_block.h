@@ -83,6 +83,38 @@ struct Fallback {
     return core::tn_icdf_from(st, p, loc, scale, low, high, polish);
   }
 };
+// The direct branch of the oriented quantile on lanes, from a window, the probabilities and the window's
+// masses (ca = 2 Phi(a), cq = 2 Phi(-|b|)): core::tn_direct_state, tn_oriented_u, tn_direct_quantile_arg and
+// the fitted start core::std_normal_icdf_fit (the central fit for q >= 0.1, the tail fits below; both
+// branches on every lane, blended). Returns q (0.5 on slow lanes, keeping their arithmetic finite) and the
+// fit x of q; lower clear for the kind -1 (x is then negated); slow also set for the lanes the direct
+// branch does not take (an invalid or deep window, p outside [0, 1], u at an end, q below kTnTinyP).
+struct Fit {
+  vd q, x;
+  vi lower, slow;
+};
+GK_HD_FORCE Fit fit_lanes(const Win& w, vd P, vd ca, vd cq, vi slow) {
+  Fit f;
+  const vi bneg = w.b <= 0.0;
+  const vd z2 = select(bneg, cq - ca, (2.0 - ca) - cq);
+  const vd u = select(w.flip, 1.0 - P, P);
+  const vd pp = 0.5 * (ca + u * z2);
+  f.lower = bneg | (pp <= 0.5);
+  const vd q = select(f.lower, pp, 0.5 * (cq + (1.0 - u) * z2));
+  f.slow = slow | ~(w.valid & (w.b > core::kTnDeep)) | ~((P >= 0.0) & (P <= 1.0)) | (u <= 0.0) | (u >= 1.0) |
+           (f.lower & (pp < core::kTnTinyP));
+  f.q = select(f.slow, splat(0.5), q);
+  f.x = core::icdf_central_poly(f.q - 0.5);
+  const vi tail = f.q < 0.1;
+  if (vm4::any(tail)) {
+    const vd r = vm4::vsqrt(-2.0 * vm4::log_pos(select(tail, f.q, splat(0.5)))), v = 1.0 / r;
+    const vi far = tail & (r > 6.0);
+    vd t = core::icdf_tail_near_poly(v);
+    if (vm4::any(far)) t = select(far, core::icdf_tail_far_poly(v), t);
+    f.x = select(tail, t - r, f.x);
+  }
+  return f;
+}
 }  // namespace tnv
 
 // truncated_normal_icdf for a result of type S (float, half, bfloat16): data = {out, p, loc, scale, low, high}
@@ -116,28 +148,11 @@ GK_HD_FORCE void tn_icdf_lanes(char* const* data, const int64_t* strides, int64_
       key[0] = lc[t], key[1] = sc[t], key[2] = lo[t], key[3] = hi[t];
       kca = ca[t], kcq = cq[t];
     }
-    // core::tn_direct_state, tn_oriented_u, tn_direct_quantile_arg
-    const vi bneg = w.b <= 0.0;
-    const vd z2 = select(bneg, cq - ca, (2.0 - ca) - cq);
-    const vd u = select(w.flip, 1.0 - P, P);
-    const vd pp = 0.5 * (ca + u * z2);
-    const vi lower = bneg | (pp <= 0.5);
-    const vd q = select(lower, pp, 0.5 * (cq + (1.0 - u) * z2));
-    const vi slow = ~(w.valid & (w.b > core::kTnDeep)) | ~((P >= 0.0) & (P <= 1.0)) | (u <= 0.0) | (u >= 1.0) |
-                    (lower & (pp < core::kTnTinyP));
-    // core::std_normal_icdf_fit, polish = false: the central fit for q >= 0.1, the tail fits below
-    const vd qs = select(slow, splat(0.5), q);  // the scalar lanes' arithmetic kept finite
-    vd x = core::icdf_central_poly(qs - 0.5);
-    const vi tail = qs < 0.1;
-    if (vm4::any(tail)) {
-      const vd r = vm4::vsqrt(-2.0 * vm4::log_pos(select(tail, qs, splat(0.5)))), v = 1.0 / r;
-      const vi far = tail & (r > 6.0);
-      vd s = core::icdf_tail_near_poly(v);
-      if (vm4::any(far)) s = select(far, core::icdf_tail_far_poly(v), s);
-      x = select(tail, s - r, x);
-    }
+    const Fit f = fit_lanes(w, P, ca, cq, vi{});
+    const vi slow = f.slow;
+    vd x = f.x;
     // core::tn_icdf_finish
-    x = select(lower, x, -x);
+    x = select(f.lower, x, -x);
     x = vm4::vmin(vm4::vmax(x, w.a), w.b);
     vd z = lc + sc * (select(w.flip, -x, x));
     z = vm4::vmin(vm4::vmax(z, lo), hi);
@@ -200,28 +215,13 @@ GK_HD_FORCE void tn_icdf_d_fit(char* const* data, const int64_t* strides, int64_
       cq[l] = cq_[t];
       sl[l] = slow[t] ? -1 : 0;
     }
-    const vi bneg = w.b <= 0.0;
-    const vd z2 = select(bneg, cq - ca, (2.0 - ca) - cq);
-    const vd u = select(w.flip, 1.0 - P, P);
-    const vd pp = 0.5 * (ca + u * z2);
-    const vi lower = bneg | (pp <= 0.5);
-    const vd q = select(lower, pp, 0.5 * (cq + (1.0 - u) * z2));
-    const vi slw = sl | ~((P >= 0.0) & (P <= 1.0)) | (u <= 0.0) | (u >= 1.0) | (lower & (pp < core::kTnTinyP));
-    const vd qs = select(slw, splat(0.5), q);
-    vd x = core::icdf_central_poly(qs - 0.5);
-    const vi tail = qs < 0.1;
-    if (vm4::any(tail)) {
-      const vd r = vm4::vsqrt(-2.0 * vm4::log_pos(select(tail, qs, splat(0.5)))), v = 1.0 / r;
-      const vi far = tail & (r > 6.0);
-      vd s = core::icdf_tail_near_poly(v);
-      if (vm4::any(far)) s = select(far, core::icdf_tail_far_poly(v), s);
-      x = select(tail, s - r, x);
-    }
+    const Fit f = fit_lanes(w, P, ca, cq, sl);
+    const vd qs = f.q, x = f.x;
     const vd hx = select(qs >= 0.25, x * s2, -x * s2);
     const vd e = 0.5 * x * x;
     for (int l = 0; l < m; ++l) {
-      slow[j + l] = slw[l] != 0;
-      upper[j + l] = lower[l] == 0;  // tn_direct_quantile_arg's kind -1: x = -(the quantile of q)
+      slow[j + l] = f.slow[l] != 0;
+      upper[j + l] = f.lower[l] == 0;  // tn_direct_quantile_arg's kind -1: x = -(the quantile of q)
       qv[j + l] = qs[l];
       xv[j + l] = x[l];
       h[j + l] = hx[l];

@@ -121,11 +121,12 @@ template <int N> GK_HD_FORCE vd poly4(const double (&c)[N], vd y) {
   return (p[0] + y * p[1]) + y2 * (p[2] + y * p[3]);
 }
 
-// core::log_pos on lanes (the same reduction and series: log(1 + f) = 2 atanh(f / (2 + f))).
-GK_HD_FORCE vd log_pos(vd x) {
+// core::log_pos on lanes (the same reduction and series: log(1 + f) = 2 atanh(f / (2 + f))), k0 per lane added
+// to the exponent (log x + k0 ln 2).
+GK_HD_FORCE vd log_pos(vd x, vi k0 = vi{}) {
   typedef core::ieee<double> F;
   vu u = bits(x) + (F::one_bits - F::sqrt_half_bits);
-  const vi k = (vi)(u >> F::mant) - static_cast<int64_t>(F::bias);
+  const vi k = (vi)(u >> F::mant) - static_cast<int64_t>(F::bias) + k0;
   const vd f = from_bits((u & F::mant_mask) + F::sqrt_half_bits) - 1.0;
   const vd s = f / (2.0 + f);
   const vd z = s * s;
