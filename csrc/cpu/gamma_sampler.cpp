@@ -89,50 +89,45 @@ GK_TARGET_AVX512 void gamma_loop_avx512(char** d, const int64_t* st, int64_t n, 
 template <typename S>
 GK_HD_FORCE void softmax_rows(S* x, int64_t rows, int64_t K, double lo, double hi) {
   namespace v = cpu::vm4;
-  constexpr int64_t kRowsPerBlock = 256;
-  double buf[kRowsPerBlock * 8 + v::L];
-  for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerBlock) {
-    const int64_t nr = std::min(kRowsPerBlock, rows - r0);
-    S* base = x + r0 * K;
-    for (int64_t done = 0; done < nr * K;) {  // pieces of at most kRowsPerBlock * 8 elements, whole rows
-      const int64_t rows_here = std::max<int64_t>(1, std::min<int64_t>(nr - done / K, (kRowsPerBlock * 8) / K));
-      const int64_t n = std::min<int64_t>(rows_here * K, nr * K - done);
-      if (n > kRowsPerBlock * 8) {  // K larger than the buffer: ATen-free scalar fallback for this row
-        S* p = base + done;
-        double m = -core::infinity<double>();
-        for (int64_t i = 0; i < K; ++i) m = double(p[i]) > m ? double(p[i]) : m;
-        double sum = 0.0;
-        for (int64_t i = 0; i < K; ++i) sum += core::gk_exp(double(p[i]) - m);
-        for (int64_t i = 0; i < K; ++i) {
-          const double y = core::gk_exp(double(p[i]) - m) / sum;
-          p[i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
-        }
-        done += K;
-        continue;
+  constexpr int64_t kBuf = 2048;  // elements per group of whole rows
+  double buf[kBuf + v::L];
+  if (K > kBuf) {  // rows longer than the buffer: one row at a time, libm's exp
+    for (int64_t r = 0; r < rows; ++r) {
+      S* p = x + r * K;
+      double m = -core::infinity<double>(), sum = 0.0;
+      for (int64_t i = 0; i < K; ++i) m = double(p[i]) > m ? double(p[i]) : m;
+      for (int64_t i = 0; i < K; ++i) sum += core::gk_exp(double(p[i]) - m);
+      for (int64_t i = 0; i < K; ++i) {
+        const double y = core::gk_exp(double(p[i]) - m) / sum;
+        p[i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
       }
-      S* p = base + done;
-      for (int64_t r = 0; r < n / K; ++r) {
-        double m = -core::infinity<double>();
-        for (int64_t i = 0; i < K; ++i) m = double(p[r * K + i]) > m ? double(p[r * K + i]) : m;
-        for (int64_t i = 0; i < K; ++i) buf[r * K + i] = double(p[r * K + i]) - m;
+    }
+    return;
+  }
+  const int64_t R = kBuf / K;  // rows per group
+  for (int64_t r0 = 0; r0 < rows; r0 += R) {
+    const int64_t nr = std::min(R, rows - r0), n = nr * K;
+    S* p = x + r0 * K;
+    for (int64_t r = 0; r < nr; ++r) {
+      double m = -core::infinity<double>();
+      for (int64_t i = 0; i < K; ++i) m = double(p[r * K + i]) > m ? double(p[r * K + i]) : m;
+      for (int64_t i = 0; i < K; ++i) buf[r * K + i] = double(p[r * K + i]) - m;
+    }
+    for (int64_t i = n; i < n + v::L; ++i) buf[i] = 0.0;
+    for (int64_t i = 0; i < n; i += v::L) {
+      v::vd y;
+      std::memcpy(&y, buf + i, sizeof(y));
+      const v::vd e = v::exp_split(y, v::splat(0.0));
+      std::memcpy(buf + i, &e, sizeof(e));
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      double sum = 0.0;
+      for (int64_t i = 0; i < K; ++i) sum += buf[r * K + i];
+      const double inv = 1.0 / sum;
+      for (int64_t i = 0; i < K; ++i) {
+        const double y = buf[r * K + i] * inv;
+        p[r * K + i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
       }
-      for (int64_t i = n; i < n + v::L; ++i) buf[i] = 0.0;
-      for (int64_t i = 0; i < n; i += v::L) {
-        v::vd y;
-        std::memcpy(&y, buf + i, sizeof(y));
-        const v::vd e = v::exp_split(y, v::splat(0.0));
-        std::memcpy(buf + i, &e, sizeof(e));
-      }
-      for (int64_t r = 0; r < n / K; ++r) {
-        double sum = 0.0;
-        for (int64_t i = 0; i < K; ++i) sum += buf[r * K + i];
-        const double inv = 1.0 / sum;
-        for (int64_t i = 0; i < K; ++i) {
-          const double y = buf[r * K + i] * inv;
-          p[r * K + i] = static_cast<S>(y < lo ? lo : (y > hi ? hi : y));
-        }
-      }
-      done += n;
     }
   }
 }
@@ -155,13 +150,10 @@ using GammaLoopFn = void (*)(char**, const int64_t*, int64_t, const S*, uint64_t
 // blocked passes would not beat).
 template <typename T, typename S> GammaLoopFn<T, S> pick_gamma_loop() {
 #ifdef GK_HAVE_ISA_CLONES
-  switch (cpu::best_isa()) {
-    case cpu::Isa::avx512: return &gamma_loop_avx512<T, S>;
-    case cpu::Isa::avx2: return &gamma_loop_avx2<T, S>;
-    default: break;
-  }
-#endif
+  return cpu::for_isa<GammaLoopFn<T, S>>(&gamma_loop_avx512<T, S>, &gamma_loop_avx2<T, S>, nullptr);
+#else
   return nullptr;
+#endif
 }
 
 at::Tensor gamma_sampler(const char* op, const at::Tensor& alpha, std::optional<at::Generator> generator,
@@ -227,12 +219,12 @@ at::Tensor standard_gamma_blocked(const at::Tensor& alpha, std::optional<at::Gen
 }
 bool softmax_lastdim_clamp_(at::Tensor& x, double lo, double hi) {
 #ifdef GK_HAVE_ISA_CLONES
-  const Isa isa = best_isa();
-  if (isa == Isa::baseline || !x.is_contiguous() || x.dim() < 1 || x.numel() == 0) return false;
+  if (best_isa() == Isa::baseline || !x.is_contiguous() || x.dim() < 1 || x.numel() == 0) return false;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
   const int64_t K = x.size(-1), rows = x.numel() / K;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gradkern_dirichlet_normalise", [&] {
-    auto fn = isa == Isa::avx512 ? &softmax_rows_avx512<scalar_t> : &softmax_rows_avx2<scalar_t>;
+    using Fn = void (*)(scalar_t*, int64_t, int64_t, double, double);
+    const Fn fn = for_isa<Fn>(&softmax_rows_avx512<scalar_t>, &softmax_rows_avx2<scalar_t>, nullptr);
     scalar_t* p = x.mutable_data_ptr<scalar_t>();
     // rows are independent: split them over threads (each row's result is the same whatever the split)
     at::parallel_for(0, rows, 4096, [&](int64_t b, int64_t e) { fn(p + b * K, e - b, K, lo, hi); });

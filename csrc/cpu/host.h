@@ -50,5 +50,15 @@ inline Isa best_isa() {
 #endif
 }
 
+// The function of this CPU's clone among an AVX-512, an AVX2 and a baseline one (any may be nullptr: no
+// clone for that ISA). Callers name the clones only under GK_HAVE_ISA_CLONES.
+template <typename F> F for_isa(F avx512, F avx2, F baseline) {
+  switch (best_isa()) {
+    case Isa::avx512: return avx512;
+    case Isa::avx2: return avx2;
+    default: return baseline;
+  }
+}
+
 }  // namespace cpu
 }  // namespace gradkern

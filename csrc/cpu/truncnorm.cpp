@@ -73,13 +73,10 @@ const DoublePasses* pick_double_passes() {
 #ifdef GK_HAVE_ISA_CLONES
   static const DoublePasses avx2{&d_args_avx2, &d_fit_avx2, &d_finish_avx2};
   static const DoublePasses avx512{&d_args_avx512, &d_fit_avx512, &d_finish_avx512};
-  switch (cpu::best_isa()) {
-    case cpu::Isa::avx512: return &avx512;
-    case cpu::Isa::avx2: return &avx2;
-    default: break;
-  }
-#endif
+  return cpu::for_isa<const DoublePasses*>(&avx512, &avx2, nullptr);
+#else
   return nullptr;
+#endif
 }
 
 // The quantile's loop for float, half and bfloat16 results, the backward's for every dtype; nullptr for the
@@ -87,15 +84,11 @@ const DoublePasses* pick_double_passes() {
 // the vector erfc is within 3.5) and on CPUs without AVX2 (the 4-lane vectors split into SSE2 halves there,
 // with comparisons lane by lane: 3-5x slower than the batched ATen path, which stays).
 template <typename S> LanesFn pick_lanes(bool backward) {
-  if (sizeof(S) < 8 || backward) {
 #ifdef GK_HAVE_ISA_CLONES
-    switch (cpu::best_isa()) {
-      case cpu::Isa::avx512: return backward ? &backward_lanes_avx512<S> : &icdf_lanes_avx512<S>;
-      case cpu::Isa::avx2: return backward ? &backward_lanes_avx2<S> : &icdf_lanes_avx2<S>;
-      default: break;
-    }
+  if (sizeof(S) < 8 || backward)
+    return backward ? cpu::for_isa<LanesFn>(&backward_lanes_avx512<S>, &backward_lanes_avx2<S>, nullptr)
+                    : cpu::for_isa<LanesFn>(&icdf_lanes_avx512<S>, &icdf_lanes_avx2<S>, nullptr);
 #endif
-  }
   (void)backward;
   return nullptr;
 }

@@ -263,8 +263,12 @@ GK_HD_FORCE void tn_icdf_d_finish(char* const* data, const int64_t* strides, int
     std::memcpy(zt, &z, sizeof(zt));
     for (int l = 0; l < m; ++l) {
       const int64_t i = i0 + j + l;
-      *reinterpret_cast<double*>(data[0] + i * strides[0]) =
-          slow[j + l] ? fb.icdf(Pw.get(i0 + j, m)[l], lc[l], sc[l], lo[l], hi[l], /*polish=*/true) : zt[l];
+      double zl = zt[l];
+      if (slow[j + l]) {
+        const double p = *reinterpret_cast<const double*>(data[1] + i * strides[1]);
+        zl = fb.icdf(p, lc[l], sc[l], lo[l], hi[l], /*polish=*/true);
+      }
+      *reinterpret_cast<double*>(data[0] + i * strides[0]) = zl;
     }
   }
 }

@@ -101,16 +101,9 @@ template <typename S> struct Operand {
   }
 };
 
-// Horner's rule, c[0] z^(N-1) + ... + c[N-1].
-template <int N> GK_HD_FORCE vd horner(const double (&c)[N], vd z) {
-  vd p = splat(c[0]);
-  for (int k = 1; k < N; ++k) p = p * z + c[k];
-  return p;
-}
-
-// The same polynomial in four interleaved parts, p(y) = (P0 + y P1) + y^2 (P2 + y P3) with P_r in y^4 (a_k the
-// coefficient of y^k, c[N-1-k]; P_r holds a_r, a_(r+4), ...): a quarter of Horner's chain of dependent
-// multiply-adds, for the long polynomials whose latency would otherwise bound the loop (erfc's 23 terms).
+// The polynomial c[0] y^(N-1) + ... + c[N-1] in four interleaved parts, p(y) = (P0 + y P1) + y^2 (P2 + y P3)
+// with P_r in y^4 (a_k the coefficient of y^k, c[N-1-k]; P_r holds a_r, a_(r+4), ...): a quarter of Horner's
+// chain of dependent multiply-adds, for the long polynomials whose latency would otherwise bound the loop (erfc's 23 terms).
 template <int N> GK_HD_FORCE vd poly4(const double (&c)[N], vd y) {
   const vd y2 = y * y, y4 = y2 * y2;
   vd p[4];

@@ -35,13 +35,10 @@ using VmRangeFn = void (*)(const S*, S*, int64_t, int64_t, uint64_t);
 
 template <typename T, typename S> VmRangeFn<T, S> pick_vm_range() {
 #ifdef GK_HAVE_ISA_CLONES
-  switch (cpu::best_isa()) {
-    case cpu::Isa::avx512: return &vm_range_avx512<T, S>;
-    case cpu::Isa::avx2: return &vm_range_avx2<T, S>;
-    default: break;
-  }
-#endif
+  return cpu::for_isa<VmRangeFn<T, S>>(&vm_range_avx512<T, S>, &vm_range_avx2<T, S>, &vm_range_baseline<T, S>);
+#else
   return &vm_range_baseline<T, S>;
+#endif
 }
 
 at::Tensor vonmises_sample(const at::Tensor& concentration, std::optional<at::Generator> generator) {
