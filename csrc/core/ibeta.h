@@ -47,10 +47,12 @@ typedef double W;
 // covers min(p, q) up to ~1e7 and stops a pathological input in bounded time.
 static constexpr int kMaxIter = 10000;
 
-// A value with its partials in p and q.
-struct dual2 {
-  W v, p, q;
+// A value with its partials in p and q (V = W; the Wallis fraction's pieces below also take a GNU vector of
+// W, whose lanes the CPU kernel steps together: csrc/cpu/ibeta_block.h).
+template <class V> struct dual2t {
+  V v, p, q;
 };
+typedef dual2t<W> dual2;
 GK_HD dual2 dmul(dual2 x, dual2 y) { return dual2{x.v * y.v, x.p * y.v + x.v * y.p, x.q * y.v + x.v * y.q}; }
 GK_HD dual2 dinv(dual2 x) {
   const W r = W(1) / x.v;
@@ -174,61 +176,83 @@ GK_HD W log_beta_power(W p, W q, W y, W y1, W ly, W ly1) {
 // formed once per pair of steps for the stopping test (value and both partials stopped changing, against
 // the scale |h L| + |dh| of the gradient they enter; Lp, Lq), and everything is rescaled by 1 / B when |B|
 // leaves [1e-100, 1e100] (the convergents are unchanged). Capped at kMaxIter pairs of steps.
-struct wallis {
-  dual2 A1, B1, A2, B2;  // convergents k-1 and k-2
-  GK_HD void step(dual2 c) {
-    const dual2 A{A1.v + c.v * A2.v, A1.p + c.p * A2.v + c.v * A2.p, A1.q + c.q * A2.v + c.v * A2.q};
-    const dual2 B{B1.v + c.v * B2.v, B1.p + c.p * B2.v + c.v * B2.p, B1.q + c.q * B2.v + c.v * B2.q};
+template <class V> struct wallis_t {
+  dual2t<V> A1, B1, A2, B2;  // convergents k-1 and k-2
+  GK_HD void step(dual2t<V> c) {
+    const dual2t<V> A{A1.v + c.v * A2.v, A1.p + c.p * A2.v + c.v * A2.p, A1.q + c.q * A2.v + c.v * A2.q};
+    const dual2t<V> B{B1.v + c.v * B2.v, B1.p + c.p * B2.v + c.v * B2.p, B1.q + c.q * B2.v + c.v * B2.q};
     A2 = A1; B2 = B1; A1 = A; B1 = B;
   }
 };
+typedef wallis_t<W> wallis;
 
-GK_HD dual2 scale_dual(dual2 x, W k) { return dual2{x.v * k, x.p * k, x.q * k}; }
+template <class V> GK_HD dual2t<V> scale_dual(dual2t<V> x, V k) { return dual2t<V>{x.v * k, x.p * k, x.q * k}; }
+
+// The convergent h = A1 / B1 with its partials (dh = (dA - h dB) / B); r = 1 / B1 (the rescaling factor).
+template <class V> GK_HD dual2t<V> wallis_convergent(const wallis_t<V>& w, V& r) {
+  r = W(1) / w.B1.v;
+  const V hv = w.A1.v * r;
+  return dual2t<V>{hv, (w.A1.p - hv * w.B1.p) * r, (w.A1.q - hv * w.B1.q) * r};
+}
+
+// The constant c as a V (W, or a GNU vector of W with c in every lane).
+template <class V> GK_HD V vconst(W c) { return V{} + c; }
+
+// The state after the first step, d_1 = -s y / (p + 1), and its convergent h.
+template <class V> GK_HD wallis_t<V> wallis_init(V p, V q, V y, dual2t<V>& h) {
+  const V s = p + q, one = vconst<V>(W(1)), zero = vconst<V>(W(0));
+  wallis_t<V> w{dual2t<V>{one, zero, zero}, dual2t<V>{one, zero, zero}, dual2t<V>{zero, zero, zero},
+                dual2t<V>{one, zero, zero}};
+  const V v = -s * y / (p + W(1));
+  w.step(dual2t<V>{v, v * (W(1) / s - W(1) / (p + W(1))), v / s});
+  V r;
+  h = wallis_convergent(w, r);
+  return w;
+}
+
+// Steps 2m and 2m + 1 (M = m, s = p + q): the coefficients with their partials and the two recurrence steps.
+// On scalars or on lanes: the same operations in the same order, so a lane's result is the scalar loop's bit
+// for bit as long as neither is contracted to FMA (csrc/cpu/ibeta.cpp compiles its clones without).
+template <class V> GK_HD void wallis_pair(wallis_t<V>& w, V p, V q, V s, V y, V M) {
+  {
+    // even step d_{2m} = m (q - m) y / ((p + 2m - 1)(p + 2m))
+    const V u0 = p + W(2) * M - W(1), u1 = p + W(2) * M;
+    const V r = W(1) / (u0 * u1);  // 1/u0 = u1 r, 1/u1 = u0 r: one division for the three
+    const V v = M * (q - M) * y * r;
+    w.step(dual2t<V>{v, -v * (u0 + u1) * r, M * y * r});
+  }
+  {
+    // odd step d_{2m+1} = -(p + m)(s + m) y / ((p + 2m)(p + 2m + 1))
+    const V u0 = p + W(2) * M, u1 = u0 + W(1), pm = p + M, sm = s + M;
+    const V r = W(1) / (u0 * u1 * pm * sm);  // shared by v and the four reciprocals of its partials
+    const V pmsm = pm * sm, u01 = u0 * u1;
+    const V v = -pmsm * pmsm * y * r;
+    w.step(dual2t<V>{v, v * ((pm + sm) * u01 - (u0 + u1) * pmsm) * r, v * pm * u01 * r});
+  }
+}
+
+// Whether the rescaling by 1 / B applies: |B| outside [1e-100, 1e100].
+GK_HD bool wallis_needs_rescale(const wallis& w) {
+  const W ab = gk_fabs(w.B1.v);
+  return !(ab < W(1e100) && ab > W(1e-100));
+}
 
 template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool with_partials, W eps) {
   const W s = p + q;
-  wallis w{dual2{W(1), W(0), W(0)}, dual2{W(1), W(0), W(0)}, dual2{W(0), W(0), W(0)}, dual2{W(1), W(0), W(0)}};
-  // d_1 = -s y / (p + 1)
-  {
-    const W v = -s * y / (p + W(1));
-    w.step(dual2{v, v * (W(1) / s - W(1) / (p + W(1))), v / s});
-  }
-  dual2 h{W(0), W(0), W(0)};
-  {
-    const W r = W(1) / w.B1.v;
-    h.v = w.A1.v * r;
-    h.p = (w.A1.p - h.v * w.B1.p) * r;
-    h.q = (w.A1.q - h.v * w.B1.q) * r;
-  }
+  dual2 h;
+  wallis w = wallis_init(p, q, y, h);
   for (int m = 1; m < kMaxIter; ++m) {
-    const W M = W(m);
-    {
-      // even step d_{2m} = m (q - m) y / ((p + 2m - 1)(p + 2m))
-      const W u0 = p + W(2) * M - W(1), u1 = p + W(2) * M;
-      const W r = W(1) / (u0 * u1);  // 1/u0 = u1 r, 1/u1 = u0 r: one division for the three
-      const W v = M * (q - M) * y * r;
-      w.step(dual2{v, -v * (u0 + u1) * r, M * y * r});
-    }
-    {
-      // odd step d_{2m+1} = -(p + m)(s + m) y / ((p + 2m)(p + 2m + 1))
-      const W u0 = p + W(2) * M, u1 = u0 + W(1), pm = p + M, sm = s + M;
-      const W r = W(1) / (u0 * u1 * pm * sm);  // shared by v and the four reciprocals of its partials
-      const W pmsm = pm * sm, u01 = u0 * u1;
-      const W v = -pmsm * pmsm * y * r;
-      w.step(dual2{v, v * ((pm + sm) * u01 - (u0 + u1) * pmsm) * r, v * pm * u01 * r});
-    }
-    const W r = W(1) / w.B1.v;
-    const W hv = w.A1.v * r;
-    const W hp = (w.A1.p - hv * w.B1.p) * r, hq = (w.A1.q - hv * w.B1.q) * r;
-    bool done = gk_fabs(hv - h.v) <= eps * gk_fabs(hv);
+    wallis_pair(w, p, q, s, y, W(m));
+    W r;
+    const dual2 hn = wallis_convergent(w, r);
+    bool done = gk_fabs(hn.v - h.v) <= eps * gk_fabs(hn.v);
     if (with_partials && done) {
-      done = (!(Need & 1) || gk_fabs(hp - h.p) <= eps * (gk_fabs(hv * Lp) + gk_fabs(hp) + W(1e-300))) &&
-             (!(Need & 2) || gk_fabs(hq - h.q) <= eps * (gk_fabs(hv * Lq) + gk_fabs(hq) + W(1e-300)));
+      done = (!(Need & 1) || gk_fabs(hn.p - h.p) <= eps * (gk_fabs(hn.v * Lp) + gk_fabs(hn.p) + W(1e-300))) &&
+             (!(Need & 2) || gk_fabs(hn.q - h.q) <= eps * (gk_fabs(hn.v * Lq) + gk_fabs(hn.q) + W(1e-300)));
     }
-    h = dual2{hv, hp, hq};
+    h = hn;
     if (done) break;
-    const W ab = gk_fabs(w.B1.v);
-    if (!(ab < W(1e100) && ab > W(1e-100))) {
+    if (wallis_needs_rescale(w)) {
       w.A1 = scale_dual(w.A1, r); w.B1 = scale_dual(w.B1, r);
       w.A2 = scale_dual(w.A2, r); w.B2 = scale_dual(w.B2, r);
     }
@@ -325,34 +349,53 @@ GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
   if (sw) { I = K; Ic = J; } else { I = J; Ic = K; }
 }
 
-// (dx/da, dx/db) / (x (1 - x)) for valid a, b and 0 < x < 1.
-GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb, W tol) {
-  const bool sw = swapped(a, b, x);
-  const W p = sw ? b : a, q = sw ? a : b;
-  const W y = sw ? W(1) - x : x;
+// The gradient's fraction arguments for valid a, b and 0 < x < 1: the side (sw), the fraction's (p, q, y)
+// and the log terms L_p, L_q.
+struct grad_args {
+  W p, q, y, Lp, Lq;
+  bool sw;
+};
+GK_HD grad_args grad_prepare(W a, W b, W x) {
+  grad_args g;
+  g.sw = swapped(a, b, x);
+  g.p = g.sw ? b : a;
+  g.q = g.sw ? a : b;
+  g.y = g.sw ? W(1) - x : x;
   const W lx = gk_log(x), l1x = gk_log1p(-x);
-  W Lp, Lq;
-  log_terms(p, q, sw ? l1x : lx, sw ? lx : l1x, Lp, Lq);
-  const dual2 h = cfrac(p, q, y, Lp, Lq, true, tol);
-  const W gp = (h.v * Lp + h.p) / p, gq = (h.v * Lq + h.q) / p;
+  log_terms(g.p, g.q, g.sw ? l1x : lx, g.sw ? lx : l1x, g.Lp, g.Lq);
+  return g;
+}
+// (dx/da, dx/db) / (x (1 - x)) from the fraction h (value and both partials) at g.
+GK_HD void grad_finish(const grad_args& g, dual2 h, W& ga, W& gb) {
+  const W gp = (h.v * g.Lp + h.p) / g.p, gq = (h.v * g.Lq + h.q) / g.p;
   // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles.
-  if (sw) { ga = gq; gb = gp; } else { ga = -gp; gb = -gq; }
+  if (g.sw) { ga = gq; gb = gp; } else { ga = -gp; gb = -gq; }
 }
 
-// (dx/da) / (x (1 - x)) alone, for valid a, b and 0 < x < 1: on the direct side it needs the p-partial,
-// on the swapped side the q-partial (and one of the two digamma differences).
+// (dx/da, dx/db) / (x (1 - x)) for valid a, b and 0 < x < 1.
+GK_HD void grad_scaled(W a, W b, W x, W& ga, W& gb, W tol) {
+  const grad_args g = grad_prepare(a, b, x);
+  grad_finish(g, cfrac(g.p, g.q, g.y, g.Lp, g.Lq, true, tol), ga, gb);
+}
+
+// (dx/da) / (x (1 - x)) alone, for valid a, b and 0 < x < 1: on the direct side it needs the p-partial
+// (the fraction's Need = 1, L = L_p), on the swapped side the q-partial (Need = 2, L = L_q), and one of the
+// two digamma differences.
+struct grad_a_args {
+  W p, q, y, L;
+  bool sw;
+};
+GK_HD grad_a_args grad_a_prepare(W a, W b, W x) {
+  if (swapped(a, b, x)) return grad_a_args{b, a, W(1) - x, gk_log(x) + digamma_diff(a, b), true};
+  return grad_a_args{a, b, x, gk_log(x) + ((b >= W(1)) ? digamma_diff(a + W(1), b - W(1)) : -digamma_diff(a + b, W(1) - b)),
+                     false};
+}
+GK_HD W grad_a_finish(const grad_a_args& g, dual2 h) {
+  return g.sw ? (h.v * g.L + h.q) / g.p : -(h.v * g.L + h.p) / g.p;
+}
 GK_HD W grad_a_scaled(W a, W b, W x, W tol) {
-  const bool sw = swapped(a, b, x);
-  if (sw) {
-    const W p = b, q = a, y = W(1) - x;
-    const W Lq = gk_log(x) + digamma_diff(q, p);
-    const dual2 h = cfrac<2>(p, q, y, W(0), Lq, true, tol);
-    return (h.v * Lq + h.q) / p;
-  }
-  const W p = a, q = b;
-  const W Lp = gk_log(x) + ((q >= W(1)) ? digamma_diff(p + W(1), q - W(1)) : -digamma_diff(p + q, W(1) - q));
-  const dual2 h = cfrac<1>(p, q, x, Lp, W(0), true, tol);
-  return -(h.v * Lp + h.p) / p;
+  const grad_a_args g = grad_a_prepare(a, b, x);
+  return grad_a_finish(g, g.sw ? cfrac<2>(g.p, g.q, g.y, W(0), g.L, true, tol) : cfrac<1>(g.p, g.q, g.y, g.L, W(0), true, tol));
 }
 
 // dI/da and dI/db for valid a, b and 0 < x < 1: the implicit gradients times -q(x).

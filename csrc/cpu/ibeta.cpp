@@ -1,16 +1,24 @@
 // CPU kernels of the incomplete beta ops (csrc/core/ibeta.h): TensorIterator loops over the core
 // functors of ops/elementwise.h (broadcasting, strides, type checks, multi-threading), as plain strided
 // loops: the math costs 0.1-2 us per element, so ATen's vectorized cpu_kernel variants would only add
-// compile time. half and bfloat16
-// are computed in float (and the core works in double for both float and double).
+// compile time. half and bfloat16 are computed in float (and the core works in double for both float and
+// double). standard_beta_grad and dirichlet_grad (the Beta and Dirichlet backward passes) run their continued
+// fractions on lanes on AVX2 / AVX-512 hosts (cpu/ibeta_block.h), with the same results bit for bit.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/TensorIterator.h>
 #include <torch/library.h>
 
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
+// No contraction of a * b + c into fused multiply-adds in this file: the lane loops of the ISA clones must
+// round every operation as the baseline (SSE2, no FMA) scalar loop does, so that an element's gradient does not
+// depend on the CPU or on whether its chunk was long enough for the lanes.
+#pragma GCC optimize("fp-contract=off")
+#include "cpu/host.h"
+#include "cpu/ibeta_block.h"
 #include "ops/elementwise.h"
 #include "ops/tensor_checks.h"
 
@@ -20,13 +28,50 @@ namespace {
 // Grain: 0.1-2 us per element (the continued fraction), so small tensors already use every thread.
 constexpr int64_t kGrain = 512;
 
+// The lane loops of cpu/ibeta_block.h for the ops that have one (LaneLoop<Op, T, S>::get(): this CPU's clone,
+// or nullptr where there is none: no AVX2, or another op).
+using LaneFn = void (*)(char* const*, const int64_t*, int64_t);
+
+#ifdef GK_HAVE_ISA_CLONES
+#define GK_IBETA_CLONES(NAME)                                                                          \
+  template <typename T, typename S>                                                                   \
+  GK_TARGET_AVX2 __attribute__((flatten)) void NAME##_avx2(char* const* d, const int64_t* s, int64_t n) { \
+    cpu::NAME##_lanes<T, S>(d, s, n);                                                                 \
+  }                                                                                                   \
+  template <typename T, typename S>                                                                   \
+  GK_TARGET_AVX512 __attribute__((flatten)) void NAME##_avx512(char* const* d, const int64_t* s, int64_t n) { \
+    cpu::NAME##_lanes<T, S>(d, s, n);                                                                 \
+  }
+GK_IBETA_CLONES(standard_beta_grad)
+GK_IBETA_CLONES(dirichlet_grad)
+#undef GK_IBETA_CLONES
+#endif
+
+template <typename Op, typename T, typename S> struct LaneLoop {
+  static LaneFn get() { return nullptr; }
+};
+#ifdef GK_HAVE_ISA_CLONES
+template <typename T, typename S> struct LaneLoop<ops::StandardBetaGrad, T, S> {
+  static LaneFn get() {
+    return cpu::for_isa<LaneFn>(&standard_beta_grad_avx512<T, S>, &standard_beta_grad_avx2<T, S>, nullptr);
+  }
+};
+template <typename T, typename S> struct LaneLoop<ops::DirichletGrad, T, S> {
+  static LaneFn get() {
+    return cpu::for_isa<LaneFn>(&dirichlet_grad_avx512<T, S>, &dirichlet_grad_avx2<T, S>, nullptr);
+  }
+};
+#endif
+
 template <typename Op>
 at::Tensor cpu_ternary(const char* op, const char* na, const at::Tensor& a, const char* nb, const at::Tensor& b,
                        const char* nc, const at::Tensor& c) {
   auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    iter.for_each([](char** data, const int64_t* strides, int64_t n) {
+    const LaneFn lanes = LaneLoop<Op, acc_t, scalar_t>::get();
+    iter.for_each([lanes](char** data, const int64_t* strides, int64_t n) {
+      if (lanes && n >= cpu::kIbetaMinLanes) return lanes(data, strides, n);
       for (int64_t i = 0; i < n; ++i) {
         const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
         const acc_t y = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
@@ -51,7 +96,9 @@ auto cpu_ternary_multi(const char* op, const char* na, const at::Tensor& a, cons
   auto iter = ops::ternary_iter(op, na, a, nb, b, nc, c, N);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    iter.for_each([](char** data, const int64_t* strides, int64_t n) {
+    const LaneFn lanes = LaneLoop<Op, acc_t, scalar_t>::get();
+    iter.for_each([lanes](char** data, const int64_t* strides, int64_t n) {
+      if (lanes && n >= cpu::kIbetaMinLanes) return lanes(data, strides, n);
       for (int64_t i = 0; i < n; ++i) {
         const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[N] + i * strides[N]));
         const acc_t y = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[N + 1] + i * strides[N + 1]));
