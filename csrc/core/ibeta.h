@@ -47,32 +47,51 @@ typedef double W;
 // covers min(p, q) up to ~1e7 and stops a pathological input in bounded time.
 static constexpr int kMaxIter = 10000;
 
-// A value with its partials in p and q (V = W; the Wallis fraction's pieces below also take a GNU vector of
-// W, whose lanes the CPU kernel steps together: csrc/cpu/ibeta_block.h).
+// A value with its partials in p and q (V = W; the gradients' pieces below also take a GNU vector of W, whose
+// lanes the CPU kernel computes together: csrc/cpu/ibeta_block.h).
 template <class V> struct dual2t {
   V v, p, q;
 };
 typedef dual2t<W> dual2;
-GK_HD dual2 dmul(dual2 x, dual2 y) { return dual2{x.v * y.v, x.p * y.v + x.v * y.p, x.q * y.v + x.v * y.q}; }
-GK_HD dual2 dinv(dual2 x) {
-  const W r = W(1) / x.v;
-  const W r2 = -r * r;
-  return dual2{r, x.p * r2, x.q * r2};
+
+// The few operations the templates below need beyond arithmetic, for V = W (here) and for the CPU kernel's
+// GNU vectors of W (csrc/cpu/ibeta_block.h specializes it, lane by lane): m ? a : b for a comparison result m,
+// whether any lane of m is set, log1p, and x with |x| < tiny replaced by tiny.
+template <class V> struct lane_ops;
+template <> struct lane_ops<W> {
+  static GK_HD W select(bool m, W a, W b) { return m ? a : b; }
+  static GK_HD bool any(bool m) { return m; }
+  static GK_HD W log1p(W x) { return gk_log1p(x); }
+  static GK_HD W guard_tiny(W x, W tiny) { return gk_fabs(x) < tiny ? tiny : x; }
+};
+// The constant c as a V (W, or a GNU vector of W with c in every lane).
+template <class V> GK_HD V vconst(W c) { return V{} + c; }
+
+template <class V> GK_HD dual2t<V> dmul(dual2t<V> x, dual2t<V> y) {
+  return dual2t<V>{x.v * y.v, x.p * y.v + x.v * y.p, x.q * y.v + x.v * y.q};
+}
+template <class V> GK_HD dual2t<V> dinv(dual2t<V> x) {
+  const V r = W(1) / x.v;
+  const V r2 = -r * r;
+  return dual2t<V>{r, x.p * r2, x.q * r2};
 }
 // 1 + c * x
-GK_HD dual2 one_plus_mul(dual2 c, dual2 x) { return dual2{W(1) + c.v * x.v, c.p * x.v + c.v * x.p, c.q * x.v + c.v * x.q}; }
-// 1 + c / x
-GK_HD dual2 one_plus_div(dual2 c, dual2 x) {
-  const W r = W(1) / x.v;
-  const W v = c.v * r;
-  return dual2{W(1) + v, (c.p - v * x.p) * r, (c.q - v * x.q) * r};
+template <class V> GK_HD dual2t<V> one_plus_mul(dual2t<V> c, dual2t<V> x) {
+  return dual2t<V>{W(1) + c.v * x.v, c.p * x.v + c.v * x.p, c.q * x.v + c.v * x.q};
 }
+// 1 + c / x
+template <class V> GK_HD dual2t<V> one_plus_div(dual2t<V> c, dual2t<V> x) {
+  const V r = W(1) / x.v;
+  const V v = c.v * r;
+  return dual2t<V>{W(1) + v, (c.p - v * x.p) * r, (c.q - v * x.q) * r};
+}
+
 
 // Lentz's guard against a zero denominator (the fraction's own values never get near it for valid
 // arguments; it only keeps a degenerate step from producing inf/NaN).
-GK_HD dual2 lentz_guard(dual2 x) {
+template <class V> GK_HD dual2t<V> lentz_guard(dual2t<V> x) {
   constexpr W tiny = 1e-300;
-  if (gk_fabs(x.v) < tiny) x.v = tiny;
+  x.v = lane_ops<V>::guard_tiny(x.v, tiny);
   return x;
 }
 
@@ -82,32 +101,45 @@ GK_HD dual2 lentz_guard(dual2 x) {
 // dml(z) = psi(z) - log z = -w/2 - sum_k B_2k/(2k) w^2k (w = 1/z), and the bracket is formed term by
 // term from delta = u - w = -d w u (u = 1/(Z + d)): u^2k - w^2k = delta (u + w) sum_j u^2j w^2(k-1-j).
 // Every piece has the sign of d: no cancellation. Seven Bernoulli terms: truncation below 4e-17 at Z = 10.
-GK_HD W digamma_diff(W z, W d) {
-  W sum = W(0);
-  int n = 0;
-  for (; n < 10 && z + W(n) < W(10); ++n) sum += d / ((z + W(n)) * (z + d + W(n)));
-  const W Z = z + W(n);
-  const W w = W(1) / Z, u = W(1) / (Z + d);
-  const W delta = -d * w * u;
-  const W w2 = w * w, u2 = u * u;
+// On scalars or lanes (V = W or a GNU vector of W): the shift loop runs while any lane still needs a term,
+// each lane adding its terms while z + n < 10 (z + n increases, so a lane that stops stays stopped).
+template <class V> GK_HD V digamma_diff_t(V z, V d) {
+  typedef lane_ops<V> O;
+  V sum = vconst<V>(W(0)), nz = vconst<V>(W(0));  // nz: the lane's number of shifts n
+  for (int n = 0; n < 10; ++n) {
+    const auto act = z + W(n) < W(10);
+    if (!O::any(act)) break;
+    sum = O::select(act, sum + d / ((z + W(n)) * (z + d + W(n))), sum);
+    nz = O::select(act, vconst<V>(W(n + 1)), nz);
+  }
+  const V Z = z + nz;
+  const V w = W(1) / Z, u = W(1) / (Z + d);
+  const V delta = -d * w * u;
+  const V w2 = w * w, u2 = u * u;
   // c_k = -B_2k / (2k), k = 1..7
   constexpr W c[7] = {-1.0 / 12, 1.0 / 120, -1.0 / 252, 1.0 / 240, -1.0 / 132, 691.0 / 32760, -1.0 / 12};
-  W S = W(1), wk = W(1), acc = W(0);  // S_k = sum_{j<k} u^2j w^2(k-1-j); wk = w^2(k-1)
+  V S = vconst<V>(W(1)), wk = vconst<V>(W(1)), acc = vconst<V>(W(0));  // S_k = sum_{j<k} u^2j w^2(k-1-j); wk = w^2(k-1)
   for (int k = 0; k < 7; ++k) {
     acc += c[k] * S;
     wk *= w2;
     S = u2 * S + wk;
   }
-  const W bracket = -W(0.5) * delta + delta * (u + w) * acc;
-  return sum + gk_log1p(d * w) + bracket;
+  const V bracket = -W(0.5) * delta + delta * (u + w) * acc;
+  return sum + O::log1p(d * w) + bracket;
 }
+GK_HD W digamma_diff(W z, W d) { return digamma_diff_t<W>(z, d); }
 
 // L_p = log y - psi(p+1) + psi(p+q) and L_q = log(1-y) - psi(q) + psi(p+q), from ly = log y and
-// ly1 = log(1 - y) (each computed from the exact input: log x or log1p(-x)).
-GK_HD void log_terms(W p, W q, W ly, W ly1, W& Lp, W& Lq) {
-  Lp = ly + ((q >= W(1)) ? digamma_diff(p + W(1), q - W(1)) : -digamma_diff(p + q, W(1) - q));
-  Lq = ly1 + digamma_diff(q, p);
+// ly1 = log(1 - y) (each computed from the exact input: log x or log1p(-x)); on scalars or lanes.
+template <class V> GK_HD void log_terms_t(V p, V q, V ly, V ly1, V& Lp, V& Lq) {
+  typedef lane_ops<V> O;
+  // psi(p + q) - psi(p + 1) = digamma_diff(p + 1, q - 1) for q >= 1, else -digamma_diff(p + q, 1 - q)
+  const auto ge = q >= W(1);
+  const V r = digamma_diff_t<V>(O::select(ge, p + W(1), p + q), O::select(ge, q - W(1), W(1) - q));
+  Lp = ly + O::select(ge, r, -r);
+  Lq = ly1 + digamma_diff_t<V>(q, p);
 }
+GK_HD void log_terms(W p, W q, W ly, W ly1, W& Lp, W& Lq) { log_terms_t<W>(p, q, ly, ly1, Lp, Lq); }
 
 // log Gamma(p) - log Gamma(p + q) for p >= 10 (q > 0), by Stirling's form with the linear terms
 // cancelled analytically: -q log p - (p + q - 1/2) log1p(q/p) + q + log(Gamma*(p) / Gamma*(p + q)).
@@ -195,40 +227,45 @@ template <class V> GK_HD dual2t<V> wallis_convergent(const wallis_t<V>& w, V& r)
   return dual2t<V>{hv, (w.A1.p - hv * w.B1.p) * r, (w.A1.q - hv * w.B1.q) * r};
 }
 
-// The constant c as a V (W, or a GNU vector of W with c in every lane).
-template <class V> GK_HD V vconst(W c) { return V{} + c; }
+// The fraction's coefficients with their partials in p and q, at index m (M = m, s = p + q):
+// d_{2m} = m (q - m) y / ((p + 2m - 1)(p + 2m)) and d_{2m+1} = -(p + m)(s + m) y / ((p + 2m)(p + 2m + 1)).
+template <class V> GK_HD dual2t<V> coef_even(V p, V q, V y, V M) {
+  const V u0 = p + W(2) * M - W(1), u1 = p + W(2) * M;
+  const V r = W(1) / (u0 * u1);  // 1/u0 = u1 r, 1/u1 = u0 r: one division for the three
+  const V v = M * (q - M) * y * r;
+  return dual2t<V>{v, -v * (u0 + u1) * r, M * y * r};
+}
+template <class V> GK_HD dual2t<V> coef_odd(V p, V s, V y, V M) {
+  const V u0 = p + W(2) * M, u1 = u0 + W(1), pm = p + M, sm = s + M;
+  const V r = W(1) / (u0 * u1 * pm * sm);  // shared by v and the four reciprocals of its partials
+  const V pmsm = pm * sm, u01 = u0 * u1;
+  const V v = -pmsm * pmsm * y * r;
+  return dual2t<V>{v, v * ((pm + sm) * u01 - (u0 + u1) * pmsm) * r, v * pm * u01 * r};
+}
+// d_1 = -s y / (p + 1)
+template <class V> GK_HD dual2t<V> coef_first(V p, V s, V y) {
+  const V v = -s * y / (p + W(1));
+  return dual2t<V>{v, v * (W(1) / s - W(1) / (p + W(1))), v / s};
+}
+
 
 // The state after the first step, d_1 = -s y / (p + 1), and its convergent h.
 template <class V> GK_HD wallis_t<V> wallis_init(V p, V q, V y, dual2t<V>& h) {
   const V s = p + q, one = vconst<V>(W(1)), zero = vconst<V>(W(0));
   wallis_t<V> w{dual2t<V>{one, zero, zero}, dual2t<V>{one, zero, zero}, dual2t<V>{zero, zero, zero},
                 dual2t<V>{one, zero, zero}};
-  const V v = -s * y / (p + W(1));
-  w.step(dual2t<V>{v, v * (W(1) / s - W(1) / (p + W(1))), v / s});
+  w.step(coef_first(p, s, y));
   V r;
   h = wallis_convergent(w, r);
   return w;
 }
 
-// Steps 2m and 2m + 1 (M = m, s = p + q): the coefficients with their partials and the two recurrence steps.
-// On scalars or on lanes: the same operations in the same order, so a lane's result is the scalar loop's bit
-// for bit as long as neither is contracted to FMA (csrc/cpu/ibeta.cpp compiles its clones without).
+// Steps 2m and 2m + 1 of the Wallis recurrences. On scalars or on lanes: the same operations in the same
+// order, so a lane's result is the scalar loop's bit for bit as long as neither is contracted to FMA
+// (csrc/cpu/ibeta.cpp compiles its clones without).
 template <class V> GK_HD void wallis_pair(wallis_t<V>& w, V p, V q, V s, V y, V M) {
-  {
-    // even step d_{2m} = m (q - m) y / ((p + 2m - 1)(p + 2m))
-    const V u0 = p + W(2) * M - W(1), u1 = p + W(2) * M;
-    const V r = W(1) / (u0 * u1);  // 1/u0 = u1 r, 1/u1 = u0 r: one division for the three
-    const V v = M * (q - M) * y * r;
-    w.step(dual2t<V>{v, -v * (u0 + u1) * r, M * y * r});
-  }
-  {
-    // odd step d_{2m+1} = -(p + m)(s + m) y / ((p + 2m)(p + 2m + 1))
-    const V u0 = p + W(2) * M, u1 = u0 + W(1), pm = p + M, sm = s + M;
-    const V r = W(1) / (u0 * u1 * pm * sm);  // shared by v and the four reciprocals of its partials
-    const V pmsm = pm * sm, u01 = u0 * u1;
-    const V v = -pmsm * pmsm * y * r;
-    w.step(dual2t<V>{v, v * ((pm + sm) * u01 - (u0 + u1) * pmsm) * r, v * pm * u01 * r});
-  }
+  w.step(coef_even(p, q, y, M));
+  w.step(coef_odd(p, s, y, M));
 }
 
 // Whether the rescaling by 1 / B applies: |B| outside [1e-100, 1e100].
@@ -260,41 +297,38 @@ template <int Need = 3> GK_HD dual2 cfrac_wallis(W p, W q, W y, W Lp, W Lq, bool
   return h;
 }
 
+// The Lentz state after the first step: C_1 = 1, D_1 = 1 / (1 + d_1), h = D_1.
+template <class V> GK_HD void lentz_init(V p, V q, V y, dual2t<V>& C, dual2t<V>& D, dual2t<V>& h) {
+  const V one = vconst<V>(W(1)), zero = vconst<V>(W(0));
+  const dual2t<V> c = coef_first(p, p + q, y);
+  C = dual2t<V>{one, zero, zero};
+  D = dinv(lentz_guard(one_plus_mul(c, dual2t<V>{one, zero, zero})));
+  h = D;
+}
+// Steps 2m and 2m + 1 of the modified Lentz recurrence; del = C D of the odd step (the stopping test's).
+template <class V> GK_HD void lentz_pair(dual2t<V>& C, dual2t<V>& D, dual2t<V>& h, dual2t<V>& del, V p, V q, V s,
+                                         V y, V M) {
+  dual2t<V> c = coef_even(p, q, y, M);
+  D = dinv(lentz_guard(one_plus_mul(c, D)));
+  C = lentz_guard(one_plus_div(c, C));
+  h = dmul(h, dmul(D, C));
+  c = coef_odd(p, s, y, M);
+  D = dinv(lentz_guard(one_plus_mul(c, D)));
+  C = lentz_guard(one_plus_div(c, C));
+  del = dmul(D, C);
+  h = dmul(h, del);
+}
+
 // The same fraction by the modified Lentz recurrence (D_k = 1 / (1 + d_k D_{k-1}), C_k = 1 + d_k / C_{k-1},
 // h *= C_k D_k), in forward mode. Three divisions per step on the dependency chain, so about three times
 // slower than the Wallis form, but better conditioned for y > 1/2 (p >> q near the mode, where d_{2m+1}
 // -> -y ~ -1): there the Wallis convergents' partials lost up to 7 digits (a = 1e5, b = 3), Lentz's 3-4.
 template <int Need = 3> GK_HD dual2 cfrac_lentz(W p, W q, W y, W Lp, W Lq, bool with_partials, W eps) {
   const W s = p + q;
-  dual2 c{-s * y / (p + W(1)), W(0), W(0)};  // d_1 = -s y / (p + 1)
-  c.p = c.v * (W(1) / s - W(1) / (p + W(1)));
-  c.q = c.v / s;
-  dual2 C{W(1), W(0), W(0)};
-  dual2 D = dinv(lentz_guard(one_plus_mul(c, dual2{W(1), W(0), W(0)})));
-  dual2 h = D;
+  dual2 C, D, h, del;
+  lentz_init(p, q, y, C, D, h);
   for (int m = 1; m < kMaxIter; ++m) {
-    const W M = W(m);
-    {
-      const W u0 = p + W(2) * M - W(1), u1 = p + W(2) * M;
-      const W r = W(1) / (u0 * u1);
-      const W v = M * (q - M) * y * r;
-      c = dual2{v, -v * (u0 + u1) * r, M * y * r};
-      D = dinv(lentz_guard(one_plus_mul(c, D)));
-      C = lentz_guard(one_plus_div(c, C));
-      h = dmul(h, dmul(D, C));
-    }
-    dual2 del;
-    {
-      const W u0 = p + W(2) * M, u1 = u0 + W(1), pm = p + M, sm = s + M;
-      const W r = W(1) / (u0 * u1 * pm * sm);
-      const W pmsm = pm * sm, u01 = u0 * u1;
-      const W v = -pmsm * pmsm * y * r;
-      c = dual2{v, v * ((pm + sm) * u01 - (u0 + u1) * pmsm) * r, v * pm * u01 * r};
-      D = dinv(lentz_guard(one_plus_mul(c, D)));
-      C = lentz_guard(one_plus_div(c, C));
-      del = dmul(D, C);
-      h = dmul(h, del);
-    }
+    lentz_pair(C, D, h, del, p, q, s, y, W(m));
     if (gk_fabs(del.v - W(1)) <= eps) {
       if (!with_partials) break;
       // The partials of log h change by del.p / del.v (del = 1 + O(eps)).
@@ -355,14 +389,23 @@ struct grad_args {
   W p, q, y, Lp, Lq;
   bool sw;
 };
-GK_HD grad_args grad_prepare(W a, W b, W x) {
+// The side and the fraction's arguments, with ly = log y and ly1 = log(1 - y) (the log terms' inputs).
+GK_HD grad_args grad_side(W a, W b, W x, W& ly, W& ly1) {
   grad_args g;
   g.sw = swapped(a, b, x);
   g.p = g.sw ? b : a;
   g.q = g.sw ? a : b;
   g.y = g.sw ? W(1) - x : x;
   const W lx = gk_log(x), l1x = gk_log1p(-x);
-  log_terms(g.p, g.q, g.sw ? l1x : lx, g.sw ? lx : l1x, g.Lp, g.Lq);
+  ly = g.sw ? l1x : lx;
+  ly1 = g.sw ? lx : l1x;
+  g.Lp = g.Lq = W(0);
+  return g;
+}
+GK_HD grad_args grad_prepare(W a, W b, W x) {
+  W ly, ly1;
+  grad_args g = grad_side(a, b, x, ly, ly1);
+  log_terms(g.p, g.q, ly, ly1, g.Lp, g.Lq);
   return g;
 }
 // (dx/da, dx/db) / (x (1 - x)) from the fraction h (value and both partials) at g.
@@ -385,10 +428,27 @@ struct grad_a_args {
   W p, q, y, L;
   bool sw;
 };
+// The side and the fraction's arguments, and L = lx + (neg ? -1 : 1) digamma_diff(z, d) in parts.
+GK_HD grad_a_args grad_a_side(W a, W b, W x, W& lx, W& z, W& d, bool& neg) {
+  lx = gk_log(x);
+  if (swapped(a, b, x)) {
+    z = a; d = b; neg = false;  // L_q: psi(a + b) - psi(a)
+    return grad_a_args{b, a, W(1) - x, W(0), true};
+  }
+  // L_p: psi(a + b) - psi(a + 1), as in log_terms
+  const bool ge = b >= W(1);
+  z = ge ? a + W(1) : a + b;
+  d = ge ? b - W(1) : W(1) - b;
+  neg = !ge;
+  return grad_a_args{a, b, x, W(0), false};
+}
 GK_HD grad_a_args grad_a_prepare(W a, W b, W x) {
-  if (swapped(a, b, x)) return grad_a_args{b, a, W(1) - x, gk_log(x) + digamma_diff(a, b), true};
-  return grad_a_args{a, b, x, gk_log(x) + ((b >= W(1)) ? digamma_diff(a + W(1), b - W(1)) : -digamma_diff(a + b, W(1) - b)),
-                     false};
+  W lx, z, d;
+  bool neg;
+  grad_a_args g = grad_a_side(a, b, x, lx, z, d, neg);
+  const W r = digamma_diff(z, d);
+  g.L = lx + (neg ? -r : r);
+  return g;
 }
 GK_HD W grad_a_finish(const grad_a_args& g, dual2 h) {
   return g.sw ? (h.v * g.L + h.q) / g.p : -(h.v * g.L + h.p) / g.p;

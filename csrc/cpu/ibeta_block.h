@@ -33,10 +33,31 @@ namespace cpu {
 constexpr int64_t kIbetaMinLanes = 8;
 // Elements gathered per pass (stack buffers).
 constexpr int kIbetaChunk = 256;
-// Pairs of fraction steps between two refills of the lanes (wallis_lanes; 1 to 4 measured: 4 was fastest,
+// Pairs of fraction steps between two refills of the lanes (cfrac_lanes; 1 to 4 measured: 4 was fastest,
 // 12% over 1, on the bench grid of bench/beta.py).
 constexpr int kIbetaSync = 4;
 
+}  // namespace cpu
+
+namespace core {
+namespace ibeta_detail {
+// The vector half of the fraction steps' lane_ops (csrc/core/ibeta.h): the guard as a lane-wise select.
+template <> struct lane_ops<cpu::vm4::vd> {
+  typedef cpu::vm4::vd vd;
+  typedef cpu::vm4::vi vi;
+  static GK_HD_FORCE vd select(vi m, vd a, vd b) { return cpu::vm4::select(m, a, b); }
+  static GK_HD_FORCE bool any(vi m) { return cpu::vm4::any(m); }
+  static GK_HD_FORCE vd log1p(vd x) {
+    vd r;
+    for (int l = 0; l < cpu::vm4::L; ++l) r[l] = gk_log1p(x[l]);  // the scalar core's function, lane by lane
+    return r;
+  }
+  static GK_HD_FORCE vd guard_tiny(vd x, W tiny) { return cpu::vm4::select(cpu::vm4::vabs(x) < tiny, cpu::vm4::splat(tiny), x); }
+};
+}  // namespace ibeta_detail
+}  // namespace core
+
+namespace cpu {
 namespace ibv {
 using core::ibeta_detail::dual2;
 using core::ibeta_detail::dual2t;
@@ -48,11 +69,12 @@ using vm4::vd;
 using vm4::vi;
 
 // The queued fractions of one pass, structure of arrays: their arguments (p, q, y and the log terms of the
-// stopping test, filled by the caller for jobs 0 .. n - 1) and, filled by wallis_lanes, s = p + q and the
-// state after core wallis_init (the convergents A1, B1, A2, B2 and h, value and partials). Entries n ..
-// n + 2L - 1 hold an idle job (a short, finite fraction) that pads the last vector and keeps empty lanes busy.
+// stopping test, filled by the caller for jobs 0 .. n - 1) and, filled by cfrac_lanes, s = p + q and the
+// method's state after its first step. Entries n .. n + 2L - 1 hold an idle job (a short, finite fraction)
+// that pads the last vector and keeps empty lanes busy.
 struct Queue {
-  enum { P, Q, Y, LP, LQ, S, A1, B1 = A1 + 3, A2 = B1 + 3, B2 = A2 + 3, H = B2 + 3, kFields = H + 3 };
+  static constexpr int kMaxState = 15;
+  enum { P, Q, Y, LP, LQ, S, ST, kFields = ST + kMaxState };
   alignas(32) W f[kFields][kIbetaChunk + 2 * L];
   GK_HD_FORCE void put(int j, W p, W q, W y, W Lp, W Lq) {
     f[P][j] = p; f[Q][j] = q; f[Y][j] = y; f[LP][j] = Lp; f[LQ][j] = Lq;
@@ -65,15 +87,9 @@ GK_HD_FORCE vd load4(const W* src) {
   return v;
 }
 GK_HD_FORCE void store4(W* dst, vd v) { std::memcpy(dst, &v, sizeof(v)); }
-GK_HD_FORCE void store_dual(W (*f)[kIbetaChunk + 2 * L], int j, const dual2t<vd>& d) {
-  store4(f[0] + j, d.v); store4(f[1] + j, d.p); store4(f[2] + j, d.q);
-}
-// Lane m of d (mask: lane m set) from entry j of three consecutive fields.
-GK_HD_FORCE void blend_dual(dual2t<vd>& d, vi m, const W (*f)[kIbetaChunk + 2 * L], int j) {
-  d.v = vm4::select(m, vm4::splat(f[0][j]), d.v);
-  d.p = vm4::select(m, vm4::splat(f[1][j]), d.p);
-  d.q = vm4::select(m, vm4::splat(f[2][j]), d.q);
-}
+
+GK_HD_FORCE dual2t<vd> get_dual(const vd* st, int k) { return dual2t<vd>{st[k], st[k + 1], st[k + 2]}; }
+GK_HD_FORCE void set_dual(vd* st, int k, const dual2t<vd>& d) { st[k] = d.v; st[k + 1] = d.p; st[k + 2] = d.q; }
 
 template <int Need>
 GK_HD_FORCE vi partial_done(vd hn, vd h, vd hv, vd L, W eps) {
@@ -81,28 +97,88 @@ GK_HD_FORCE vi partial_done(vd hn, vd h, vd hv, vd L, W eps) {
   return vm4::vabs(hn - h) <= eps * (vm4::vabs(hv * L) + vm4::vabs(hn) + W(1e-300));
 }
 
-// cfrac_wallis<Need>(p, q, y, Lp, Lq, true, eps) of the n jobs of Qu, 4 lanes at a time, each lane refilled
-// with the next job as soon as its own has converged; out[j] = h of job j.
-template <int Need>
-GK_HD_FORCE void wallis_lanes(int n, Queue& Qu, W eps, dual2* out) {
+// The Wallis form (core cfrac_wallis): state A1, B1, A2, B2, h.
+template <int Need> struct WallisLanes {
+  static constexpr int kState = 15, kH = 12;
+  static GK_HD_FORCE void init(vd p, vd q, vd y, vd* st) {
+    dual2t<vd> h0;
+    const wallis_t<vd> w = core::ibeta_detail::wallis_init(p, q, y, h0);
+    set_dual(st, 0, w.A1); set_dual(st, 3, w.B1); set_dual(st, 6, w.A2); set_dual(st, 9, w.B2); set_dual(st, kH, h0);
+  }
+  // One pair of steps and cfrac_wallis's stopping test on every lane; h kept on the frozen lanes, the
+  // rescaling only on the others (the scalar loop breaks before it). Returns the lanes whose test passed.
+  static GK_HD_FORCE vi pair(vd* st, vd p, vd q, vd s, vd y, vd Lp, vd Lq, vd M, W eps, vi frozen) {
+    wallis_t<vd> w{get_dual(st, 0), get_dual(st, 3), get_dual(st, 6), get_dual(st, 9)};
+    const dual2t<vd> h = get_dual(st, kH);
+    core::ibeta_detail::wallis_pair(w, p, q, s, y, M);
+    vd r;
+    const dual2t<vd> hn = core::ibeta_detail::wallis_convergent(w, r);
+    vi done = vm4::vabs(hn.v - h.v) <= eps * vm4::vabs(hn.v);
+    done &= partial_done<(Need & 1)>(hn.p, h.p, hn.v, Lp, eps) & partial_done<(Need & 2)>(hn.q, h.q, hn.v, Lq, eps);
+    set_dual(st, kH, dual2t<vd>{vm4::select(frozen, h.v, hn.v), vm4::select(frozen, h.p, hn.p),
+                                vm4::select(frozen, h.q, hn.q)});
+    const vd ab = vm4::vabs(w.B1.v);
+    const vi resc = ~((ab < W(1e100)) & (ab > W(1e-100))) & ~(frozen | done);
+    if (vm4::any(resc)) {
+      dual2t<vd>* d4[4] = {&w.A1, &w.B1, &w.A2, &w.B2};
+      for (auto* d : d4) {
+        d->v = vm4::select(resc, d->v * r, d->v);
+        d->p = vm4::select(resc, d->p * r, d->p);
+        d->q = vm4::select(resc, d->q * r, d->q);
+      }
+    }
+    set_dual(st, 0, w.A1); set_dual(st, 3, w.B1); set_dual(st, 6, w.A2); set_dual(st, 9, w.B2);
+    return done;
+  }
+};
+
+// The modified Lentz form (core cfrac_lentz, the fraction's side y > 1/2): state C, D, h.
+template <int Need> struct LentzLanes {
+  static constexpr int kState = 9, kH = 6;
+  static GK_HD_FORCE void init(vd p, vd q, vd y, vd* st) {
+    dual2t<vd> C, D, h;
+    core::ibeta_detail::lentz_init(p, q, y, C, D, h);
+    set_dual(st, 0, C); set_dual(st, 3, D); set_dual(st, kH, h);
+  }
+  static GK_HD_FORCE vi pair(vd* st, vd p, vd q, vd s, vd y, vd Lp, vd Lq, vd M, W eps, vi frozen) {
+    dual2t<vd> C = get_dual(st, 0), D = get_dual(st, 3), h = get_dual(st, kH), del;
+    const dual2t<vd> h0 = h;
+    core::ibeta_detail::lentz_pair(C, D, h, del, p, q, s, y, M);
+    // cfrac_lentz's test: del's value within eps of 1, then the partials of log h (del.p / del.v, del = 1 +
+    // O(eps)) against the gradient's scale.
+    vi done = vm4::vabs(del.v - W(1)) <= eps;
+    if (Need & 1) done &= vm4::vabs(del.p) <= eps * (vm4::vabs(Lp) + vm4::vabs(h.p / h.v) + W(1e-300));
+    if (Need & 2) done &= vm4::vabs(del.q) <= eps * (vm4::vabs(Lq) + vm4::vabs(h.q / h.v) + W(1e-300));
+    set_dual(st, 0, C); set_dual(st, 3, D);
+    set_dual(st, kH, dual2t<vd>{vm4::select(frozen, h0.v, h.v), vm4::select(frozen, h0.p, h.p),
+                                vm4::select(frozen, h0.q, h.q)});
+    return done;
+  }
+};
+
+// The fraction h (value and partials) of the n jobs of Qu by Method (WallisLanes / LentzLanes, whose scalar
+// loops run up to kMaxIter - 1 pairs of steps): 4 lanes at a time, each lane refilled with the next job at
+// the first multiple of kIbetaSync pairs after its own job has converged (its h frozen in between, so that
+// the data-dependent branches of a refill come once per kIbetaSync steps rather than after almost every
+// one); out[j] = h of job j.
+template <class Method>
+GK_HD_FORCE void cfrac_lanes(int n, Queue& Qu, W eps, dual2* out) {
   using core::ibeta_detail::kMaxIter;
   typedef Queue F;
+  constexpr int K = Method::kState;
   W(*f)[kIbetaChunk + 2 * L] = Qu.f;
   for (int j = n; j < n + 2 * L; ++j) Qu.put(j, W(1), W(1), W(0.25), W(0), W(0));
-  // The initial states, 4 jobs at a time (the core's wallis_init on lanes).
+  // The initial states, 4 jobs at a time.
   for (int j = 0; j < n + L; j += L) {
     const vd p = load4(f[F::P] + j), q = load4(f[F::Q] + j), y = load4(f[F::Y] + j);
-    dual2t<vd> h0;
-    const wallis_t<vd> w0 = core::ibeta_detail::wallis_init(p, q, y, h0);
+    vd st[K];
+    Method::init(p, q, y, st);
     store4(f[F::S] + j, p + q);
-    store_dual(f + F::A1, j, w0.A1); store_dual(f + F::B1, j, w0.B1);
-    store_dual(f + F::A2, j, w0.A2); store_dual(f + F::B2, j, w0.B2);
-    store_dual(f + F::H, j, h0);
+    for (int k = 0; k < K; ++k) store4(f[F::ST + k] + j, st[k]);
   }
   const int idle = n;
   vd p{}, q{}, s{}, y{}, Lp{}, Lq{}, M{};
-  wallis_t<vd> w{};
-  dual2t<vd> h{};
+  vd st[K] = {};
   int slot[L];
   const vi lane[L] = {vi{-1, 0, 0, 0}, vi{0, -1, 0, 0}, vi{0, 0, -1, 0}, vi{0, 0, 0, -1}};
   // Lane l takes entry j (a job, or the idle one: slot -1).
@@ -115,9 +191,7 @@ GK_HD_FORCE void wallis_lanes(int n, Queue& Qu, W eps, dual2* out) {
     Lp = vm4::select(m, vm4::splat(f[F::LP][j]), Lp);
     Lq = vm4::select(m, vm4::splat(f[F::LQ][j]), Lq);
     M = vm4::select(m, vm4::splat(W(1)), M);
-    blend_dual(w.A1, m, f + F::A1, j); blend_dual(w.B1, m, f + F::B1, j);
-    blend_dual(w.A2, m, f + F::A2, j); blend_dual(w.B2, m, f + F::B2, j);
-    blend_dual(h, m, f + F::H, j);
+    for (int k = 0; k < K; ++k) st[k] = vm4::select(m, vm4::splat(f[F::ST + k][j]), st[k]);
     slot[l] = j < n ? j : -1;
   };
   int next = 0, active = 0;
@@ -126,40 +200,17 @@ GK_HD_FORCE void wallis_lanes(int n, Queue& Qu, W eps, dual2* out) {
   }
   const vd last = vm4::splat(W(kMaxIter - 1));
   while (active > 0) {
-    // kSync pairs of steps between refills: a lane whose job has converged is frozen (h kept, its steps
-    // discarded) until the next refill, so that the data-dependent branches of a refill come once per kSync
-    // steps instead of after almost every step.
     vi frozen{};
     for (int k = 0; k < kIbetaSync; ++k) {
-      core::ibeta_detail::wallis_pair(w, p, q, s, y, M);
-      vd r;
-      const dual2t<vd> hn = core::ibeta_detail::wallis_convergent(w, r);
-      // cfrac_wallis's test: the value, then each partial the caller needs, against the gradient's scale.
-      vi done = vm4::vabs(hn.v - h.v) <= eps * vm4::vabs(hn.v);
-      done &= partial_done<(Need & 1)>(hn.p, h.p, hn.v, Lp, eps) & partial_done<(Need & 2)>(hn.q, h.q, hn.v, Lq, eps);
-      done |= M >= last;  // the loop's cap: m < kMaxIter
-      h.v = vm4::select(frozen, h.v, hn.v);
-      h.p = vm4::select(frozen, h.p, hn.p);
-      h.q = vm4::select(frozen, h.q, hn.q);
-      frozen |= done;
-      // The rescaling of the lanes that go on (the scalar loop breaks before it).
-      const vd ab = vm4::vabs(w.B1.v);
-      const vi resc = ~((ab < W(1e100)) & (ab > W(1e-100))) & ~frozen;
-      if (vm4::any(resc)) {
-        dual2t<vd>* st[4] = {&w.A1, &w.B1, &w.A2, &w.B2};
-        for (auto* d : st) {
-          d->v = vm4::select(resc, d->v * r, d->v);
-          d->p = vm4::select(resc, d->p * r, d->p);
-          d->q = vm4::select(resc, d->q * r, d->q);
-        }
-      }
+      const vi done = Method::pair(st, p, q, s, y, Lp, Lq, M, eps, frozen);
+      frozen |= done | (M >= last);  // the scalar loop's cap: m < kMaxIter
       M += W(1);
     }
     if (vm4::any(frozen)) {
       for (int l = 0; l < L; ++l) {
         if (!frozen[l]) continue;
         if (slot[l] >= 0) {
-          out[slot[l]] = dual2{h.v[l], h.p[l], h.q[l]};
+          out[slot[l]] = dual2{st[Method::kH][l], st[Method::kH + 1][l], st[Method::kH + 2][l]};
           if (next < n) load(l, next++);
           else { load(l, idle); --active; }
         } else {
@@ -178,92 +229,142 @@ template <typename S> GK_HD_FORCE void wr(char* const* data, const int64_t* stri
 }
 }  // namespace ibv
 
+// Runs the queued jobs 0 .. n - 1 of class c of a driver: Wallis or Lentz side (c & 2) with Need from
+// need(c).
+template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ibv::Queue& jobs, ibv::W eps,
+                                                           ibv::dual2* h) {
+  if (n == 0) return;
+  if (lentz) ibv::cfrac_lanes<ibv::LentzLanes<NeedL>>(n, jobs, eps, h);
+  else ibv::cfrac_lanes<ibv::WallisLanes<NeedW>>(n, jobs, eps, h);
+}
+
 // standard_beta_grad over a TensorIterator chunk: data = {ga, gb, a, b, x}; T the op's math type (float for
 // float, half and bfloat16; double), S the storage type. core::standard_beta_grad element by element, with
-// the Wallis fractions of the chunk on lanes.
+// the continued fractions of the chunk on lanes: two queues, the Wallis side (y <= 1/2) and the Lentz side.
 template <typename T, typename S>
 GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* strides, int64_t n) {
   using namespace ibv;
   const W eps = core::loop_tol<T>();
   Queue jobs;
-  core::ibeta_detail::grad_args args[kIbetaChunk];
-  int64_t idx[kIbetaChunk];
+  core::ibeta_detail::grad_args args[2][kIbetaChunk];
+  int64_t idx[2][kIbetaChunk], gi[kIbetaChunk];
+  alignas(32) W pq[4][kIbetaChunk + L];  // p, q, log y, log(1 - y); then L_p, L_q in place of the logs
   dual2 h[kIbetaChunk];
   for (int64_t i0 = 0; i0 < n; i0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - i0));
-    int nj = 0;
+    int nj[2] = {0, 0}, ng = 0;
     for (int t = 0; t < m; ++t) {
       const int64_t i = i0 + t;
       const T a = static_cast<T>(rd<S>(data, strides, 2, i)), b = static_cast<T>(rd<S>(data, strides, 3, i)),
               x = static_cast<T>(rd<S>(data, strides, 4, i));
-      core::ibeta_detail::grad_args g{};
-      const bool plain = !core::ibeta_detail::bad_args(W(a), W(b), W(x)) && x != T(0) && x != T(1) &&
-                         ((g = core::ibeta_detail::grad_prepare(W(a), W(b), W(x))).y <= W(0.5));
-      if (!plain) {
+      if (core::ibeta_detail::bad_args(W(a), W(b), W(x)) || x == T(0) || x == T(1)) {
         T o0, o1;
-        core::standard_beta_grad(a, b, x, o0, o1);
+        core::standard_beta_grad(a, b, x, o0, o1);  // the special values
         wr<S>(data, strides, 0, i, static_cast<S>(o0));
         wr<S>(data, strides, 1, i, static_cast<S>(o1));
         continue;
       }
-      jobs.put(nj, g.p, g.q, g.y, g.Lp, g.Lq);
-      args[nj] = g;
-      idx[nj++] = i;
+      W ly, ly1;
+      args[0][ng] = core::ibeta_detail::grad_side(W(a), W(b), W(x), ly, ly1);
+      pq[0][ng] = args[0][ng].p; pq[1][ng] = args[0][ng].q; pq[2][ng] = ly; pq[3][ng] = ly1;
+      gi[ng++] = i;
     }
-    wallis_lanes<3>(nj, jobs, eps, h);
-    for (int j = 0; j < nj; ++j) {
-      const int64_t i = idx[j];
-      W w0, w1;
-      core::ibeta_detail::grad_finish(args[j], h[j], w0, w1);
-      // pair_value's scaling by x (1 - x), from the argument as the op received it
-      const W x = W(static_cast<T>(rd<S>(data, strides, 4, i)));
-      const W k = x * (W(1) - x);
-      wr<S>(data, strides, 0, i, static_cast<S>(T(w0 * k)));
-      wr<S>(data, strides, 1, i, static_cast<S>(T(w1 * k)));
+    // core log_terms on lanes (the gathered elements padded with a benign one)
+    for (int j = ng; j < ng + L; ++j) pq[0][j] = pq[1][j] = W(1), pq[2][j] = pq[3][j] = W(-1);
+    for (int j = 0; j < ng; j += L) {
+      vd Lp, Lq;
+      core::ibeta_detail::log_terms_t<vd>(load4(pq[0] + j), load4(pq[1] + j), load4(pq[2] + j), load4(pq[3] + j), Lp, Lq);
+      store4(pq[2] + j, Lp);
+      store4(pq[3] + j, Lq);
+    }
+    // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2); class 1 in args[1] / idx[1]
+    for (int j = 0; j < ng; ++j) {
+      core::ibeta_detail::grad_args g = args[0][j];
+      g.Lp = pq[2][j];
+      g.Lq = pq[3][j];
+      const int c = g.y > W(0.5);
+      args[c][nj[c]] = g;  // nj[0] <= j: class 0 is compacted in place
+      idx[c][nj[c]++] = gi[j];
+    }
+    for (int c = 0; c < 2; ++c) {
+      for (int j = 0; j < nj[c]; ++j) {
+        const core::ibeta_detail::grad_args& g = args[c][j];
+        jobs.put(j, g.p, g.q, g.y, g.Lp, g.Lq);
+      }
+      run_class<3, 3>(c == 1, nj[c], jobs, eps, h);
+      for (int j = 0; j < nj[c]; ++j) {
+        const int64_t i = idx[c][j];
+        W w0, w1;
+        core::ibeta_detail::grad_finish(args[c][j], h[j], w0, w1);
+        // pair_value's scaling by x (1 - x), from the argument as the op received it
+        const W x = W(static_cast<T>(rd<S>(data, strides, 4, i)));
+        const W k = x * (W(1) - x);
+        wr<S>(data, strides, 0, i, static_cast<S>(T(w0 * k)));
+        wr<S>(data, strides, 1, i, static_cast<S>(T(w1 * k)));
+      }
     }
   }
 }
 
-// dirichlet_grad over a chunk: data = {out, x, alpha, total}. The direct side's fractions (Need = 1) and the
-// swapped side's (Need = 2) stop on different partials, so they run as two queues.
+// dirichlet_grad over a chunk: data = {out, x, alpha, total}. core grad_a_scaled's fraction stops on the
+// p-partial on the direct side (Need = 1) and on the q-partial on the swapped one (Need = 2), each by
+// either recurrence: four queues.
 template <typename T, typename S>
 GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides, int64_t n) {
   using namespace ibv;
   const W eps = core::loop_tol<T>();
   Queue jobs;
-  core::ibeta_detail::grad_a_args args[2][kIbetaChunk];
-  int64_t idx[2][kIbetaChunk];
+  core::ibeta_detail::grad_a_args args[4][kIbetaChunk];
+  int64_t idx[4][kIbetaChunk], gi[kIbetaChunk];
+  alignas(32) W zd[3][kIbetaChunk + L];  // the digamma difference's z and d, log x; then L in place of log x
+  vi neg[kIbetaChunk / L + 1];
   dual2 h[kIbetaChunk];
   for (int64_t i0 = 0; i0 < n; i0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - i0));
-    int nj[2] = {0, 0};
+    int nj[4] = {0, 0, 0, 0}, ng = 0;
     for (int t = 0; t < m; ++t) {
       const int64_t i = i0 + t;
       const T x = static_cast<T>(rd<S>(data, strides, 1, i)), alpha = static_cast<T>(rd<S>(data, strides, 2, i)),
               total = static_cast<T>(rd<S>(data, strides, 3, i));
       const W beta = W(total) - W(alpha);
-      core::ibeta_detail::grad_a_args g{};
-      const bool plain = !core::ibeta_detail::bad_args(W(alpha), beta, W(x)) && x != T(0) && x != T(1) &&
-                         ((g = core::ibeta_detail::grad_a_prepare(W(alpha), beta, W(x))).y <= W(0.5));
-      if (!plain) {
-        wr<S>(data, strides, 0, i, static_cast<S>(core::dirichlet_grad(x, alpha, total)));
+      if (core::ibeta_detail::bad_args(W(alpha), beta, W(x)) || x == T(0) || x == T(1)) {
+        wr<S>(data, strides, 0, i, static_cast<S>(core::dirichlet_grad(x, alpha, total)));  // the special values
         continue;
       }
-      const int k = g.sw ? 1 : 0;
-      args[k][nj[k]] = g;
-      idx[k][nj[k]++] = i;
+      bool ng_neg;
+      args[0][ng] = core::ibeta_detail::grad_a_side(W(alpha), beta, W(x), zd[2][ng], zd[0][ng], zd[1][ng], ng_neg);
+      neg[ng / L][ng % L] = ng_neg ? -1 : 0;
+      gi[ng++] = i;
     }
-    for (int k = 0; k < 2; ++k) {
-      for (int j = 0; j < nj[k]; ++j) {
-        const core::ibeta_detail::grad_a_args& g = args[k][j];
-        jobs.put(j, g.p, g.q, g.y, k ? W(0) : g.L, k ? g.L : W(0));
+    // L = log x +- digamma_diff(z, d) (core grad_a_prepare) on lanes, padded with a benign element
+    for (int j = ng; j < ng + L; ++j) {
+      zd[0][j] = zd[1][j] = W(1), zd[2][j] = W(-1);
+      neg[j / L][j % L] = 0;
+    }
+    for (int j = 0; j < ng; j += L) {
+      const vd r = core::ibeta_detail::digamma_diff_t<vd>(load4(zd[0] + j), load4(zd[1] + j));
+      store4(zd[2] + j, load4(zd[2] + j) + vm4::select(neg[j / L], -r, r));
+    }
+    // four queues (args[c] / idx[c]; class 0 compacted in place)
+    for (int j = 0; j < ng; ++j) {
+      core::ibeta_detail::grad_a_args g = args[0][j];
+      g.L = zd[2][j];
+      const int c = (g.sw ? 1 : 0) + (g.y > W(0.5) ? 2 : 0);
+      args[c][nj[c]] = g;
+      idx[c][nj[c]++] = gi[j];
+    }
+    for (int c = 0; c < 4; ++c) {
+      const bool sw = c & 1;
+      for (int j = 0; j < nj[c]; ++j) {
+        const core::ibeta_detail::grad_a_args& g = args[c][j];
+        jobs.put(j, g.p, g.q, g.y, sw ? W(0) : g.L, sw ? g.L : W(0));
       }
-      if (k == 0) wallis_lanes<1>(nj[0], jobs, eps, h);
-      else wallis_lanes<2>(nj[1], jobs, eps, h);
-      for (int j = 0; j < nj[k]; ++j) {
-        const int64_t i = idx[k][j];
+      if (sw) run_class<2, 2>(c & 2, nj[c], jobs, eps, h);
+      else run_class<1, 1>(c & 2, nj[c], jobs, eps, h);
+      for (int j = 0; j < nj[c]; ++j) {
+        const int64_t i = idx[c][j];
         const W x = W(static_cast<T>(rd<S>(data, strides, 1, i)));
-        wr<S>(data, strides, 0, i, static_cast<S>(T(core::ibeta_detail::grad_a_finish(args[k][j], h[j]) * x)));
+        wr<S>(data, strides, 0, i, static_cast<S>(T(core::ibeta_detail::grad_a_finish(args[c][j], h[j]) * x)));
       }
     }
   }
