@@ -192,6 +192,14 @@ def test_batched_gradient_kernels_match_one_element_at_a_time(dtype):
     want = [torch.cat([OPS.standard_beta_grad(a0, b0, xs[i:i + 1])[k] for i in range(xs.numel())]) for k in range(2)]
     for got, w in zip(OPS.standard_beta_grad(a0, b0, xs), want):
         same(got, w)
+    # the Dirichlet backward's layout: rows of K = 5 against a broadcast total (TensorIterator's 2-D loop of
+    # short rows)
+    conc = a[:1500].abs().nan_to_num(1.0).clamp(1e-3, 1e3).view(300, 5)
+    tot = conc.sum(-1, keepdim=True)
+    xd = x[:1500].nan_to_num(0.5).view(300, 5)
+    want = torch.cat([OPS.dirichlet_grad(xd.reshape(-1)[i:i + 1], conc.reshape(-1)[i:i + 1],
+                                         tot.expand(300, 5).reshape(-1)[i:i + 1]) for i in range(1500)])
+    same(OPS.dirichlet_grad(xd, conc, tot).reshape(-1), want)
 
 
 # --- samplers -------------------------------------------------------------------------------------------

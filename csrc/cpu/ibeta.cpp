@@ -30,17 +30,21 @@ constexpr int64_t kGrain = 512;
 
 // The lane loops of cpu/ibeta_block.h for the ops that have one (LaneLoop<Op, T, S>::get(): this CPU's clone,
 // or nullptr where there is none: no AVX2, or another op).
-using LaneFn = void (*)(char* const*, const int64_t*, int64_t);
+// They take TensorIterator's 2-D loop (rows of size0 elements; broadcast operands such as the Dirichlet
+// backward's total make short rows).
+using LaneFn = void (*)(char* const*, const int64_t*, int64_t, int64_t);
 
 #ifdef GK_HAVE_ISA_CLONES
 #define GK_IBETA_CLONES(NAME)                                                                          \
   template <typename T, typename S>                                                                   \
-  GK_TARGET_AVX2 __attribute__((flatten)) void NAME##_avx2(char* const* d, const int64_t* s, int64_t n) { \
-    cpu::NAME##_lanes<T, S>(d, s, n);                                                                 \
+  GK_TARGET_AVX2 __attribute__((flatten)) void NAME##_avx2(char* const* d, const int64_t* s, int64_t n0,  \
+                                                             int64_t n1) {                            \
+    cpu::NAME##_lanes<T, S>(d, s, n0, n1);                                                            \
   }                                                                                                   \
   template <typename T, typename S>                                                                   \
-  GK_TARGET_AVX512 __attribute__((flatten)) void NAME##_avx512(char* const* d, const int64_t* s, int64_t n) { \
-    cpu::NAME##_lanes<T, S>(d, s, n);                                                                 \
+  GK_TARGET_AVX512 __attribute__((flatten)) void NAME##_avx512(char* const* d, const int64_t* s, int64_t n0, \
+                                                               int64_t n1) {                          \
+    cpu::NAME##_lanes<T, S>(d, s, n0, n1);                                                            \
   }
 GK_IBETA_CLONES(standard_beta_grad)
 GK_IBETA_CLONES(dirichlet_grad)
@@ -63,6 +67,19 @@ template <typename T, typename S> struct LaneLoop<ops::DirichletGrad, T, S> {
 };
 #endif
 
+// TensorIterator's 2-D loop over NT operands: the lane loop where the op has one and the range holds enough
+// elements, else the 1-D loop `body` row by row.
+template <int NT, typename Body> auto loop_2d(LaneFn lanes, Body body) {
+  return [lanes, body](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+    if (lanes && size0 * size1 >= cpu::kIbetaMinLanes) return lanes(data, strides, size0, size1);
+    char* row[NT];
+    for (int64_t j = 0; j < size1; ++j) {
+      for (int k = 0; k < NT; ++k) row[k] = data[k] + j * strides[NT + k];
+      body(row, strides, size0);
+    }
+  };
+}
+
 template <typename Op>
 at::Tensor cpu_ternary(const char* op, const char* na, const at::Tensor& a, const char* nb, const at::Tensor& b,
                        const char* nc, const at::Tensor& c) {
@@ -70,15 +87,14 @@ at::Tensor cpu_ternary(const char* op, const char* na, const at::Tensor& a, cons
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const LaneFn lanes = LaneLoop<Op, acc_t, scalar_t>::get();
-    iter.for_each([lanes](char** data, const int64_t* strides, int64_t n) {
-      if (lanes && n >= cpu::kIbetaMinLanes) return lanes(data, strides, n);
+    iter.for_each(loop_2d<4>(lanes, [](char** data, const int64_t* strides, int64_t n) {
       for (int64_t i = 0; i < n; ++i) {
         const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
         const acc_t y = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
         const acc_t z = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[3] + i * strides[3]));
         *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(Op{}(x, y, z));
       }
-    }, kGrain);
+    }), kGrain);
   });
   return iter.output();
 }
@@ -97,8 +113,7 @@ auto cpu_ternary_multi(const char* op, const char* na, const at::Tensor& a, cons
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_ibeta", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const LaneFn lanes = LaneLoop<Op, acc_t, scalar_t>::get();
-    iter.for_each([lanes](char** data, const int64_t* strides, int64_t n) {
-      if (lanes && n >= cpu::kIbetaMinLanes) return lanes(data, strides, n);
+    iter.for_each(loop_2d<N + 3>(lanes, [=](char** data, const int64_t* strides, int64_t n) {
       for (int64_t i = 0; i < n; ++i) {
         const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[N] + i * strides[N]));
         const acc_t y = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[N + 1] + i * strides[N + 1]));
@@ -107,7 +122,7 @@ auto cpu_ternary_multi(const char* op, const char* na, const at::Tensor& a, cons
         Op{}(x, y, z, o);
         for (int j = 0; j < N; ++j) *reinterpret_cast<scalar_t*>(data[j] + i * strides[j]) = static_cast<scalar_t>(o[j]);
       }
-    }, kGrain);
+    }), kGrain);
   });
   return outputs_of(iter, std::make_index_sequence<N>{});
 }

@@ -221,12 +221,19 @@ GK_HD_FORCE void cfrac_lanes(int n, Queue& Qu, W eps, dual2* out) {
   }
 }
 
-template <typename S> GK_HD_FORCE W rd(char* const* data, const int64_t* strides, int k, int64_t i) {
-  return static_cast<W>(*reinterpret_cast<const S*>(data[k] + i * strides[k]));
-}
-template <typename S> GK_HD_FORCE void wr(char* const* data, const int64_t* strides, int k, int64_t i, S v) {
-  *reinterpret_cast<S*>(data[k] + i * strides[k]) = v;
-}
+// The elements of a TensorIterator 2-D loop, in order: operand k of element (i0, i1) is at
+// base[k] + i0 strides[k] + i1 strides[NT + k] (NT operands; size0 elements per row).
+template <int NT> struct Walk {
+  char* const* base;
+  const int64_t* st;
+  int64_t size0, i0, i1;
+  GK_HD_FORCE char* at(int k) const { return base[k] + i0 * st[k] + i1 * st[NT + k]; }
+  GK_HD_FORCE void next() {
+    if (++i0 == size0) { i0 = 0; ++i1; }
+  }
+};
+template <typename S> GK_HD_FORCE W rd(const char* p) { return static_cast<W>(*reinterpret_cast<const S*>(p)); }
+template <typename S> GK_HD_FORCE void wr(char* p, S v) { *reinterpret_cast<S*>(p) = v; }
 }  // namespace ibv
 
 // Runs the queued jobs 0 .. n - 1 of class c of a driver: Wallis or Lentz side (c & 2) with Need from
@@ -242,32 +249,36 @@ template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ib
 // float, half and bfloat16; double), S the storage type. core::standard_beta_grad element by element, with
 // the continued fractions of the chunk on lanes: two queues, the Wallis side (y <= 1/2) and the Lentz side.
 template <typename T, typename S>
-GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* strides, int64_t n) {
+GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* strides, int64_t size0, int64_t size1) {
   using namespace ibv;
   const W eps = core::loop_tol<T>();
+  const int64_t n = size0 * size1;
+  Walk<5> it{data, strides, size0, 0, 0};
   Queue jobs;
   core::ibeta_detail::grad_args args[2][kIbetaChunk];
-  int64_t idx[2][kIbetaChunk], gi[kIbetaChunk];
+  char* out[2][2][kIbetaChunk];  // [class][output][job]
+  char* gout[2][kIbetaChunk];
+  W xs[2][kIbetaChunk], gx[kIbetaChunk];
   alignas(32) W pq[4][kIbetaChunk + L];  // p, q, log y, log(1 - y); then L_p, L_q in place of the logs
   dual2 h[kIbetaChunk];
-  for (int64_t i0 = 0; i0 < n; i0 += kIbetaChunk) {
-    const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - i0));
+  for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
     int nj[2] = {0, 0}, ng = 0;
-    for (int t = 0; t < m; ++t) {
-      const int64_t i = i0 + t;
-      const T a = static_cast<T>(rd<S>(data, strides, 2, i)), b = static_cast<T>(rd<S>(data, strides, 3, i)),
-              x = static_cast<T>(rd<S>(data, strides, 4, i));
+    for (int t = 0; t < m; ++t, it.next()) {
+      const T a = static_cast<T>(rd<S>(it.at(2))), b = static_cast<T>(rd<S>(it.at(3))), x = static_cast<T>(rd<S>(it.at(4)));
       if (core::ibeta_detail::bad_args(W(a), W(b), W(x)) || x == T(0) || x == T(1)) {
         T o0, o1;
         core::standard_beta_grad(a, b, x, o0, o1);  // the special values
-        wr<S>(data, strides, 0, i, static_cast<S>(o0));
-        wr<S>(data, strides, 1, i, static_cast<S>(o1));
+        wr<S>(it.at(0), static_cast<S>(o0));
+        wr<S>(it.at(1), static_cast<S>(o1));
         continue;
       }
       W ly, ly1;
       args[0][ng] = core::ibeta_detail::grad_side(W(a), W(b), W(x), ly, ly1);
       pq[0][ng] = args[0][ng].p; pq[1][ng] = args[0][ng].q; pq[2][ng] = ly; pq[3][ng] = ly1;
-      gi[ng++] = i;
+      gout[0][ng] = it.at(0);
+      gout[1][ng] = it.at(1);
+      gx[ng++] = W(x);
     }
     // core log_terms on lanes (the gathered elements padded with a benign one)
     for (int j = ng; j < ng + L; ++j) pq[0][j] = pq[1][j] = W(1), pq[2][j] = pq[3][j] = W(-1);
@@ -277,14 +288,17 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
       store4(pq[2] + j, Lp);
       store4(pq[3] + j, Lq);
     }
-    // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2); class 1 in args[1] / idx[1]
+    // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2); class 0 compacted in place
     for (int j = 0; j < ng; ++j) {
       core::ibeta_detail::grad_args g = args[0][j];
       g.Lp = pq[2][j];
       g.Lq = pq[3][j];
       const int c = g.y > W(0.5);
-      args[c][nj[c]] = g;  // nj[0] <= j: class 0 is compacted in place
-      idx[c][nj[c]++] = gi[j];
+      const int k = nj[c]++;
+      args[c][k] = g;
+      out[c][0][k] = gout[0][j];
+      out[c][1][k] = gout[1][j];
+      xs[c][k] = gx[j];
     }
     for (int c = 0; c < 2; ++c) {
       for (int j = 0; j < nj[c]; ++j) {
@@ -293,14 +307,12 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
       }
       run_class<3, 3>(c == 1, nj[c], jobs, eps, h);
       for (int j = 0; j < nj[c]; ++j) {
-        const int64_t i = idx[c][j];
         W w0, w1;
         core::ibeta_detail::grad_finish(args[c][j], h[j], w0, w1);
-        // pair_value's scaling by x (1 - x), from the argument as the op received it
-        const W x = W(static_cast<T>(rd<S>(data, strides, 4, i)));
-        const W k = x * (W(1) - x);
-        wr<S>(data, strides, 0, i, static_cast<S>(T(w0 * k)));
-        wr<S>(data, strides, 1, i, static_cast<S>(T(w1 * k)));
+        // pair_value's scaling by x (1 - x)
+        const W k = xs[c][j] * (W(1) - xs[c][j]);
+        wr<S>(out[c][0][j], static_cast<S>(T(w0 * k)));
+        wr<S>(out[c][1][j], static_cast<S>(T(w1 * k)));
       }
     }
   }
@@ -310,31 +322,35 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
 // p-partial on the direct side (Need = 1) and on the q-partial on the swapped one (Need = 2), each by
 // either recurrence: four queues.
 template <typename T, typename S>
-GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides, int64_t n) {
+GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides, int64_t size0, int64_t size1) {
   using namespace ibv;
   const W eps = core::loop_tol<T>();
+  const int64_t n = size0 * size1;
+  Walk<4> it{data, strides, size0, 0, 0};
   Queue jobs;
   core::ibeta_detail::grad_a_args args[4][kIbetaChunk];
-  int64_t idx[4][kIbetaChunk], gi[kIbetaChunk];
+  char* out[4][kIbetaChunk];
+  char* gout[kIbetaChunk];
+  W xs[4][kIbetaChunk], gx[kIbetaChunk];
   alignas(32) W zd[3][kIbetaChunk + L];  // the digamma difference's z and d, log x; then L in place of log x
   vi neg[kIbetaChunk / L + 1];
   dual2 h[kIbetaChunk];
-  for (int64_t i0 = 0; i0 < n; i0 += kIbetaChunk) {
-    const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - i0));
+  for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
     int nj[4] = {0, 0, 0, 0}, ng = 0;
-    for (int t = 0; t < m; ++t) {
-      const int64_t i = i0 + t;
-      const T x = static_cast<T>(rd<S>(data, strides, 1, i)), alpha = static_cast<T>(rd<S>(data, strides, 2, i)),
-              total = static_cast<T>(rd<S>(data, strides, 3, i));
+    for (int t = 0; t < m; ++t, it.next()) {
+      const T x = static_cast<T>(rd<S>(it.at(1))), alpha = static_cast<T>(rd<S>(it.at(2))),
+              total = static_cast<T>(rd<S>(it.at(3)));
       const W beta = W(total) - W(alpha);
       if (core::ibeta_detail::bad_args(W(alpha), beta, W(x)) || x == T(0) || x == T(1)) {
-        wr<S>(data, strides, 0, i, static_cast<S>(core::dirichlet_grad(x, alpha, total)));  // the special values
+        wr<S>(it.at(0), static_cast<S>(core::dirichlet_grad(x, alpha, total)));  // the special values
         continue;
       }
       bool ng_neg;
       args[0][ng] = core::ibeta_detail::grad_a_side(W(alpha), beta, W(x), zd[2][ng], zd[0][ng], zd[1][ng], ng_neg);
       neg[ng / L][ng % L] = ng_neg ? -1 : 0;
-      gi[ng++] = i;
+      gout[ng] = it.at(0);
+      gx[ng++] = W(x);
     }
     // L = log x +- digamma_diff(z, d) (core grad_a_prepare) on lanes, padded with a benign element
     for (int j = ng; j < ng + L; ++j) {
@@ -345,13 +361,15 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
       const vd r = core::ibeta_detail::digamma_diff_t<vd>(load4(zd[0] + j), load4(zd[1] + j));
       store4(zd[2] + j, load4(zd[2] + j) + vm4::select(neg[j / L], -r, r));
     }
-    // four queues (args[c] / idx[c]; class 0 compacted in place)
+    // four queues: the side (the partial the fraction stops on) and the recurrence; class 0 compacted in place
     for (int j = 0; j < ng; ++j) {
       core::ibeta_detail::grad_a_args g = args[0][j];
       g.L = zd[2][j];
       const int c = (g.sw ? 1 : 0) + (g.y > W(0.5) ? 2 : 0);
-      args[c][nj[c]] = g;
-      idx[c][nj[c]++] = gi[j];
+      const int k = nj[c]++;
+      args[c][k] = g;
+      out[c][k] = gout[j];
+      xs[c][k] = gx[j];
     }
     for (int c = 0; c < 4; ++c) {
       const bool sw = c & 1;
@@ -361,11 +379,8 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
       }
       if (sw) run_class<2, 2>(c & 2, nj[c], jobs, eps, h);
       else run_class<1, 1>(c & 2, nj[c], jobs, eps, h);
-      for (int j = 0; j < nj[c]; ++j) {
-        const int64_t i = idx[c][j];
-        const W x = W(static_cast<T>(rd<S>(data, strides, 1, i)));
-        wr<S>(data, strides, 0, i, static_cast<S>(T(core::ibeta_detail::grad_a_finish(args[c][j], h[j]) * x)));
-      }
+      for (int j = 0; j < nj[c]; ++j)
+        wr<S>(out[c][j], static_cast<S>(T(core::ibeta_detail::grad_a_finish(args[c][j], h[j]) * xs[c][j])));
     }
   }
 }
