@@ -248,7 +248,6 @@ template <class V> GK_HD dual2t<V> coef_first(V p, V s, V y) {
   return dual2t<V>{v, v * (W(1) / s - W(1) / (p + W(1))), v / s};
 }
 
-
 // The state after the first step, d_1 = -s y / (p + 1), and its convergent h.
 template <class V> GK_HD wallis_t<V> wallis_init(V p, V q, V y, dual2t<V>& h) {
   const V s = p + q, one = vconst<V>(W(1)), zero = vconst<V>(W(0));
