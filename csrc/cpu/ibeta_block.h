@@ -239,8 +239,8 @@ template <typename S> GK_HD_FORCE W rd(const char* p) { return static_cast<W>(*r
 template <typename S> GK_HD_FORCE void wr(char* p, S v) { *reinterpret_cast<S*>(p) = v; }
 }  // namespace ibv
 
-// Runs the queued jobs 0 .. n - 1 of class c of a driver: Wallis or Lentz side (c & 2) with Need from
-// need(c).
+// The fractions of jobs 0 .. n - 1 of a driver's queue: by the Lentz form (y > 1/2) or the Wallis form, each
+// stopping on the partials Need names (1: p, 2: q, 3: both).
 template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ibv::Queue& jobs, ibv::W eps,
                                                            ibv::dual2* h) {
   if (n == 0) return;
