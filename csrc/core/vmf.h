@@ -57,6 +57,7 @@
 
 #include "common.h"
 #include "gamma_sampler.h"
+#include "special.h"
 #include "vonmises_cdf.h"
 #include "vonmises_sampler.h"
 
@@ -93,46 +94,31 @@ GK_HD void sincos_half_pi(double x, double& s, double& c) {
 struct Angle {
   double kappa, n2;  // n2 = d - 2
   double sh_ref, ch_ref, log_sin_ref;  // sin, cos of theta_ref / 2; log sin theta_ref (unused when n2 = 0)
+  double inv_sin_ref;                  // 1 / sin theta_ref (d > 2)
+  double theta_ref;
   GK_HD void at(double th, double& E, double& dE, double& d2E, double& delta) const {
-    double sh, ch;
-    sincos_half_pi(0.5 * th, sh, ch);  // theta / 2 in [0, pi / 2]
+    double sh = sh_ref, ch = ch_ref;  // theta_ref (a side's peak when the mode is beyond it): no sincos
+    if (th != theta_ref) sincos_half_pi(0.5 * th, sh, ch);  // theta / 2 in [0, pi / 2]
     const double st = 2.0 * sh * ch;
     const double ct = (ch - sh) * (ch + sh);
     delta = 2.0 * (sh * ch_ref - ch * sh_ref) * (sh * ch_ref + ch * sh_ref);
-    E = -kappa * delta + (n2 != 0.0 ? n2 * (::log(st) - log_sin_ref) : 0.0);
+    E = th == theta_ref || n2 == 0.0 ? -kappa * delta : -kappa * delta + n2 * (log_sin(st) - log_sin_ref);
     // (d = 2 has no sin term: keep 0 / 0 out of E' and E'' at theta = 0, the mode)
     dE = -kappa * st + (n2 != 0.0 ? n2 * ct / st : 0.0);
     d2E = -kappa * ct - (n2 != 0.0 ? n2 / (st * st) : 0.0);
   }
-  // e^(E - Eref) and delta from sin and cos of theta / 2 (the panels' fast path). For d - 2 <= 32 the sine
-  // factor is an integer power, (sin theta / sin theta_ref)^(d-2) by repeated squaring, instead of a log
-  // and the exp of its multiple: within a panel E - Eref is in [-45, 0] and each of -kappa delta and
-  // (d - 2) log(ratio) is O(d + 45) there, so neither factor overflows or underflows on its own.
-  GK_HD void value(double sh, double ch, double Eref, double& val, double& delta) const {
-    delta = 2.0 * (sh * ch_ref - ch * sh_ref) * (sh * ch_ref + ch * sh_ref);
-    const int n = int(n2);
-    if (n == 0) {
-      val = ::exp(-kappa * delta - Eref);
-    } else if (n <= 32) {
-      double r = 2.0 * sh * ch * inv_sin_ref, p = 1.0;
-      for (int e = n; e > 0; e >>= 1) {  // at most 6 squarings
-        if (e & 1) p *= r;
-        r *= r;
-      }
-      val = ::exp(-kappa * delta - Eref) * p;
-    } else {
-      val = ::exp(-kappa * delta + n2 * (::log(2.0 * sh * ch) - log_sin_ref) - Eref);
-    }
-  }
-  double inv_sin_ref;  // 1 / sin theta_ref (d > 2)
+  // log sin theta: the branch-free polynomial log (special.h; ~1 ulp, a fifth of libm's cost here) for
+  // normal arguments, libm for the subnormal sines of theta within ~1e-308 of a pole (and for 0: -inf).
+  static GK_HD double log_sin(double st) { return st >= num<double>::min_normal ? log_pos(st) : ::log(st); }
 };
 
 GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
   Angle f;
   f.kappa = kappa;
   f.n2 = double(d - 2);
+  f.theta_ref = theta_ref;
   sincos_half_pi(0.5 * theta_ref, f.sh_ref, f.ch_ref);
-  f.log_sin_ref = d > 2 ? ::log(2.0 * f.sh_ref * f.ch_ref) : 0.0;
+  f.log_sin_ref = d > 2 ? Angle::log_sin(2.0 * f.sh_ref * f.ch_ref) : 0.0;
   f.inv_sin_ref = d > 2 ? 1.0 / (2.0 * f.sh_ref * f.ch_ref) : 0.0;
   return f;
 }
@@ -185,49 +171,82 @@ GK_HD double next_boundary(const F& f, double a, double Ea, double dEa, double d
 // relative (measured on e^(-D x) and e^(-D x^2) on [0, 1]); tests/test_vmf.py checks the composite.
 template <int N> struct GaussLegendre;
 template <> struct GaussLegendre<24> {
-  static GK_HD double x(int i) {
-    const double v[12] = {0.99518721999702136018, 0.9747285559713094982,  0.93827455200273275852,
-                          0.88641552700440103421, 0.82000198597390292195, 0.74012419157855436424,
-                          0.64809365193697556925, 0.54542147138883953566, 0.43379350762604513849,
-                          0.31504267969616337439, 0.19111886747361630916, 0.064056892862605626085};
-    return v[i];
+  // nodes in [-1, 1] (the negative half first) and weights
+  static GK_HD double x(int j) {
+    static constexpr double v[24] = {
+        -0.99518721999702136018, -0.9747285559713094982, -0.93827455200273275852,
+        -0.88641552700440103421, -0.82000198597390292195, -0.74012419157855436424,
+        -0.64809365193697556925, -0.54542147138883953566, -0.43379350762604513849,
+        -0.31504267969616337439, -0.19111886747361630916, -0.064056892862605626085,
+        0.99518721999702136018, 0.9747285559713094982, 0.93827455200273275852,
+        0.88641552700440103421, 0.82000198597390292195, 0.74012419157855436424,
+        0.64809365193697556925, 0.54542147138883953566, 0.43379350762604513849,
+        0.31504267969616337439, 0.19111886747361630916, 0.064056892862605626085,
+    };
+    return v[j];
   }
-  static GK_HD double w(int i) {
-    const double v[12] = {0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
-                          0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
-                          0.09761865210411388827,  0.10744427011596563478,  0.11550566805372560135,
-                          0.1216704729278033912,   0.12583745634682829612,  0.12793819534675215697};
-    return v[i];
+  static GK_HD double w(int j) {
+    static constexpr double v[24] = {
+        0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
+        0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
+        0.09761865210411388827, 0.10744427011596563478, 0.11550566805372560135,
+        0.1216704729278033912, 0.12583745634682829612, 0.12793819534675215697,
+        0.012341229799987199547, 0.028531388628933663181, 0.044277438817419806169,
+        0.059298584915436780746, 0.073346481411080305734, 0.086190161531953275917,
+        0.09761865210411388827, 0.10744427011596563478, 0.11550566805372560135,
+        0.1216704729278033912, 0.12583745634682829612, 0.12793819534675215697,
+    };
+    return v[j];
   }
   static constexpr double drop = 42.0;
 };
 template <> struct GaussLegendre<20> {
-  static GK_HD double x(int i) {
-    const double v[10] = {0.99312859918509492479, 0.96397192727791379127, 0.91223442825132590587,
-                          0.83911697182221882339, 0.74633190646015079261, 0.63605368072651502545,
-                          0.510867001950827098,   0.37370608871541956067, 0.22778585114164507808,
-                          0.076526521133497333755};
-    return v[i];
+  // nodes in [-1, 1] (the negative half first) and weights
+  static GK_HD double x(int j) {
+    static constexpr double v[20] = {
+        -0.99312859918509492479, -0.96397192727791379127, -0.91223442825132590587,
+        -0.83911697182221882339, -0.74633190646015079261, -0.63605368072651502545,
+        -0.510867001950827098, -0.37370608871541956067, -0.22778585114164507808,
+        -0.076526521133497333755, 0.99312859918509492479, 0.96397192727791379127,
+        0.91223442825132590587, 0.83911697182221882339, 0.74633190646015079261,
+        0.63605368072651502545, 0.510867001950827098, 0.37370608871541956067,
+        0.22778585114164507808, 0.076526521133497333755,
+    };
+    return v[j];
   }
-  static GK_HD double w(int i) {
-    const double v[10] = {0.017614007139152118312, 0.040601429800386941331, 0.06267204833410906357,
-                          0.083276741576704748725, 0.10193011981724043504,  0.11819453196151841731,
-                          0.1316886384491766269,   0.14209610931838205133,  0.14917298647260374679,
-                          0.1527533871307258507};
-    return v[i];
+  static GK_HD double w(int j) {
+    static constexpr double v[20] = {
+        0.017614007139152118312, 0.040601429800386941331, 0.06267204833410906357,
+        0.083276741576704748725, 0.10193011981724043504, 0.11819453196151841731,
+        0.1316886384491766269, 0.14209610931838205133, 0.14917298647260374679,
+        0.1527533871307258507, 0.017614007139152118312, 0.040601429800386941331,
+        0.06267204833410906357, 0.083276741576704748725, 0.10193011981724043504,
+        0.11819453196151841731, 0.1316886384491766269, 0.14209610931838205133,
+        0.14917298647260374679, 0.1527533871307258507,
+    };
+    return v[j];
   }
   static constexpr double drop = 34.0;
 };
 template <> struct GaussLegendre<12> {
-  static GK_HD double x(int i) {
-    const double v[6] = {0.98156063424671925069, 0.90411725637047485668, 0.76990267419430468704,
-                         0.5873179542866174473,  0.36783149899818019375, 0.12523340851146891547};
-    return v[i];
+  // nodes in [-1, 1] (the negative half first) and weights
+  static GK_HD double x(int j) {
+    static constexpr double v[12] = {
+        -0.98156063424671925069, -0.90411725637047485668, -0.76990267419430468704,
+        -0.5873179542866174473, -0.36783149899818019375, -0.12523340851146891547,
+        0.98156063424671925069, 0.90411725637047485668, 0.76990267419430468704,
+        0.5873179542866174473, 0.36783149899818019375, 0.12523340851146891547,
+    };
+    return v[j];
   }
-  static GK_HD double w(int i) {
-    const double v[6] = {0.047175336386511827195, 0.10693932599531843096, 0.16007832854334622633,
-                         0.20316742672306592175,  0.23349253653835480876, 0.249147045813402785};
-    return v[i];
+  static GK_HD double w(int j) {
+    static constexpr double v[12] = {
+        0.047175336386511827195, 0.10693932599531843096, 0.16007832854334622633,
+        0.20316742672306592175, 0.23349253653835480876, 0.249147045813402785,
+        0.047175336386511827195, 0.10693932599531843096, 0.16007832854334622633,
+        0.20316742672306592175, 0.23349253653835480876, 0.249147045813402785,
+    };
+    return v[j];
   }
   static constexpr double drop = 20.0;
 };
@@ -240,31 +259,73 @@ template <> struct RuleFor<float> { static constexpr int n = 12; };
 template <typename T> struct MomentRuleFor { static constexpr int n = 24; };
 template <> struct MomentRuleFor<float> { static constexpr int n = 12; };
 
-// The two nodes mid +- hw x_i share one sincos: sin and cos of (mid +- hw x_i) / 2 by the addition formulas
-// from those of mid / 2 (once per panel) and of hw x_i / 2 (absolute errors of a few ulps, as the direct
-// evaluation's).
+// One panel in two passes over its N nodes, each a loop without calls or data-dependent branches (the CPU
+// build vectorizes them: AVX2/AVX-512 clones in cpu/vmf.cpp; every sample takes the same path, so a batch
+// gives the results of single calls). panel_nodes, per node theta_j = mid + hw x_j:
+// - sin and cos of theta_j / 2 by the addition formulas from those of mid / 2 (once per panel) and of
+//   hw x_j / 2 (in [-pi / 4, pi / 4] as hw <= pi / 2: the sampler's polynomials without a reduction), with
+//   absolute errors of a few ulps, as a direct evaluation's;
+// - delta and e^(E - Eref): for d - 2 <= 32 the sine factor is an integer power, (sin theta / sin
+//   theta_ref)^(d-2), by six squarings whose products the bits of d - 2 select, times e^(-kappa delta - Eref);
+//   within a panel E - Eref is in [-45, 0] and each of -kappa delta and (d - 2) log(ratio) is O(d + 45)
+//   there, so neither factor overflows or underflows on its own. Beyond 32, e^(-kappa delta + (d - 2)
+//   log(ratio) - Eref) with the branch-free log (special.h; the ratio floored at the smallest normal, whose
+//   log is far below any node's). The exponential is the sampler's branch-free one (vm_exp_le1: 0 below
+//   -700, where a node is negligible against the panel's peak node, ~1).
+// Then the sums w_j hw e_j |delta_j|^k in four interleaved partial sums (N is a multiple of 4), combined in
+// a fixed order.
+template <int N, bool ByLog>
+GK_HD void panel_nodes(const Angle& f, double hw, double sm, double cm, double Eref, double* e, double* ad, double* w) {
+  typedef GaussLegendre<N> R;
+  typedef vm_detail::vm_sampler_poly<double> P;
+  const int n = int(f.n2);
+  for (int j = 0; j < N; ++j) {
+    const double r = (0.5 * hw * R::x(j)) * 0.318309886183790671538, r2 = r * r;  // (hw x_j / 2) / pi
+    const double so = r * P::sinpi_r(r2), co = P::cospi(r2);
+    const double sh = sm * co + cm * so, ch = cm * co - sm * so;
+    const double delta = 2.0 * (sh * f.ch_ref - ch * f.sh_ref) * (sh * f.ch_ref + ch * f.sh_ref);
+    const double ratio = 2.0 * sh * ch * f.inv_sin_ref;
+    ad[j] = delta < 0.0 ? -delta : delta;
+    double arg = -f.kappa * delta - Eref, p = 1.0;
+    if (ByLog) {
+      arg += f.n2 * log_pos(ratio > num<double>::min_normal ? ratio : num<double>::min_normal);
+    } else {
+      double q = ratio;
+      for (int b = 0; b < 6; ++b) {  // ratio^n, n <= 32, by squaring (the bits of n select)
+        p = (n >> b) & 1 ? p * q : p;
+        q *= q;
+      }
+    }
+    e[j] = vm_detail::vm_exp_le1(arg) * p;
+    w[j] = hw * R::w(j);
+  }
+}
+
 template <int K, int N>
 GK_HD void panel(const Angle& f, double lo, double hi, double Eref, double* acc) {
-  typedef GaussLegendre<N> R;
+  static_assert(N % 4 == 0, "the partial sums take the nodes four at a time");
   const double mid = 0.5 * (lo + hi), hw = 0.5 * (hi - lo);
   double sm, cm;
   sincos_half_pi(0.5 * mid, sm, cm);  // mid / 2 in [0, pi / 2]
-  for (int i = 0; i < N / 2; ++i) {
-    const double xi = R::x(i), wi = R::w(i);
-    double so, co;
-    sincos_half_pi(0.5 * hw * xi, so, co);  // in [0, pi / 4]
-    for (int sgn = -1; sgn <= 1; sgn += 2) {
-      const double sh = sm * co + sgn * cm * so, ch = cm * co - sgn * sm * so;
-      double e, delta;
-      f.value(sh, ch, Eref, e, delta);
-      double v = wi * hw * e;
-      const double ad = delta < 0.0 ? -delta : delta;
+  double e[N], ad[N], w[N];
+  if (f.n2 > 32.0) {
+    panel_nodes<N, true>(f, hw, sm, cm, Eref, e, ad, w);
+  } else {
+    panel_nodes<N, false>(f, hw, sm, cm, Eref, e, ad, w);
+  }
+  double part[K][4];
+  for (int k = 0; k < K; ++k)
+    for (int l = 0; l < 4; ++l) part[k][l] = 0.0;
+  for (int j = 0; j < N; j += 4) {
+    for (int l = 0; l < 4; ++l) {
+      double v = w[j + l] * e[j + l];
       for (int k = 0; k < K; ++k) {
-        acc[k] += v;
-        v *= ad;
+        part[k][l] += v;
+        v *= ad[j + l];
       }
     }
   }
+  for (int k = 0; k < K; ++k) acc[k] += (part[k][0] + part[k][1]) + (part[k][2] + part[k][3]);
 }
 
 // int_lo^hi e^(E(r) - E*) |delta|^k dr for E unimodal with its peak on [lo, hi] at r_peak (E* = E(r_peak),
@@ -383,16 +444,18 @@ template <typename T> GK_HD T vmf_grad_u(T kappa_t, T u_t, int d) {
     return T((2.0 * (::exp(-kappa * (2.0 - u)) - ::exp(-2.0 * kappa)) / D - u) / kappa);
   }
   // du/dkappa = -(I0 J1 + J0 I1) / (I0 + J0) (see the top): every term positive.
-  // h(s) ds = sin(theta_u) e^E dtheta (F(theta_u) / g(u) = sin theta_u). With I = e^E0 lo, J = e^E1 hi:
-  // (I0 J1 + J0 I1) / (I0 + J0) = a J1 + b I1, a = I0 / (I0 + J0), b = 1 - a, each term formed from
-  // exponent differences (deep in a tail one side's e^E is far beyond the range of double).
+  // h(s) ds = sin(theta_u) e^E dtheta (F(theta_u) / g(u) = sin theta_u). With I_k = e^E0 lo_k, J_k = e^E1 hi_k
+  // and c_i = e^(E_i - max(E0, E1)) (one of them 1, the other possibly 0: deep in a tail one side's e^E is
+  // far beyond the range of double),
+  //   (I0 J1 + J0 I1) / (I0 + J0) = e^min(E0, E1) (lo0 hi1 + hi0 lo1) / (c0 lo0 + c1 hi0),
+  // where min(E0, E1) = 0 (the side without the mode peaks at theta_u, E relative to it) and lo_k, hi_k are
+  // integrals relative to their side's peak (between ~1e-160 and 2^k pi): nothing overflows or cancels.
   double lo[2], hi[2], E0, E1;
   vmf_detail::split_integrals<2, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
-  const double r = E1 - E0 + ::log(hi[0] / lo[0]);  // log(J0 / I0)
-  // a J1 = J1 / (1 + e^r), b I1 = I1 / (1 + e^-r), in logs
-  const double t1 = E1 + ::log(hi[1]) - (r > 0.0 ? r + ::log1p(::exp(-r)) : ::log1p(::exp(r)));
-  const double t0 = E0 + ::log(lo[1]) - (r < 0.0 ? -r + ::log1p(::exp(r)) : ::log1p(::exp(-r)));
-  return T(-::sqrt(u * (2.0 - u)) * (::exp(t1) + ::exp(t0)));
+  const double top = E0 > E1 ? E0 : E1, bottom = E0 > E1 ? E1 : E0;
+  const double c0 = vm_detail::vm_exp_le1(E0 - top), c1 = vm_detail::vm_exp_le1(E1 - top);
+  const double ratio = (lo[0] * hi[1] + hi[0] * lo[1]) / (c0 * lo[0] + c1 * hi[0]);
+  return T(-::sqrt(u * (2.0 - u)) * (bottom == 0.0 ? ratio : ::exp(bottom) * ratio));
 }
 
 // d/dkappa of du/dkappa at fixed u (second order, issue 15). d log h(s) / dkappa = u - s, so dI_k/dkappa =
@@ -440,11 +503,13 @@ template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
     // closed form: (1 - e^-kappa u) / (1 - e^-2kappa) (u / 2 at kappa = 0)
     return T(kappa > 0.0 ? ::expm1(-kappa * u) / ::expm1(-2.0 * kappa) : 0.5 * u);
   }
-  // P(U <= u) = I0 / (I0 + J0): the normaliser is the sum of the two sides.
+  // P(U <= u) = I0 / (I0 + J0) = c0 lo0 / (c0 lo0 + c1 hi0) (the normaliser is the sum of the two sides;
+  // c_i as in vmf_grad_u)
   double lo[1], hi[1], E0, E1;
   vmf_detail::split_integrals<1, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
-  // 1 / (1 + J0 / I0), the ratio from its logarithm (e^E0, e^E1 may overflow on their own)
-  return T(1.0 / (1.0 + ::exp(E1 - E0 + ::log(hi[0] / lo[0]))));
+  const double top = E0 > E1 ? E0 : E1;
+  const double a = vm_detail::vm_exp_le1(E0 - top) * lo[0];
+  return T(a / (a + vm_detail::vm_exp_le1(E1 - top) * hi[0]));
 }
 
 // One sample z in R^d from u = 1 - mu^T z, d - 1 standard normals and the mean direction loc (row

@@ -21,24 +21,53 @@ namespace {
 
 constexpr int64_t kGrain = 256;  // ~1-2 us per element
 
-// Which: 0 the gradient du/dkappa, 1 the CDF, 2 the gradient's kappa-derivative.
+// Which: 0 the gradient du/dkappa, 1 the CDF, 2 the gradient's kappa-derivative. One 1-D strided loop of
+// TensorIterator (operands: out, concentration, u).
+template <int Which, typename scalar_t>
+inline void vmf_binary_loop(char** data, const int64_t* strides, int64_t n, int di) {
+  using acc_t = at::opmath_type<scalar_t>;
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
+    const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
+    const acc_t r = Which == 1   ? core::vmf_cdf_u<acc_t>(k, x, di)
+                    : Which == 2 ? core::vmf_grad_u_dkappa<acc_t>(k, x, di)
+                                 : core::vmf_grad_u<acc_t>(k, x, di);
+    *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(r);
+  }
+}
+
+// The quadrature panels (core/vmf.h) are loops over their nodes without calls or branches: compiled again
+// for AVX2 and AVX-512 (cpu/host.h), one clone picked per process. Every element takes the same path, so a
+// batch gives the results of single calls; FMA contraction may change the last bits between machines with
+// different instruction sets (host.h).
+using VmfLoopFn = void (*)(char**, const int64_t*, int64_t, int);
+#ifdef GK_HAVE_ISA_CLONES
+template <int Which, typename scalar_t>
+GK_TARGET_AVX2 __attribute__((flatten)) void vmf_binary_avx2(char** d, const int64_t* s, int64_t n, int di) {
+  vmf_binary_loop<Which, scalar_t>(d, s, n, di);
+}
+template <int Which, typename scalar_t>
+GK_TARGET_AVX512 __attribute__((flatten)) void vmf_binary_avx512(char** d, const int64_t* s, int64_t n, int di) {
+  vmf_binary_loop<Which, scalar_t>(d, s, n, di);
+}
+#endif
+template <int Which, typename scalar_t> VmfLoopFn vmf_binary_fn() {
+#ifdef GK_HAVE_ISA_CLONES
+  return cpu::for_isa<VmfLoopFn>(&vmf_binary_avx512<Which, scalar_t>, &vmf_binary_avx2<Which, scalar_t>,
+                                 &vmf_binary_loop<Which, scalar_t>);
+#else
+  return &vmf_binary_loop<Which, scalar_t>;
+#endif
+}
+
 template <int Which>
 at::Tensor vmf_binary(const char* op, const at::Tensor& concentration, const at::Tensor& u, int64_t d) {
   ops::check_vmf_dim(op, d);
   auto iter = ops::binary_iter(op, "concentration", concentration, "u", u);
   const int di = static_cast<int>(d);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "gradkern_vmf", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    iter.for_each([di](char** data, const int64_t* strides, int64_t n) {
-      for (int64_t i = 0; i < n; ++i) {
-        const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[1] + i * strides[1]));
-        const acc_t x = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[2] + i * strides[2]));
-        const acc_t r = Which == 1   ? core::vmf_cdf_u<acc_t>(k, x, di)
-                        : Which == 2 ? core::vmf_grad_u_dkappa<acc_t>(k, x, di)
-                                     : core::vmf_grad_u<acc_t>(k, x, di);
-        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(r);
-      }
-    }, kGrain);
+    const VmfLoopFn loop = vmf_binary_fn<Which, scalar_t>();
+    iter.for_each([di, loop](char** data, const int64_t* strides, int64_t n) { loop(data, strides, n, di); }, kGrain);
   });
   return iter.output();
 }
