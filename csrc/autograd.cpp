@@ -781,6 +781,7 @@ const std::unordered_map<std::string, Spec>& specs() {
     t["dirichlet_copula"] = constant;
     t["gaussian_copula"] = constant;
     t["antithetic_reflection_table"] = constant;
+    t["vmf_noise"] = constant;
     elementwise("dirichlet_copula_rho", second_order_missing, none, false);
     elementwise("gaussian_copula_rho", second_order_missing, none, false);
     elementwise("bivariate_normal_cdf", bivariate_normal_cdf_partials, all, false);

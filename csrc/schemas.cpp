@@ -158,6 +158,10 @@ TORCH_LIBRARY(gradkern, m) {
   // streams); autograd: the exact implicit gradient vmf_grad_u.
   m.def("vmf_sample_u(Tensor concentration, int d, Generator? generator=None) -> Tensor",
         {at::Tag::nondeterministic_seeded});
+  // like.shape + (d - 1,) standard normals (the tangent noise of vmf_direction) of like's dtype (float32 /
+  // float64) and device, from Philox streams by Box-Muller (csrc/core/philox_normal.h); like gives the shape
+  // only. No derivative.
+  m.def("vmf_noise(Tensor like, int d, Generator? generator=None) -> Tensor", {at::Tag::nondeterministic_seeded});
   // du/dkappa at fixed P(U <= u) (eq. 8 with F the CDF of u; quadrature in the angle, no normaliser).
   m.def("vmf_grad_u(Tensor concentration, Tensor u, int d) -> Tensor");
   // d/dkappa of vmf_grad_u at fixed u (second order, issue 15).

@@ -167,7 +167,7 @@ _ELEMENTWISE = ("gammainc", "gammaincc", "gammainc_grad_a", "standard_gamma_grad
                 "gaussian_copula_rho", "truncated_normal_icdf", "truncated_normal_backward")
 _SAMPLERS = {"standard_gamma": (1, 0), "log_standard_gamma": (1, 0), "standard_beta": (2, 0),
              "vonmises_sample": (1, 0), "standard_dirichlet": (1, 0), "dirichlet_copula": (1, 1),
-             "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0)}
+             "gaussian_copula": (1, 1), "vmf_sample_u": (1, 0), "vmf_noise": (1, 0)}
 # von Mises-Fisher: elementwise in the tensors, with the int d after them.
 _VMF_ELEMENTWISE = ("vmf_grad_u", "vmf_grad_u_dkappa", "vmf_cdf_u", "vmf_moments", "vmf_central_moment")
 # vmf_direction: row-wise in the leading dimensions, with the event dimension last in every argument

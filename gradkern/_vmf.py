@@ -28,6 +28,14 @@ def _(concentration, d, generator=None):
     return torch.empty_like(concentration, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("gradkern::vmf_noise")
+def _(like, d, generator=None):
+    torch._check(d >= 2, lambda: f"gradkern.vmf_noise: d must be an integer >= 2, got {d}")
+    torch._check(like.dtype in (torch.float32, torch.float64),
+                 lambda: f"gradkern.vmf_noise: like must be float32 or float64, got {like.dtype}")
+    return like.new_empty(tuple(like.shape) + (d - 1,))
+
+
 @torch.library.register_fake("gradkern::vmf_moments")
 def _(concentration, d):
     return tuple(torch.empty_like(concentration, memory_format=torch.contiguous_format) for _ in range(3))
@@ -105,6 +113,9 @@ def vmf_rsample(loc, concentration, sample_shape=(), generator=None):
     # at sqrt(tiny), so the sample's gradient is du/dkappa (= 0 there) times a finite number, not 0 * inf = NaN.
     dtype = loc.dtype
     work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    noise = torch.randn(shape + (d - 1,), dtype=work, device=loc.device, generator=generator)
-    z = _ops.vmf_direction.default(loc.to(work), u.to(work).unsqueeze(-1), noise)
+    u = u.to(work)
+    # d - 1 standard normals per sample from the fused Philox / Box-Muller kernel (torch.randn costs ~2 ns per
+    # float32 normal and ~14 ns per float64 one on the CPU; this kernel ~1 and ~2 with AVX-512)
+    noise = _ops.vmf_noise.default(u, d, generator)
+    z = _ops.vmf_direction.default(loc.to(work), u.unsqueeze(-1), noise)
     return z if work == dtype else z.to(dtype)

@@ -83,6 +83,7 @@ SAMPLES = {
     "vonmises_shift_wrap": lambda device, dtype: _vonmises_shift_wrap(device, dtype),
     # von Mises-Fisher (gradkern._vmf)
     "vmf_sample_u": lambda device, dtype: _vmf_sample(device, dtype),
+    "vmf_noise": lambda device, dtype: _vmf_noise(device, dtype),
     "vmf_grad_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1)),
     "vmf_grad_u_dkappa": lambda device, dtype: _vmf_pair(device, dtype, grad=(1,)),
     "vmf_cdf_u": lambda device, dtype: _vmf_pair(device, dtype, grad=(0, 1), value_first=True),
@@ -360,6 +361,14 @@ def _vmf_sample(device, dtype):
     k = torch.tensor([0.5, 4.0, 90.0], dtype=dtype)
     wide = torch.tensor([0.0, 1e-3, 1.0, 50.0, 1e5], dtype=dtype)
     return [ew(k.to(device), 3, grad=(0,)), ew(k.to(device), 2, grad=(0,)), ew(wide.to(device).expand(1000, 5), 40)]
+
+
+def _vmf_noise(device, dtype):
+    # `like` gives only the shape, dtype and device (vmf_rsample passes u); d - 1 normals per element
+    likes = [(torch.zeros(3, 5, dtype=dtype), 4), (torch.zeros(7, dtype=dtype), 2),
+             (torch.zeros((), dtype=dtype).expand(4, 3), 10), (torch.zeros(2, 3, 4, dtype=dtype), 3)]
+    return [Sample(like.to(device), d, dims=("abc"[:like.dim()], None), out=("abc"[:like.dim()] + "n",),
+                   batch="abc"[:like.dim()]) for like, d in likes]
 
 
 def _copula(device, dtype):

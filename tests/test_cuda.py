@@ -198,6 +198,7 @@ DIST_PARAMS = {
     "dirichlet_copula": [2, 3, 7],  # n, the number of mutually antithetic uniforms
     "gaussian_copula": [2, 3, 7],
     "vmf_sample_u": [(0.0, 3), (1.0, 2), (4.0, 3), (50.0, 10), (1e4, 200)],  # (concentration, d)
+    "vmf_noise": [2, 5],  # d: d - 1 normals per element of like
 }
 DIST_DRAWS = 200_000
 KS_P_MIN = 1e-5  # per comparison; the seeds are fixed, so a pass is a pass on every rerun of one build
@@ -410,6 +411,8 @@ def _draws(name, param, dtype, device, seed):
     if name == "standard_dirichlet":
         alpha = torch.tensor(param, dtype=dtype, device=device).expand(DIST_DRAWS, len(param))
         return OPS.standard_dirichlet(alpha, generator=gen).t()  # (K, DIST_DRAWS): marginals and correlations
+    if name == "vmf_noise":  # (d - 1, DIST_DRAWS): each position of a row, and the correlations between them
+        return OPS.vmf_noise(torch.zeros(DIST_DRAWS, dtype=dtype, device=device), int(param), generator=gen).t()
     if name == "vmf_sample_u":
         kappa, d = param
         return OPS.vmf_sample_u(torch.full((DIST_DRAWS,), kappa, dtype=dtype, device=device), d, generator=gen)[None]

@@ -135,6 +135,52 @@ def test_sampler_ks(d, kappa, dtype):
         assert stats.kstest(u.double().numpy(), wrong).pvalue < 1e-3
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_noise_is_standard_normal(dtype):
+    # the fused Philox / Box-Muller normals of vmf_rsample: moments within 5 standard errors, a KS test, and no
+    # correlation between neighbours (the two outputs of a Box-Muller pair, the words of a Philox block)
+    gen = torch.Generator().manual_seed(5)
+    x = OPS.vmf_noise(torch.zeros(40000, dtype=dtype), 6, generator=gen)
+    assert x.shape == (40000, 5) and x.dtype == dtype
+    f = x.double().flatten()
+    n = f.numel()
+    assert abs(f.mean().item()) < 5 / math.sqrt(n)
+    assert abs(f.var().item() - 1) < 5 * math.sqrt(2 / n)
+    assert abs((f ** 4).mean().item() - 3) < 5 * math.sqrt(96 / n)
+    assert stats.kstest(f.numpy(), "norm").pvalue > 1e-4
+    for lag in (1, 2, 3, 4):
+        r = torch.corrcoef(torch.stack([f[:-lag], f[lag:]]))[0, 1].item()
+        assert abs(r) < 5 / math.sqrt(n), lag
+    col = x.double()
+    assert (col.mean(0).abs() < 5 / math.sqrt(40000)).all()  # every position of a row
+
+
+def test_noise_streams():
+    # a value depends only on (seed, flat position): the same seed gives the same flat stream whatever the
+    # shape (totals that end inside a Philox block included) and the thread count; successive calls differ
+    for dtype in (torch.float32, torch.float64):
+        a = OPS.vmf_noise(torch.zeros(5, dtype=dtype), 4, generator=torch.Generator().manual_seed(3)).flatten()
+        b = OPS.vmf_noise(torch.zeros(3, dtype=dtype), 6, generator=torch.Generator().manual_seed(3)).flatten()
+        assert torch.equal(a, b)
+        big = torch.zeros(70001, dtype=dtype)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = OPS.vmf_noise(big, 3, generator=torch.Generator().manual_seed(4))
+            torch.set_num_threads(max(2, threads))
+            many = OPS.vmf_noise(big, 3, generator=torch.Generator().manual_seed(4))
+        finally:
+            torch.set_num_threads(threads)
+        assert torch.equal(one, many)
+        g = torch.Generator().manual_seed(4)
+        assert not torch.equal(OPS.vmf_noise(big, 3, generator=g), OPS.vmf_noise(big, 3, generator=g))
+    assert OPS.vmf_noise(torch.zeros(0, 3), 5).shape == (0, 3, 4)
+    with pytest.raises(RuntimeError, match="like must be float32 or float64"):
+        OPS.vmf_noise(torch.zeros(3, dtype=torch.float16), 3)
+    with pytest.raises(RuntimeError, match="d .* must be an integer >= 2"):
+        OPS.vmf_noise(torch.zeros(3), 1)
+
+
 @pytest.mark.parametrize("d", [2, 3, 7, 50])
 def test_direction_is_uniform_around_loc(d):
     # the tangent part v = (z - w mu) / |z - w mu| is uniform on the sphere orthogonal to mu: E[v] = 0 and

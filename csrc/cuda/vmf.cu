@@ -12,6 +12,7 @@
 
 #include <tuple>
 
+#include "core/philox_normal.h"
 #include "cuda/host.cuh"
 #include "ops/tensor_checks.h"
 #include "ops/vmf.h"
@@ -142,6 +143,43 @@ at::Tensor vmf_sample_u(const at::Tensor& concentration, int64_t d, std::optiona
   return out;
 }
 
+// One Philox block (4 float or 2 double normals, core/philox_normal.h) per grid-stride item; the last block
+// may be partial.
+template <typename T>
+__global__ void vmf_noise_kernel(T* __restrict__ out, int64_t total, int64_t blocks, at::PhiloxCudaState philox_args) {
+  constexpr int P = core::PhiloxNormal<T>::per_block;
+  const auto seeds = at::cuda::philox::unpack(philox_args);
+  const uint64_t seed = std::get<0>(seeds);
+  const uint64_t offset = std::get<1>(seeds) / 4;  // in 4-word blocks
+  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < blocks;
+       b += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    T v[P];
+    core::philox_normal_block<T>(seed, offset, static_cast<uint64_t>(b), v);
+    for (int j = 0; j < P; ++j)
+      if (b * P + j < total) out[b * P + j] = v[j];
+  }
+}
+
+at::Tensor vmf_noise(const at::Tensor& like, int64_t d, std::optional<at::Generator> generator) {
+  ops::check_vmf_noise("vmf_noise", like, d);
+  const c10::cuda::CUDAGuard guard(like.device());
+  auto shape = like.sizes().vec();
+  shape.push_back(d - 1);
+  auto out = at::empty(shape, like.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  const at::PhiloxCudaState philox_args = cuda::philox_state(generator, 4);  // one 4-word block per item
+  constexpr int threads = 256;
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "vmf_noise", [&] {
+    constexpr int P = core::PhiloxNormal<scalar_t>::per_block;
+    const int64_t blocks = (total + P - 1) / P;
+    vmf_noise_kernel<scalar_t><<<cuda::grid_blocks(blocks, threads), threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        out.mutable_data_ptr<scalar_t>(), total, blocks, philox_args);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
 template <typename T>
 __global__ void vmf_direction_kernel(const T* __restrict__ loc, const T* __restrict__ u, const T* __restrict__ noise,
                                      T* __restrict__ out, int64_t rows, int d) {
@@ -209,6 +247,7 @@ TORCH_LIBRARY_IMPL(gradkern, CUDA, m) {
   m.impl("vmf_direction_backward", &vmf_direction_backward);
   m.impl("vmf_direction", &vmf_direction);
   m.impl("vmf_sample_u", &vmf_sample_u);
+  m.impl("vmf_noise", &vmf_noise);
   m.impl("vmf_grad_u", &vmf_grad_u);
   m.impl("vmf_grad_u_dkappa", &vmf_grad_u_dkappa);
   m.impl("vmf_cdf_u", &vmf_cdf_u);

@@ -55,6 +55,13 @@ inline void check_vmf_dim(const char* op, int64_t d) {
               "lies in) must be an integer >= 2, got ", d);
 }
 
+// vmf_noise(like, d): like float32 or float64 (it gives the shape, dtype and device of the normals).
+inline void check_vmf_noise(const char* op, const at::Tensor& like, int64_t d) {
+  check_vmf_dim(op, d);
+  TORCH_CHECK(like.scalar_type() == at::kFloat || like.scalar_type() == at::kDouble, "gradkern.", op,
+              ": like must be float32 or float64, got ", like.scalar_type());
+}
+
 // vmf_direction's inputs expanded to the output's leading shape and made contiguous (row r of each is the
 // r-th row of the output), shared by both backends' forward and backward kernels.
 struct VmfDirectionInputs {
