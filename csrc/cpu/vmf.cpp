@@ -83,6 +83,30 @@ at::Tensor vmf_grad_u_dkappa(const at::Tensor& concentration, const at::Tensor& 
   return vmf_binary<2>("vmf_grad_u_dkappa", concentration, u, d);
 }
 
+// vmf_moments' loop (operands: the three outputs, concentration) and its ISA clones, as vmf_binary's.
+template <typename scalar_t>
+inline void vmf_moments_loop(char** data, const int64_t* strides, int64_t n, int di) {
+  using acc_t = at::opmath_type<scalar_t>;
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[3] + i * strides[3]));
+    acc_t lz, m, v;
+    core::vmf_moments<acc_t>(k, di, lz, m, v);
+    *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(lz);
+    *reinterpret_cast<scalar_t*>(data[1] + i * strides[1]) = static_cast<scalar_t>(m);
+    *reinterpret_cast<scalar_t*>(data[2] + i * strides[2]) = static_cast<scalar_t>(v);
+  }
+}
+#ifdef GK_HAVE_ISA_CLONES
+template <typename scalar_t>
+GK_TARGET_AVX2 __attribute__((flatten)) void vmf_moments_avx2(char** d, const int64_t* s, int64_t n, int di) {
+  vmf_moments_loop<scalar_t>(d, s, n, di);
+}
+template <typename scalar_t>
+GK_TARGET_AVX512 __attribute__((flatten)) void vmf_moments_avx512(char** d, const int64_t* s, int64_t n, int di) {
+  vmf_moments_loop<scalar_t>(d, s, n, di);
+}
+#endif
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_moments(const at::Tensor& concentration, int64_t d) {
   ops::check_floating("vmf_moments", "concentration", concentration);
   ops::check_vmf_dim("vmf_moments", d);
@@ -94,17 +118,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> vmf_moments(const at::Tensor& con
                   .build();
   const int di = static_cast<int>(d);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, iter.common_dtype(), "vmf_moments", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    iter.for_each([di](char** data, const int64_t* strides, int64_t n) {
-      for (int64_t i = 0; i < n; ++i) {
-        const acc_t k = static_cast<acc_t>(*reinterpret_cast<const scalar_t*>(data[3] + i * strides[3]));
-        acc_t lz, m, v;
-        core::vmf_moments<acc_t>(k, di, lz, m, v);
-        *reinterpret_cast<scalar_t*>(data[0] + i * strides[0]) = static_cast<scalar_t>(lz);
-        *reinterpret_cast<scalar_t*>(data[1] + i * strides[1]) = static_cast<scalar_t>(m);
-        *reinterpret_cast<scalar_t*>(data[2] + i * strides[2]) = static_cast<scalar_t>(v);
-      }
-    }, kGrain);
+#ifdef GK_HAVE_ISA_CLONES
+    const VmfLoopFn loop = cpu::for_isa<VmfLoopFn>(&vmf_moments_avx512<scalar_t>, &vmf_moments_avx2<scalar_t>,
+                                                   &vmf_moments_loop<scalar_t>);
+#else
+    const VmfLoopFn loop = &vmf_moments_loop<scalar_t>;
+#endif
+    iter.for_each([di, loop](char** data, const int64_t* strides, int64_t n) { loop(data, strides, n, di); }, kGrain);
   });
   return std::make_tuple(iter.output(0), iter.output(1), iter.output(2));
 }
