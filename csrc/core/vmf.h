@@ -40,8 +40,11 @@
 // from it for kappa >= 1/4 (the quadrature below, where the closed form's two terms cancel).
 //
 // Sampler (Wood 1994; d >= 4): with b = (d - 1) / (2 kappa + sqrt(4 kappa^2 + (d - 1)^2)), x0 = (1 - b) / (1 + b),
-// draw Z ~ Beta((d-1)/2, (d-1)/2) from two log-space Gamma draws g1, g2 (t = g2 / g1) and U ~ U(0, 1);
-// the proposal u = 1 - W = 2 b / (b + t) (W = (1 - (1 + b) Z) / (1 - (1 - b) Z) rewritten: no
+// draw Z ~ Beta((d-1)/2, (d-1)/2) from two uniforms by Ulrich's (1984) construction of the symmetric Beta,
+// Z = (1 + sqrt(1 - U1^(2/(d-2))) cos phi) / 2, phi = 2 pi U2 (with v = U1^(2/(d-2)), r = sqrt(1 - v):
+// Z = cos^2(phi/2) - cos(phi) v / (2 (1 + r)) where cos phi < 0 and 1 - Z = sin^2(phi/2) + cos(phi) v / (2 (1 + r))
+// where cos phi >= 0, sums of non-negative terms, the other of each pair directly), and U ~ U(0, 1); the
+// proposal u = 1 - W = 2 b Z / ((1 - Z) + b Z) (W = (1 - (1 + b) Z) / (1 - (1 - b) Z) rewritten: no
 // cancellation near w = 1), accepted when
 //   kappa ((1 - x0) - u) + (d - 1) (log1p(x0 u / (1 - x0)) - log1p(x0)) >= log U
 // (Wood's kappa W + (d - 1) log(1 - x0 W) - c >= log U with the same rewriting). kappa = 0 accepts every
@@ -57,7 +60,6 @@
 #pragma once
 
 #include "common.h"
-#include "gamma_sampler.h"
 #include "special.h"
 #include "vonmises_cdf.h"
 #include "vonmises_sampler.h"
@@ -348,6 +350,18 @@ GK_HD double integrate(const F& f, double lo, double hi, double r_peak, double* 
 template <typename T> GK_HD T log1p_nonneg(T t) {
   const T y = T(1) + t;
   return log_pos(y) - ((y - T(1)) - t) / y;
+}
+
+// sin(pi u) >= 0 and cos(pi u) for u in (0, 1) from the von Mises sampler's polynomials of pi x, |x| <= 1/4:
+// t = 2 u, q = round(t) in {0, 1, 2}, x = (t - q) / 2 (exact), pi u = q pi / 2 + pi x.
+template <typename T> GK_HD void sincos_pi_unit(T u, T& s, T& c) {
+  typedef vm_detail::vm_sampler_poly<T> P;
+  const T t = T(2) * u;
+  const T q = gk_floor(t + T(0.5));
+  const T x = T(0.5) * (t - q), x2 = x * x;
+  const T s0 = x * P::sinpi_r(x2), c0 = P::cospi(x2);
+  s = q == T(1) ? c0 : (q == T(0) ? s0 : -s0);
+  c = q == T(1) ? -s0 : (q == T(0) ? c0 : -c0);
 }
 
 GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINITY) || d < 2; }
@@ -663,14 +677,19 @@ GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, b
   const T x0 = (T(1) - b) / (T(1) + b);
   const T log1p_x0 = vmf_detail::log1p_nonneg(x0);
   T u = T(1);
+  const T expo = T(2) / T(d - 2);  // 1 / (a - 1/2)
   for (int it = 0; it < max_proposals; ++it) {
-    // d >= 4: a >= 3/2, so the Gamma draws cannot underflow and need no log space
-    const T ga = gamma_draw(a, next_uniform, false);
-    const T gb = gamma_draw(a, next_uniform, false);
-    const T t = gb / ga;
-    u = T(2) * b / (b + t);
-    const T U = next_uniform();
-    const T lu = U >= num<T>::min_normal ? log_pos(U) : gk_log(U);
+    // Z ~ Beta(a, a), a = (d - 1) / 2 >= 3/2 (Ulrich; see the top): Z and 1 - Z each without cancellation
+    const T L = expo * gk_log(next_uniform());
+    const T v = gk_exp(L), r = gk_sqrt(-gk_expm1(L));  // U1^(2/(d-2)) and sqrt(1 - U1^(2/(d-2)))
+    T sh, ch;
+    vmf_detail::sincos_pi_unit(next_uniform(), sh, ch);  // of phi / 2
+    const T cphi = (ch - sh) * (ch + sh);
+    const T corr = cphi * v / (T(2) * (T(1) + r));
+    const T Z = cphi < T(0) ? ch * ch - corr : T(0.5) * (T(1) + r * cphi);
+    const T omZ = cphi >= T(0) ? sh * sh + corr : T(0.5) * (T(1) - r * cphi);
+    u = T(2) * b * Z / (omZ + b * Z);
+    const T lu = gk_log(next_uniform());
     const T crit = kappa * (omx0 - u) + dm1 * (vmf_detail::log1p_nonneg(x0 * u / omx0) - log1p_x0);
     if (crit >= lu) return u;
   }

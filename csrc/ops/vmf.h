@@ -10,14 +10,16 @@
 
 #include "core/philox.h"
 #include "core/vmf.h"
-#include "ops/gamma_sampler.h"
 
 namespace gradkern {
 namespace ops {
 
-// 32-bit words one element may consume: per proposal two Gamma draws and one uniform (two words each in
-// double). The CUDA kernel advances the generator's offset by this much per launch.
-constexpr uint64_t kVmfWordsPerElement = core::kVmfMaxProposals * (2 * kGammaWordsPerDraw + 4);
+// 32-bit words one element may consume (two per uniform in double): d >= 4, three uniforms per proposal
+// (Ulrich's two and the acceptance test's); d = 2, the von Mises sampler's (ops/vonmises.h: four words per
+// proposal); d = 3, one uniform. The CUDA kernel advances the generator's offset by this much per launch.
+constexpr uint64_t kVmfWordsPerElement = 6ull * core::kVmfMaxProposals > 4ull * core::kVonMisesMaxProposals
+                                             ? 6ull * core::kVmfMaxProposals
+                                             : 4ull * core::kVonMisesMaxProposals;
 
 template <typename acc_t>
 GK_HD acc_t vmf_sample_element(acc_t kappa, int d, uint64_t seed, uint64_t index, uint64_t offset) {
