@@ -72,6 +72,16 @@ def test_grad_and_cdf_against_mpmath(table, dtype, tol, kmax):
     assert not bad, f"relative errors (grad, cdf) above {tol}: {bad}"
 
 
+def test_grad_deep_in_the_far_tail():
+    # u = 1.98 at kappa = 1e6 (w = -0.98, e^-2e6 below the mode): each side's integral is relative to its own
+    # peak and the sides are combined through exponent differences. The earlier combination in logs lost 2e-10
+    # here (measured against these references); the bound is the 1e-10.
+    for d, u in ((7, 1.98), (33, 1.9800001), (100, 1.98)):
+        want = float(vmf_ref.grad_u(1e6, d, u))
+        got = OPS.vmf_grad_u(torch.tensor(1e6, dtype=torch.float64), torch.tensor(u, dtype=torch.float64), d).item()
+        assert abs(got - want) <= 1e-10 * abs(want), (d, u, got, want)
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-11), (torch.float32, 1e-5)])
 def test_moments_against_mpmath(table, dtype, tol):
     cols = _columns(table, dtype)
