@@ -53,10 +53,8 @@ template <typename T> GK_HD_FORCE void box_muller(T u1, T u2, T& n1, T& n2) {
   n2 = r * sn;
 }
 
-// The per_block normals of Philox block `block` under (seed, offset) (the stream layout above).
-template <typename T> GK_HD_FORCE void philox_normal_block(uint64_t seed, uint64_t offset, uint64_t block, T* out);
-
-template <> GK_HD_FORCE void philox_normal_block<float>(uint64_t seed, uint64_t offset, uint64_t block, float* out) {
+// The Philox4x32-10 block `block` under (seed, offset) (the stream layout above).
+GK_HD_FORCE void philox_normal_words(uint64_t seed, uint64_t offset, uint64_t block, uint32_t w[4]) {
   uint32_t c0 = static_cast<uint32_t>(offset), c1 = static_cast<uint32_t>(offset >> 32);
   uint32_t c2 = static_cast<uint32_t>(block), c3 = static_cast<uint32_t>(block >> 32);
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -64,19 +62,24 @@ template <> GK_HD_FORCE void philox_normal_block<float>(uint64_t seed, uint64_t 
     Philox::philox_round(c0, c1, c2, c3, k0, k1);
     Philox::bump_key(k0, k1);
   }
-  box_muller<float>(Philox::to_uniform_float(c0), Philox::to_uniform_float(c1), out[0], out[1]);
-  box_muller<float>(Philox::to_uniform_float(c2), Philox::to_uniform_float(c3), out[2], out[3]);
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
 }
 
-template <> GK_HD_FORCE void philox_normal_block<double>(uint64_t seed, uint64_t offset, uint64_t block, double* out) {
-  uint32_t c0 = static_cast<uint32_t>(offset), c1 = static_cast<uint32_t>(offset >> 32);
-  uint32_t c2 = static_cast<uint32_t>(block), c3 = static_cast<uint32_t>(block >> 32);
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
-    Philox::philox_round(c0, c1, c2, c3, k0, k1);
-    Philox::bump_key(k0, k1);
+// The per_block normals of that block: float, two Box-Muller pairs of 32-bit uniforms; double, one pair of
+// 52-bit uniforms.
+template <typename T> GK_HD_FORCE void philox_normal_block(uint64_t seed, uint64_t offset, uint64_t block, T* out) {
+  uint32_t w[4];
+  philox_normal_words(seed, offset, block, w);
+  if (sizeof(T) == 4) {
+    for (int p = 0; p < 2; ++p)
+      box_muller<T>(T(Philox::to_uniform_float(w[2 * p])), T(Philox::to_uniform_float(w[2 * p + 1])), out[2 * p],
+                    out[2 * p + 1]);
+  } else {
+    box_muller<T>(T(Philox::to_uniform_double(w[0], w[1])), T(Philox::to_uniform_double(w[2], w[3])), out[0], out[1]);
   }
-  box_muller<double>(Philox::to_uniform_double(c0, c1), Philox::to_uniform_double(c2, c3), out[0], out[1]);
 }
 
 }  // namespace core
