@@ -110,9 +110,9 @@ struct Angle {
     dE = -kappa * st + (n2 != 0.0 ? n2 * ct / st : 0.0);
     d2E = -kappa * ct - (n2 != 0.0 ? n2 / (st * st) : 0.0);
   }
-  // log sin theta: the branch-free polynomial log (special.h; ~1 ulp, a fifth of libm's cost here) for
-  // normal arguments, libm for the subnormal sines of theta within ~1e-308 of a pole (and for 0: -inf).
-  static GK_HD double log_sin(double st) { return st >= num<double>::min_normal ? log_pos(st) : ::log(st); }
+  // log sin theta for the scalar evaluations (libm: in this latency-bound scalar code it measured faster
+  // than the branch-free log_pos, which the vectorized panel loops use).
+  static GK_HD double log_sin(double st) { return ::log(st); }
 };
 
 GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
@@ -536,8 +536,8 @@ template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
 }
 
 // Sums over a row in eight interleaved partial sums, combined in a fixed order: the serial chain of a
-// plain sum costs an add latency per element (d = 1000: ~1 us), and lane sums vectorize (the CPU clones of
-// cpu/vmf.cpp). add(j, v) takes the elements in order j = 0, 1, ...
+// plain sum costs an add latency per element, and lane sums vectorize. Callers add element j of the row to
+// lane j % 8 (v[l] in blocks of eight, then the tail from lane 0).
 template <typename T> struct LaneSum {
   T v[8];
   GK_HD LaneSum() {
