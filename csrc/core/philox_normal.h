@@ -10,9 +10,8 @@
 // (to_uniform_double), one pair, two normals.
 //
 // Box-Muller (both outputs used): r = sqrt(-2 log u1), (n1, n2) = r (cos 2 pi u2, sin 2 pi u2). log is the
-// branch-free log_pos (special.h, ~1 ulp); sin and cos of 2 pi u from the von Mises sampler's polynomials of
-// pi x, |x| <= 1/4, after an exact reduction: t = 4 u2, q = round(t) (the magic-number rounding), r = t - q in
-// [-1/2, 1/2] (exact), 2 pi u2 = (q + r) pi / 2, and the quadrant q mod 4 rotates (sin, cos) of r pi / 2.
+// branch-free log_pos (special.h, ~1 ulp); sin and cos of 2 pi u2 by vm_detail::sincos_two_pi
+// (vonmises_sampler.h: the sampler's polynomials after an exact quadrant reduction).
 // The largest |normal| is sqrt(-2 log u_min): 5.8 (float, u_min = 2^-24) and 8.6 (double, 2^-53).
 #pragma once
 
@@ -27,30 +26,16 @@ namespace gradkern {
 namespace core {
 
 template <typename T> struct PhiloxNormal;
-template <> struct PhiloxNormal<float> {
-  static constexpr int per_block = 4;
-  static constexpr float round_magic = 12582912.0f;  // 1.5 * 2^23
-};
-template <> struct PhiloxNormal<double> {
-  static constexpr int per_block = 2;
-  static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52
-};
+template <> struct PhiloxNormal<float> { static constexpr int per_block = 4; };
+template <> struct PhiloxNormal<double> { static constexpr int per_block = 2; };
 
 // The pair of normals of the uniforms (u1, u2), both in (0, 1).
 template <typename T> GK_HD_FORCE void box_muller(T u1, T u2, T& n1, T& n2) {
-  typedef vm_detail::vm_sampler_poly<T> P;
   const T r = gk_sqrt(T(-2) * log_pos(u1));
-  const T t = T(4) * u2;                                                    // exact
-  const T q = (t + PhiloxNormal<T>::round_magic) - PhiloxNormal<T>::round_magic;  // round(t), 0..4
-  const T x = T(0.5) * (t - q);                                             // exact, |x| <= 1/4
-  const T x2 = x * x;
-  const T s0 = x * P::sinpi_r(x2), c0 = P::cospi(x2);  // sin, cos of pi x = (t - q) pi / 2
-  const int k = static_cast<int>(q) & 3;               // quadrant: rotate by k pi / 2
-  const T s1 = (k & 1) ? c0 : s0, c1 = (k & 1) ? s0 : c0;
-  const T sn = (k & 2) ? -s1 : s1;                 // sin(a + k pi/2): s, c, -s, -c
-  const T cs = ((k ^ (k >> 1)) & 1) ? -c1 : c1;   // cos(a + k pi/2): c, -s, -c, s
-  n1 = r * cs;
-  n2 = r * sn;
+  T s, c;
+  vm_detail::sincos_two_pi(u2, s, c);
+  n1 = r * c;
+  n2 = r * s;
 }
 
 // The Philox4x32-10 block `block` under (seed, offset) (the stream layout above).

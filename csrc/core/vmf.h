@@ -102,14 +102,8 @@ struct Angle {
   double theta_mode, sh_mode, ch_mode;  // the mode and the sin, cos of its half (from mode_angle's 1 - cos)
   GK_HD void at(double th, double& E, double& dE, double& d2E, double& delta) const {
     // the two peaks (theta_ref where the mode is beyond it, the mode) come with their half-angle sines
-    double sh = sh_ref, ch = ch_ref;
-    if (th == theta_ref) {
-    } else if (th == theta_mode) {
-      sh = sh_mode;
-      ch = ch_mode;
-    } else {
-      sincos_half_pi(0.5 * th, sh, ch);  // theta / 2 in [0, pi / 2]
-    }
+    double sh = th == theta_ref ? sh_ref : sh_mode, ch = th == theta_ref ? ch_ref : ch_mode;
+    if (th != theta_ref && th != theta_mode) sincos_half_pi(0.5 * th, sh, ch);  // theta / 2 in [0, pi / 2]
     const double st = 2.0 * sh * ch;
     const double ct = (ch - sh) * (ch + sh);
     delta = 2.0 * (sh * ch_ref - ch * sh_ref) * (sh * ch_ref + ch * sh_ref);
@@ -140,23 +134,19 @@ GK_HD double mode_angle(double kappa, int d, double* sh = nullptr, double* ch = 
   return n2 == 0.0 ? 0.0 : 2.0 * ::asin(s);
 }
 
-// The integrand split at theta_ref, whose half-angle sine and cosine are sh_ref, ch_ref.
-GK_HD Angle make_angle(double kappa, int d, double theta_ref, double sh_ref, double ch_ref) {
+// The integrand split at theta_ref. The reference's half-angle sines come from the rounded angle (for a
+// split at u, not sqrt(u / 2)): the panels end at that angle, and deep in a tail (kappa = 1e6, u = 1.98:
+// E' ~ 2e5 per radian) an ulp between the two moved the gradient by 4e-11.
+GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
   Angle f;
   f.kappa = kappa;
   f.n2 = double(d - 2);
   f.theta_ref = theta_ref;
-  f.sh_ref = sh_ref;
-  f.ch_ref = ch_ref;
+  sincos_half_pi(0.5 * theta_ref, f.sh_ref, f.ch_ref);
   f.log_sin_ref = d > 2 ? Angle::log_sin(2.0 * f.sh_ref * f.ch_ref) : 0.0;
   f.inv_sin_ref = d > 2 ? 1.0 / (2.0 * f.sh_ref * f.ch_ref) : 0.0;
   f.theta_mode = mode_angle(kappa, d, &f.sh_mode, &f.ch_mode);
   return f;
-}
-GK_HD Angle make_angle(double kappa, int d, double theta_ref) {
-  double sh, ch;
-  sincos_half_pi(0.5 * theta_ref, sh, ch);
-  return make_angle(kappa, d, theta_ref, sh, ch);
 }
 
 // theta with 1 - cos theta = u, from the smaller of u and 2 - u (each exact in its half).
@@ -374,18 +364,6 @@ template <typename T> GK_HD T log1p_nonneg(T t) {
   return log_pos(y) - ((y - T(1)) - t) / y;
 }
 
-// sin(pi u) >= 0 and cos(pi u) for u in (0, 1) from the von Mises sampler's polynomials of pi x, |x| <= 1/4:
-// t = 2 u, q = round(t) in {0, 1, 2}, x = (t - q) / 2 (exact), pi u = q pi / 2 + pi x.
-template <typename T> GK_HD void sincos_pi_unit(T u, T& s, T& c) {
-  typedef vm_detail::vm_sampler_poly<T> P;
-  const T t = T(2) * u;
-  const T q = gk_floor(t + T(0.5));
-  const T x = T(0.5) * (t - q), x2 = x * x;
-  const T s0 = x * P::sinpi_r(x2), c0 = P::cospi(x2);
-  s = q == T(1) ? c0 : (q == T(0) ? s0 : -s0);
-  c = q == T(1) ? -s0 : (q == T(0) ? c0 : -c0);
-}
-
 GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINITY) || d < 2; }
 
 // Split at theta_ref (0 < theta_ref < pi, or theta_ref = 0 for d = 2): lo[k] e^E0 = int_0^theta_ref e^E |delta|^k
@@ -393,8 +371,9 @@ GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINI
 // side's integral relative to its own peak (E0 = -inf for an empty side). Each side's peak is the mode
 // clamped into it.
 template <int K, int N = 24>
-GK_HD void split_integrals(const Angle& f, double* lo, double* hi, double& E0, double& E1) {
-  const double theta_ref = f.theta_ref, mode = f.theta_mode;
+GK_HD void split_integrals(double kappa, int d, double theta_ref, double* lo, double* hi, double& E0, double& E1) {
+  const Angle f = make_angle(kappa, d, theta_ref);
+  const double mode = f.theta_mode;
   const double pi = 3.14159265358979323846;
   if (theta_ref > 0.0) {
     E0 = integrate<K, N>(f, 0.0, theta_ref, mode < theta_ref ? mode : theta_ref, lo);
@@ -403,17 +382,6 @@ GK_HD void split_integrals(const Angle& f, double* lo, double* hi, double& E0, d
     for (int k = 0; k < K; ++k) lo[k] = 0.0;
   }
   E1 = integrate<K, N>(f, theta_ref, pi, mode > theta_ref ? mode : theta_ref, hi);
-}
-template <int K, int N = 24>
-GK_HD void split_integrals(double kappa, int d, double theta_ref, double* lo, double* hi, double& E0, double& E1) {
-  split_integrals<K, N>(make_angle(kappa, d, theta_ref), lo, hi, E0, E1);
-}
-// Split at theta_u = acos(1 - u), 0 < u < 2. The reference's half-angle sines come from the rounded theta_u,
-// not from u (sqrt(u / 2)): the panels end at the rounded angle, and deep in a tail (kappa = 1e6, u = 1.98:
-// E' ~ 2e5 per radian) an ulp between the two moved the gradient by 4e-11.
-template <int K, int N>
-GK_HD void split_integrals_u(double kappa, int d, double u, double* lo, double* hi, double& E0, double& E1) {
-  split_integrals<K, N>(make_angle(kappa, d, angle_of(u)), lo, hi, E0, E1);
 }
 
 struct Moments {
@@ -506,7 +474,7 @@ template <typename T> GK_HD T vmf_grad_u(T kappa_t, T u_t, int d) {
   // where min(E0, E1) = 0 (the side without the mode peaks at theta_u, E relative to it) and lo_k, hi_k are
   // integrals relative to their side's peak (between ~1e-160 and 2^k pi): nothing overflows or cancels.
   double lo[2], hi[2], E0, E1;
-  vmf_detail::split_integrals_u<2, vmf_detail::RuleFor<T>::n>(kappa, d, u, lo, hi, E0, E1);
+  vmf_detail::split_integrals<2, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
   const double top = E0 > E1 ? E0 : E1, bottom = E0 > E1 ? E1 : E0;
   const double c0 = vm_detail::vm_exp_le1(E0 - top), c1 = vm_detail::vm_exp_le1(E1 - top);
   const double ratio = (lo[0] * hi[1] + hi[0] * lo[1]) / (c0 * lo[0] + c1 * hi[0]);
@@ -532,7 +500,7 @@ template <typename T> GK_HD T vmf_grad_u_dkappa(T kappa_t, T u_t, int d) {
     return T(s * vonmises_grad_dconcentration<double>(kappa, theta));
   }
   double lo[3], hi[3], E0, E1;
-  vmf_detail::split_integrals_u<3, 24>(kappa, d, u, lo, hi, E0, E1);
+  vmf_detail::split_integrals<3, 24>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
   const double r = E1 - E0 + ::log(hi[0] / lo[0]);  // log(J0 / I0)
   const double la = -(r > 0.0 ? r + ::log1p(::exp(-r)) : ::log1p(::exp(r)));    // log a = -log(1 + e^r)
   const double lb = -(r < 0.0 ? -r + ::log1p(::exp(r)) : ::log1p(::exp(-r)));   // log b = -log(1 + e^-r)
@@ -561,7 +529,7 @@ template <typename T> GK_HD T vmf_cdf_u(T kappa_t, T u_t, int d) {
   // P(U <= u) = I0 / (I0 + J0) = c0 lo0 / (c0 lo0 + c1 hi0) (the normaliser is the sum of the two sides;
   // c_i as in vmf_grad_u)
   double lo[1], hi[1], E0, E1;
-  vmf_detail::split_integrals_u<1, vmf_detail::RuleFor<T>::n>(kappa, d, u, lo, hi, E0, E1);
+  vmf_detail::split_integrals<1, vmf_detail::RuleFor<T>::n>(kappa, d, vmf_detail::angle_of(u), lo, hi, E0, E1);
   const double top = E0 > E1 ? E0 : E1;
   const double a = vm_detail::vm_exp_le1(E0 - top) * lo[0];
   return T(a / (a + vm_detail::vm_exp_le1(E1 - top) * hi[0]));
@@ -714,7 +682,7 @@ GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, b
     const T L = expo * gk_log(next_uniform());
     const T v = gk_exp(L), r = gk_sqrt(-gk_expm1(L));  // U1^(2/(d-2)) and sqrt(1 - U1^(2/(d-2)))
     T sh, ch;
-    vmf_detail::sincos_pi_unit(next_uniform(), sh, ch);  // of phi / 2
+    vm_detail::sincos_two_pi(T(0.5) * next_uniform(), sh, ch);  // of phi / 2 = pi U2 (U2 / 2 exact)
     const T cphi = (ch - sh) * (ch + sh);
     const T corr = cphi * v / (T(2) * (T(1) + r));
     const T Z = cphi < T(0) ? ch * ch - corr : T(0.5) * (T(1) + r * cphi);

@@ -148,6 +148,21 @@ template <typename T> GK_HD_FORCE T vm_exp_le1(T y) {
   return y < F::y_min ? T(0) : v;
 }
 
+// sin and cos of 2 pi u for u in (0, 1), branch-free: t = 4 u, q = round(t) (the magic-number rounding),
+// x = (t - q) / 2 in [-1/4, 1/4] (exact), 2 pi u = q pi / 2 + pi x; the polynomials of pi x above, rotated
+// by the quadrant q mod 4. (The Box-Muller normals of philox_normal.h; half angles pi u as u / 2.)
+template <typename T> GK_HD_FORCE void sincos_two_pi(T u, T& s, T& c) {
+  typedef vm_sampler_poly<T> P;
+  const T t = T(4) * u;                                                       // exact
+  const T q = (t + vm_ieee<T>::round_magic) - vm_ieee<T>::round_magic;        // round(t), 0..4
+  const T x = T(0.5) * (t - q), x2 = x * x;                                   // exact, |x| <= 1/4
+  const T s0 = x * P::sinpi_r(x2), c0 = P::cospi(x2);
+  const int k = static_cast<int>(q) & 3;
+  const T s1 = (k & 1) ? c0 : s0, c1 = (k & 1) ? s0 : c0;
+  s = (k & 2) ? -s1 : s1;                   // sin(a + k pi/2): s, c, -s, -c
+  c = ((k ^ (k >> 1)) & 1) ? -c1 : c1;      // cos(a + k pi/2): c, -s, -c, s
+}
+
 }  // namespace vm_detail
 
 // Per-kappa constants of the envelope (see the comment above).
