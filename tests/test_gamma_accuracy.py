@@ -193,7 +193,11 @@ def test_blocked_kernel_matches_one_element_at_a_time(dtype, op):
         x = x.log()
         x[[10, 53, 3001]] = torch.tensor([-800.0, -90.0, 760.0], dtype=dtype)  # exp underflows / overflows
     single = torch.stack([fn(a[i:i + 1], x[i:i + 1])[0] for i in range(a.numel())])
-    for full, ref in [(fn(a, x), single), (fn(a[::3], x[::3]), single[::3])]:
+    # And tensors shorter than one block of 16 (float64 first-order ops take the blocks from 2 elements on).
+    short = [(fn(a[i:i + m], x[i:i + m]), single[i:i + m]) for i, m in
+             ((i, 2 + i % 14) for i in range(0, a.numel() - 16, 37))]
+    short += [(fn(a[i:i + 2 * m:2], x[i:i + 2 * m:2]), single[i:i + 2 * m:2]) for i, m in ((100, 5), (3000, 11))]
+    for full, ref in [(fn(a, x), single), (fn(a[::3], x[::3]), single[::3])] + short:
         assert torch.equal(full.isnan(), ref.isnan())
         ok = ~full.isnan()
         assert torch.equal(full[ok], ref[ok])
