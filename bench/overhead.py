@@ -9,7 +9,7 @@ is gradkern / torch (< 1: gradkern is cheaper). Issue 21's goals: op rows within
 elements, distribution rows (rsample + backward) within 1.3x; issue 16's: TruncatedNormal rsample + backward within
 3x of a plain Normal's. The crossover column gives the smallest
 measured size from which the ratio stays <= 1. Parameters: Gamma concentrations in [0.5, 5], von Mises
-concentrations in [0.5, 5], arguments in the bulk of each distribution.
+concentrations in [0.5, 5], arguments in the bulk of each distribution (Beta(a, b) with a, b those two sets of concentrations).
 """
 from __future__ import annotations
 
@@ -39,12 +39,19 @@ def _calls_for(fn, budget=0.02):
     return max(1, min(2000, int(budget / dt)))
 
 
+def _torch_beta_grad(torch, x, a, b):
+    """(dx/da, dx/db) for x ~ Beta(a, b) from torch's kernel, as torch's Beta backward forms them."""
+    s = a + b
+    return torch._dirichlet_grad(x, a, s) * (1 - x), -x * torch._dirichlet_grad(1 - x, b, s)
+
+
 def pairs(torch, gk, n, dtype):
     """(row name, kind, gradkern call, torch call); kind "op" or "dist" (its goal)."""
     g = torch.Generator().manual_seed(0)
     alpha = torch.rand(n, generator=g, dtype=dtype) * 4.5 + 0.5
     x = torch._standard_gamma(alpha)
     kappa = torch.rand(n, generator=g, dtype=dtype) * 4.5 + 0.5
+    xb = torch.distributions.Beta(alpha, kappa).sample()
     ops = torch.ops.gradkern
     D, TD = gk.distributions, torch.distributions
 
@@ -68,6 +75,10 @@ def pairs(torch, gk, n, dtype):
          lambda: gk.gamma_rsample(alpha), lambda: torch._standard_gamma(alpha)),
         ("gradkern.gamma_rsample / torch._standard_gamma (forward + backward)", "op",
          fb(gk.gamma_rsample), fb(torch._standard_gamma)),
+        ("gradkern.standard_beta_grad / torch: 2 x torch._dirichlet_grad + formulas", "op",
+         lambda: gk.standard_beta_grad(alpha, kappa, xb), lambda: _torch_beta_grad(torch, xb, alpha, kappa)),
+        ("gradkern.dirichlet_rsample / torch._sample_dirichlet (forward)", "op",
+         lambda: gk.dirichlet_rsample(alpha.view(-1, 2)), lambda: torch._sample_dirichlet(alpha.view(-1, 2))),
         ("gradkern.vonmises_rsample / torch VonMises.sample (forward)", "op",
          lambda: gk.vonmises_rsample(torch.zeros((), dtype=dtype), kappa),
          lambda: TD.VonMises(torch.zeros((), dtype=dtype), kappa).sample()),

@@ -8,11 +8,14 @@ import math
 import torch
 
 from ._promote import promote2, promote3
+from ._fast import is_compiling, raw
 from ._utils import broadcast_fake
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
 
 _ops = torch.ops.gradkern
+_VS = _ops.vonmises_sample.default
+_VS_RAW = raw(_VS)
 
 
 def _log_density(x, kappa):
@@ -89,6 +92,8 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     """
     loc, concentration = promote2("vonmises_rsample", "loc", loc, "concentration", concentration)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
-    x = _ops.vonmises_sample(concentration.expand(shape), generator)
+    # The OpOverload's C++ callable in eager mode (gradkern/_fast.py), and no view where the shape is right.
+    kappa = concentration if concentration.shape == shape else concentration.expand(shape)
+    x = (_VS if is_compiling() else _VS_RAW)(kappa, generator)
     # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).
     return _ops.vonmises_shift_wrap.default(x, loc)

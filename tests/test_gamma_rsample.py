@@ -139,7 +139,13 @@ class _QuantileOps:
 def quantile_ops(monkeypatch):
     def install(shape):
         u = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10)) * 0.9 + 0.05
-        monkeypatch.setattr(gamma_mod, "_ops", _QuantileOps(u))
+        q = _QuantileOps(u)
+        monkeypatch.setattr(gamma_mod, "_ops", q)
+        # The wrappers' eager calls go to the ops' C++ callables (gradkern/_fast.py) or their OpOverloads.
+        for name in ("_SG", "_SG_RAW"):
+            monkeypatch.setattr(gamma_mod, name, q.standard_gamma)
+        for name in ("_LSG", "_LSG_RAW"):
+            monkeypatch.setattr(gamma_mod, name, q.log_standard_gamma)
     return install
 
 
