@@ -682,10 +682,10 @@ GK_HD_FORCE void chunk_by_class(int m, const T* a, const T* x, const T* e, T* r)
 template <typename P, typename T>
 GK_HD_FORCE void strided_by_class(char** data, const int64_t* strides, int64_t n) {
   char *o = data[0], *pa = data[1], *px = data[2];
-  // Double standard_gamma_grad and log_standard_gamma_grad take the blocks from two elements on: its continued fraction on 4-lane vectors costs about one
-  // scalar fraction for up to four lanes (cfrac_lanes4), and the series block about one and a half scalar
-  // series for up to 16 (10 elements at a in [0.5, 5]: 0.41 vs 0.72 us, C++ timing on an AVX-512 host). Float's scalar core is cheap
-  // enough below one block.
+  // Double standard_gamma_grad and log_standard_gamma_grad take the blocks from two elements on: their
+  // continued fraction on 4-lane vectors costs about one scalar fraction for up to four lanes (cfrac_lanes4),
+  // and the series block about one and a half scalar series for up to 16 (10 elements at a in [0.5, 5]: 0.41
+  // vs 0.72 us, C++ timing on an AVX-512 host). Float's scalar core is cheap enough below one block.
   if (n < (P::blocks_from_two ? 2 : kGammaBlock)) {
     for (int64_t i = 0; i < n; ++i)
       *reinterpret_cast<T*>(o + i * strides[0]) =
