@@ -146,7 +146,8 @@ def main(argv=None):
         print(md[-1] + "\n")
     C.write_json(args.json, {f"{k[0]}|{k[1]}": {str(n): v for n, v in by.items()} for k, by in results.items()})
     if args.docs:
-        C.write_doc_section("performance.md", "overhead", "\n\n".join(md), command="python bench/overhead.py --docs")
+        cmd = " ".join(["python bench/overhead.py"] + list(argv if argv is not None else sys.argv[1:]))
+        C.write_doc_section("performance.md", "overhead", "\n\n".join(md), command=cmd)
 
 
 if __name__ == "__main__":
