@@ -18,6 +18,7 @@ import torch
 from . import _beta, _special  # noqa: F401  (register the gradient ops used below)
 from ._fast import Tensor, fast, is_compiling, raw, tf_mode
 from ._promote import promote, promote2, promote3
+from ._utils import expand_to
 
 __all__ = ["gamma_rsample", "log_gamma_rsample", "beta_rsample", "dirichlet_rsample", "log_dirichlet_rsample",
            "chi2_rsample", "student_t_rsample"]
@@ -55,11 +56,6 @@ def _shape(sample_shape, *tensors):
     if all(t.shape == first for t in tensors[1:]):
         return torch.Size(sample_shape) + first if sample_shape else first
     return torch.Size(sample_shape) + torch.broadcast_shapes(*(t.shape for t in tensors))
-
-
-def _to(t, shape):
-    # expand() only where it changes the shape: each view is an autograd node on the backward path.
-    return t if t.shape == shape else t.expand(shape)
 
 
 def _expanded(t, sample_shape):
@@ -110,7 +106,7 @@ def _scaled_gamma(alpha, rate, sample_shape=(), generator=None):
     """Gamma(alpha, rate) samples for tensors of one dtype and device and a rate known to be valid (the
     distribution classes under validate_args; gamma_rsample maps an invalid rate to NaN first)."""
     shape = _shape(sample_shape, alpha, rate)
-    return (_SG if is_compiling() else _SG_RAW)(_to(alpha, shape), generator) / _to(rate, shape)
+    return (_SG if is_compiling() else _SG_RAW)(expand_to(alpha, shape), generator) / expand_to(rate, shape)
 
 
 def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None):
@@ -130,7 +126,8 @@ def log_gamma_rsample(concentration, rate=None, sample_shape=(), generator=None)
         return _ops.log_standard_gamma.default(_expanded(alpha, sample_shape), generator)
     alpha, rate = promote2("log_gamma_rsample", "concentration", concentration, "rate", rate)
     shape = _shape(sample_shape, alpha, rate)
-    return _ops.log_standard_gamma(_to(alpha, shape), generator) - _to(torch.log(_nan_unless_positive(rate)), shape)
+    log_rate = expand_to(torch.log(_nan_unless_positive(rate)), shape)
+    return _ops.log_standard_gamma(expand_to(alpha, shape), generator) - log_rate
 
 
 _REPARAMETERIZATIONS = ("marginal", "gamma")
@@ -234,11 +231,11 @@ def beta_rsample(concentration1, concentration0, sample_shape=(), generator=None
     a, b = promote2("beta_rsample", "concentration1", concentration1, "concentration0", concentration0)
     shape = _shape(sample_shape, a, b)
     if reparameterization == "marginal":
-        return (_SB if is_compiling() else _SB_RAW)(_to(a, shape), _to(b, shape), generator)
+        return (_SB if is_compiling() else _SB_RAW)(expand_to(a, shape), expand_to(b, shape), generator)
     # Two draws on the expanded (stride-0) parameters rather than one on a stacked copy: no (..., 2)
     # buffers, peak memory ~3x the output instead of ~19x.
-    log_g1 = _ops.log_standard_gamma(_to(a, shape), generator)
-    log_g0 = _ops.log_standard_gamma(_to(b, shape), generator)
+    log_g1 = _ops.log_standard_gamma(expand_to(a, shape), generator)
+    log_g0 = _ops.log_standard_gamma(expand_to(b, shape), generator)
     # z = g1 / (g1 + g0) = sigmoid(log g1 - log g0), formed from the logs: tiny concentrations, whose
     # samples underflow, stay exact (sigmoid(d) = e^d / (1 + e^d) keeps full relative accuracy for d << 0).
     z = _ops.sigmoid_difference(log_g1, log_g0)
@@ -278,7 +275,7 @@ def _student_t(df, loc, scale, shape, generator=None):
     known to be valid (the StudentT class under validate_args; student_t_rsample maps an invalid one to NaN
     first)."""
     half = 0.5 * df
-    log_g = (_LSG if is_compiling() else _LSG_RAW)(_to(half, shape), generator)
+    log_g = (_LSG if is_compiling() else _LSG_RAW)(expand_to(half, shape), generator)
     # chi2 = 2 g, so sqrt(df / chi2) = exp((log(df / 2) - log g) / 2).
     # For tiny df a fraction of the exact distribution lies beyond the dtype's range (float32, df = 0.1:
     # about 1 in 8000). The factor is capped below the overflow threshold in log space and the sample at

@@ -49,6 +49,12 @@ def check_same(fn, named):
             raise ValueError(f"gradkern.{fn}: {n} is on {t.device} but {n0} is on {t0.device}")
 
 
+def expand_to(t, shape):
+    """``t`` expanded to ``shape``, or ``t`` itself where it already has it (each view is an autograd node on the
+    backward path, about a microsecond per small call)."""
+    return t if t.shape == shape else t.expand(shape)
+
+
 def sum_to_shape(grad, shape):
     """Reduce a broadcast gradient back to an input's shape."""
     if grad is None or grad.shape == shape:

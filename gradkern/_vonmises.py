@@ -9,7 +9,7 @@ import torch
 
 from ._promote import promote2, promote3
 from ._fast import is_compiling, raw
-from ._utils import broadcast_fake
+from ._utils import broadcast_fake, expand_to
 
 __all__ = ["vonmises_cdf", "vonmises_grad", "vonmises_rsample"]
 
@@ -93,7 +93,6 @@ def vonmises_rsample(loc, concentration, sample_shape=(), generator=None):
     loc, concentration = promote2("vonmises_rsample", "loc", loc, "concentration", concentration)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(loc.shape, concentration.shape)
     # The OpOverload's C++ callable in eager mode (gradkern/_fast.py), and no view where the shape is right.
-    kappa = concentration if concentration.shape == shape else concentration.expand(shape)
-    x = (_VS if is_compiling() else _VS_RAW)(kappa, generator)
+    x = (_VS if is_compiling() else _VS_RAW)(expand_to(concentration, shape), generator)
     # loc + x wrapped into [-pi, pi) in one fused pass (d/dloc = 1, see vonmises_shift_wrap).
     return _ops.vonmises_shift_wrap.default(x, loc)

@@ -178,88 +178,76 @@ GK_HD_FORCE void cfrac_block(int nb, const T* a_, const T* x_, const T* c_, T* o
   for (int l = 0; l < nb; ++l) out[l] = TimesX ? x_[l] * G[l] : G[l];
 }
 
-// The continued fraction in double on GNU vectors of 4 lanes, W of them stepped together (core::detail::
-// cfrac_init / cfrac_step / cfrac_done / cfrac_rescale written out on vectors: the same operations in the same
-// order). Each lane's result is the G of the step at which its own test first stops it, as the scalar loop
-// returns, so each result is the scalar core's bit for bit. Unlike cfrac_block, a stopped lane is not frozen:
-// its recurrence runs on (its G is kept), so that no select on the stopping test (which waits for the
-// division 1/B_n) sits on the recurrence's dependency chain; the rescale, needed by some lane about once in
-// 250 steps, is a branch. What is left per step is the latency of two dependent FMAs. Where the scalar loop
-// would not rescale (the lane stopped at that step) the rescale changes only the state of a stopped lane.
-// c = log x - psi(a). Writes G per lane (dx/da = x G); lanes past nb get a = 1, x = 3.
-template <int W>
+// The continued fraction in double on GNU vectors of 4 lanes, 4 elements at a time (core::detail::cfrac_init /
+// cfrac_step / cfrac_done / cfrac_rescale written out on vectors: the same operations in the same order). Each
+// lane's result is the G of the step at which its own test first stops it, as the scalar loop returns, so each
+// result is the scalar core's bit for bit. Unlike cfrac_block, a stopped lane is not frozen: its recurrence runs
+// on (its G is kept), so that no select on the stopping test (which waits for the division 1/B_n) sits on the
+// recurrence's dependency chain; the rescale, needed by some lane about once in 250 steps, is a branch. What is
+// left per step is the latency of two dependent FMAs. Where the scalar loop would not rescale (the lane stopped
+// at that step) the rescale changes only the state of a stopped lane. Two 4-lane groups stepped together
+// measured no faster (16 lanes 589 vs 596 ns at a in [0.5, 5]) and slower for fewer lanes.
+// c = log x - psi(a). Writes G per element (dx/da = x G); lanes past nb get a = 1, x = 3.
 GK_HD_FORCE void cfrac_lanes4(int nb, const double* a_, const double* x_, const double* c_, double* out) {
   typedef vm4::vd v4;
   typedef vm4::vi i4;
   constexpr double eps = core::num<double>::eps;
   constexpr double big = 1e120;  // as core::detail::cfrac_rescale
-  for (int q = 0; q < nb; q += 4 * W) {
-    v4 a[W], c[W], b[W], A2[W], B2[W], dA2[W], dB2[W], A1[W], B1[W], dA1[W], dB1[W], G[W];
-    i4 act[W];
-    for (int j = 0; j < W; ++j) {
-      v4 x;
-      for (int l = 0; l < 4; ++l) {
-        const int i = q + 4 * j + l;
-        const bool on = i < nb;
-        a[j][l] = on ? a_[i] : 1.0;
-        x[l] = on ? x_[i] : 3.0;
-        c[j][l] = on ? c_[i] : 0.0;
-        act[j][l] = on ? -1 : 0;
-      }
-      // core::detail::cfrac_init
-      b[j] = x + 1.0 - a[j];
-      G[j] = (c[j] - (-1.0) / b[j]) / b[j];
-      A2[j] = vm4::splat(0.0); B2[j] = vm4::splat(1.0); dA2[j] = vm4::splat(0.0); dB2[j] = vm4::splat(0.0);
-      A1[j] = vm4::splat(1.0); B1[j] = b[j]; dA1[j] = vm4::splat(0.0); dB1[j] = vm4::splat(-1.0);
+  for (int q = 0; q < nb; q += 4) {
+    v4 a, x, c;
+    i4 act;
+    for (int l = 0; l < 4; ++l) {
+      const bool on = q + l < nb;
+      a[l] = on ? a_[q + l] : 1.0;
+      x[l] = on ? x_[q + l] : 3.0;
+      c[l] = on ? c_[q + l] : 0.0;
+      act[l] = on ? -1 : 0;
     }
+    // core::detail::cfrac_init
+    v4 b = x + 1.0 - a;
+    v4 G = (c - (-1.0) / b) / b;
+    v4 A2 = vm4::splat(0.0), B2 = vm4::splat(1.0), dA2 = vm4::splat(0.0), dB2 = vm4::splat(0.0);
+    v4 A1 = vm4::splat(1.0), B1 = b, dA1 = vm4::splat(0.0), dB1 = vm4::splat(-1.0);
     double dan = 0.0;  // n - 1
     for (int n = 2; n < core::num<double>::max_iter; ++n) {
       dan += 1.0;
-      i4 live = i4{};
-#pragma GCC unroll 4
-      for (int j = 0; j < W; ++j) {
-        // core::detail::cfrac_step
-        const v4 an = -dan * (dan - a[j]);
-        b[j] = b[j] + 2.0;
-        const v4 bn = b[j];
-        const v4 A = bn * A1[j] + an * A2[j], B = bn * B1[j] + an * B2[j];
-        const v4 dA = -A1[j] + bn * dA1[j] + dan * A2[j] + an * dA2[j];
-        const v4 dB = -B1[j] + bn * dB1[j] + dan * B2[j] + an * dB2[j];
-        const v4 s = 1.0 / B;
-        const v4 f = A * s;
-        const v4 Gn = (c[j] * A + dA - f * dB) * s;
-        // core::detail::cfrac_done: the lane's result is this step's G while it has not stopped.
-        const i4 on = act[j], stop = vm4::vabs(Gn - G[j]) <= eps * vm4::vabs(Gn);
-        G[j] = on ? Gn : G[j];
-        act[j] = on & ~stop;
-        live |= act[j];
-        const i4 r = vm4::vabs(B) > big;
-        if (__builtin_expect(vm4::any(r), 0)) {
-          // core::detail::cfrac_rescale: a factor of exactly 1 where nothing is rescaled.
-          const v4 k = r ? s : vm4::splat(1.0);
-          A2[j] = A1[j] * k; B2[j] = B1[j] * k; dA2[j] = dA1[j] * k; dB2[j] = dB1[j] * k;
-          A1[j] = r ? f : A;
-          B1[j] = r ? vm4::splat(1.0) : B;
-          dA1[j] = dA * k; dB1[j] = dB * k;
-        } else {
-          A2[j] = A1[j]; B2[j] = B1[j]; dA2[j] = dA1[j]; dB2[j] = dB1[j];
-          A1[j] = A; B1[j] = B; dA1[j] = dA; dB1[j] = dB;
-        }
+      // core::detail::cfrac_step
+      const v4 an = -dan * (dan - a);
+      b = b + 2.0;
+      const v4 A = b * A1 + an * A2, B = b * B1 + an * B2;
+      const v4 dA = -A1 + b * dA1 + dan * A2 + an * dA2;
+      const v4 dB = -B1 + b * dB1 + dan * B2 + an * dB2;
+      const v4 s = 1.0 / B;
+      const v4 f = A * s;
+      const v4 Gn = (c * A + dA - f * dB) * s;
+      // core::detail::cfrac_done: the lane's result is this step's G while it has not stopped.
+      const i4 stop = vm4::vabs(Gn - G) <= eps * vm4::vabs(Gn);
+      G = act ? Gn : G;
+      act = act & ~stop;
+      const i4 r = vm4::vabs(B) > big;
+      if (__builtin_expect(vm4::any(r), 0)) {
+        // core::detail::cfrac_rescale: a factor of exactly 1 where nothing is rescaled.
+        const v4 k = r ? s : vm4::splat(1.0);
+        A2 = A1 * k; B2 = B1 * k; dA2 = dA1 * k; dB2 = dB1 * k;
+        A1 = r ? f : A;
+        B1 = r ? vm4::splat(1.0) : B;
+        dA1 = dA * k; dB1 = dB * k;
+      } else {
+        A2 = A1; B2 = B1; dA2 = dA1; dB2 = dB1;
+        A1 = A; B1 = B; dA1 = dA; dB1 = dB;
       }
-      if (!vm4::any(live)) break;
+      if (!vm4::any(act)) break;
     }
-    for (int j = 0; j < W; ++j)
-      for (int l = 0; l < 4 && q + 4 * j + l < nb; ++l) out[q + 4 * j + l] = G[j][l];
+    for (int l = 0; l < 4 && q + l < nb; ++l) out[q + l] = G[l];
   }
 }
 
-// The continued-fraction class's block: in double cfrac_lanes4 (one 4-lane group at a time: two groups stepped
-// together measured no faster, 16 lanes 589 vs 596 ns at a in [0.5, 5], and slower for fewer lanes), in float
-// cfrac_block. TimesX: dx/da = x G, else G.
+// The continued-fraction class's block: in double cfrac_lanes4, in float cfrac_block. TimesX: dx/da = x G,
+// else G.
 template <typename T, bool TimesX>
 GK_HD_FORCE void cfrac_lanes(int nb, const T* a, const T* x, const T* c, T* out) {
   if constexpr (std::is_same_v<T, double>) {
-    cfrac_lanes4<1>(nb, a, x, c, out);
+    cfrac_lanes4(nb, a, x, c, out);
     if (TimesX)
       for (int l = 0; l < nb; ++l) out[l] = x[l] * out[l];
   } else {
