@@ -2,6 +2,7 @@
 
     python bench/overhead.py                       # float32 and float64, 1 thread
     python bench/overhead.py --sizes 10,640 --docs # also rewrite its section of docs/performance.md
+    python bench/overhead.py --profile --sizes 10 --dtype float64  # where each call's time goes
 
 Each row times one call (microseconds, median of --rounds rounds of a fixed number of calls, the pair
 interleaved in the same process, one thread): gradkern's call and the torch call it replaces. The ratio
@@ -97,6 +98,23 @@ def pairs(torch, gk, n, dtype):
     return rows
 
 
+def profile(torch, gk, n, dtype, calls=200, rows=8):
+    """Where the time of each row's two calls goes: torch.profiler over `calls` calls of each, the operators
+    with the most self CPU time (dispatcher entries, kernels, autograd nodes); what the table lacks against the
+    call's wall time is Python (wrappers, argument checks, Function.apply)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as run_profiler
+
+    for name, _, ours, theirs in pairs(torch, gk, n, dtype):
+        for side, fn in (("gradkern", ours), ("torch", theirs)):
+            fn()
+            with run_profiler(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(calls):
+                    fn()
+            print(f"== {name}: {side}, {n} elements, {dtype}, {calls} calls (us per call = total / {calls})")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,640,10000,1000000")
@@ -104,6 +122,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--json", default=os.path.join(C.REPO, "bench", "out", "overhead.json"))
     ap.add_argument("--docs", action="store_true", help="rewrite the overhead section of docs/performance.md")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of timing: where each call's time goes (torch.profiler, first size and dtype)")
     args = ap.parse_args(argv)
 
     import torch
@@ -115,6 +135,8 @@ def main(argv=None):
     torch.set_num_threads(1)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     dtypes = [getattr(torch, d) for d in args.dtype.split(",")]
+    if args.profile:
+        return profile(torch, gk, sizes[0], dtypes[0])
     results = {}
     jobs = [(d, n) for d in dtypes for n in sizes]
     for dtype, n in tqdm(jobs, desc="overhead", unit="size"):
