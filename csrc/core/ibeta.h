@@ -56,13 +56,21 @@ typedef dual2t<W> dual2;
 
 // The few operations the templates below need beyond arithmetic, for V = W (here) and for the CPU kernel's
 // GNU vectors of W (csrc/cpu/ibeta_block.h specializes it, lane by lane): m ? a : b for a comparison result m,
-// whether any lane of m is set, log1p, and x with |x| < tiny replaced by tiny.
+// whether any lane of m is set, log1p of a non-negative argument (special.h log1p_fast, branch-free, so
+// that the lanes compute it as the scalar core does, bit for bit), and x with |x| < tiny replaced by tiny.
 template <class V> struct lane_ops;
 template <> struct lane_ops<W> {
   static GK_HD W select(bool m, W a, W b) { return m ? a : b; }
   static GK_HD bool any(bool m) { return m; }
-  static GK_HD W log1p(W x) { return gk_log1p(x); }
+  static GK_HD W log1p_nonneg(W x) { return core::log1p_fast(x); }
   static GK_HD W guard_tiny(W x, W tiny) { return gk_fabs(x) < tiny ? tiny : x; }
+  // 2^-k, k = d's unbiased exponent clamped to [0, 1000]: d 2^-k < 2 for d >= 1 (and d itself below), an exact
+  // scaling that keeps the products of digamma_diff_t's paired shift terms finite for any finite d.
+  static GK_HD W pow2_down(W d) {
+    int e = static_cast<int>((to_bits(d) >> 52) & 0x7FF) - 1023;
+    e = e < 0 ? 0 : (e > 1000 ? 1000 : e);
+    return from_bits<W>(static_cast<ieee<W>::U>(1023 - e) << 52);
+  }
 };
 // The constant c as a V (W, or a GNU vector of W with c in every lane).
 template <class V> GK_HD V vconst(W c) { return V{} + c; }
@@ -106,11 +114,21 @@ template <class V> GK_HD dual2t<V> lentz_guard(dual2t<V> x) {
 template <class V> GK_HD V digamma_diff_t(V z, V d) {
   typedef lane_ops<V> O;
   V sum = vconst<V>(W(0)), nz = vconst<V>(W(0));  // nz: the lane's number of shifts n
-  for (int n = 0; n < 10; ++n) {
+  // Two terms per division, d / A1 + d / A2 = d (A1 + A2) / (A1 A2), A_k = (z + k)(z + d + k) (positive: no
+  // cancellation): the divisions were most of the shift's cost. A lane whose second shift is inactive adds
+  // d / A1. d and every A_k are scaled by the same power of two sc (pow2_down: exact, so the quotients' bits are
+  // the unscaled ones), which keeps A1 A2 below ~1e4 for active lanes whatever d (unscaled it overflows from
+  // d ~ 1e154, a valid concentration).
+  const V sc = O::pow2_down(d), ds = d * sc;
+  for (int n = 0; n < 10; n += 2) {
     const auto act = z + W(n) < W(10);
     if (!O::any(act)) break;
-    sum = O::select(act, sum + d / ((z + W(n)) * (z + d + W(n))), sum);
-    nz = O::select(act, vconst<V>(W(n + 1)), nz);
+    const auto act2 = z + W(n + 1) < W(10);
+    const V z1 = z + W(n), z2 = z + W(n + 1);
+    const V A1 = z1 * ((z1 + d) * sc), A2 = z2 * ((z2 + d) * sc);
+    const V num = ds * O::select(act2, A1 + A2, vconst<V>(W(1))), den = O::select(act2, A1 * A2, A1);
+    sum = O::select(act, sum + num / den, sum);
+    nz = O::select(act, O::select(act2, vconst<V>(W(n + 2)), vconst<V>(W(n + 1))), nz);
   }
   const V Z = z + nz;
   const V w = W(1) / Z, u = W(1) / (Z + d);
@@ -125,7 +143,7 @@ template <class V> GK_HD V digamma_diff_t(V z, V d) {
     S = u2 * S + wk;
   }
   const V bracket = -W(0.5) * delta + delta * (u + w) * acc;
-  return sum + O::log1p(d * w) + bracket;
+  return sum + O::log1p_nonneg(d * w) + bracket;
 }
 GK_HD W digamma_diff(W z, W d) { return digamma_diff_t<W>(z, d); }
 
@@ -147,7 +165,7 @@ GK_HD W lgamma_ratio_large(W p, W q) {
   const W s = p + q, r = q / p;
   // lin = (s - 1/2) log1p(r) - q; for small r as (s - 1/2) log1pmx(r) + q (q - 1/2) / p, since
   // (s - 1/2) r - q = q (q - 1/2) / p exactly: the O(q) terms cancel analytically.
-  const W lin = (r < W(0.5)) ? (s - W(0.5)) * log1pmx(r) + q * (q - W(0.5)) / p : (s - W(0.5)) * gk_log1p(r) - q;
+  const W lin = (r < W(0.5)) ? (s - W(0.5)) * log1pmx(r) + q * (q - W(0.5)) / p : (s - W(0.5)) * log1p_fast(r) - q;
   return -q * gk_log(p) - lin + gk_log(gamma_star(p) / gamma_star(s));
 }
 
@@ -158,14 +176,14 @@ GK_HD W lgamma_ratio_large(W p, W q) {
 GK_HD W lgamma_diff(W q, W p) {
   W sum = W(0);
   int n = 0;
-  for (; n < 10 && q + W(n) < W(10); ++n) sum += gk_log1p(p / (q + W(n)));
+  for (; n < 10 && q + W(n) < W(10); ++n) sum += log1p_fast(p / (q + W(n)));
   return -lgamma_ratio_large(q + W(n), p) - sum;
 }
 
 // log(y s / p) given r = y s / p (s = p + q), ly = log y and rq = q / p: log r where r is far from 1 (one
 // rounding), else ly + log1p(rq) (no rounding of r near 1 to amplify).
 GK_HD W log_ratio(W r, W ly, W rq) {
-  return (r > W(0.5) && r < W(2)) ? ly + gk_log1p(rq) : gk_log(r);
+  return (r > W(0.5) && r < W(2)) ? ly + log1p_fast(rq) : gk_log(r);
 }
 
 // log(y^p (1-y)^q / (p B(p, q))) from y, y1 = 1 - y, ly = log y and ly1 = log(1 - y): the prefactor of
@@ -372,7 +390,7 @@ GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
   const bool sw = swapped(a, b, x);
   const W p = sw ? b : a, q = sw ? a : b;
   const W y = sw ? W(1) - x : x;
-  const W lx = gk_log(x), l1x = gk_log1p(-x);
+  const W lx = log_fast(x), l1x = log1p_fast(-x);
   const dual2 h = cfrac(p, q, y, W(0), W(0), false);
   const W logJ = log_power_pbeta(p, q, y, sw ? x : W(1) - x, sw ? l1x : lx, sw ? lx : l1x) + gk_log(h.v);
   const W J = gk_exp(logJ);
@@ -395,7 +413,7 @@ GK_HD grad_args grad_side(W a, W b, W x, W& ly, W& ly1) {
   g.p = g.sw ? b : a;
   g.q = g.sw ? a : b;
   g.y = g.sw ? W(1) - x : x;
-  const W lx = gk_log(x), l1x = gk_log1p(-x);
+  const W lx = log_fast(x), l1x = log1p_fast(-x);
   ly = g.sw ? l1x : lx;
   ly1 = g.sw ? lx : l1x;
   g.Lp = g.Lq = W(0);
@@ -429,7 +447,7 @@ struct grad_a_args {
 };
 // The side and the fraction's arguments, and L = lx + (neg ? -1 : 1) digamma_diff(z, d) in parts.
 GK_HD grad_a_args grad_a_side(W a, W b, W x, W& lx, W& z, W& d, bool& neg) {
-  lx = gk_log(x);
+  lx = log_fast(x);
   if (swapped(a, b, x)) {
     z = a; d = b; neg = false;  // L_q: psi(a + b) - psi(a)
     return grad_a_args{b, a, W(1) - x, W(0), true};

@@ -356,14 +356,6 @@ GK_HD double integrate(const F& f, double lo, double hi, double r_peak, double* 
   return Es;
 }
 
-// log(1 + t) for t >= 0 from the branch-free log (special.h): y = 1 + t rounded, less the rounding error's
-// first-order effect ((y - 1) - t) / y; within a few ulps (libm's log1pf was an eighth of Wood's sampler's
-// time). Wood's acceptance test (vmf_sample_u) has t = x0 u / (1 - x0) >= 0.
-template <typename T> GK_HD T log1p_nonneg(T t) {
-  const T y = T(1) + t;
-  return log_pos(y) - ((y - T(1)) - t) / y;
-}
-
 GK_HD bool bad(double kappa, int d) { return !(kappa >= 0.0) || !(kappa < INFINITY) || d < 2; }
 
 // Split at theta_ref (0 < theta_ref < pi, or theta_ref = 0 for d = 2): lo[k] e^E0 = int_0^theta_ref e^E |delta|^k
@@ -674,7 +666,7 @@ GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, b
   const T b = dm1 / (k2 + big * gk_sqrt(T(1) + ratio * ratio));
   const T omx0 = T(2) * b / (T(1) + b);  // 1 - x0
   const T x0 = (T(1) - b) / (T(1) + b);
-  const T log1p_x0 = vmf_detail::log1p_nonneg(x0);
+  const T log1p_x0 = log1p_fast(x0);
   T u = T(1);
   const T expo = T(2) / T(d - 2);  // 1 / (a - 1/2)
   for (int it = 0; it < max_proposals; ++it) {
@@ -689,7 +681,7 @@ GK_HD T vmf_sample_u(T kappa, int d, Uniform& next_uniform, int max_proposals, b
     const T omZ = cphi >= T(0) ? sh * sh + corr : T(0.5) * (T(1) - r * cphi);
     u = T(2) * b * Z / (omZ + b * Z);
     const T lu = gk_log(next_uniform());
-    const T crit = kappa * (omx0 - u) + dm1 * (vmf_detail::log1p_nonneg(x0 * u / omx0) - log1p_x0);
+    const T crit = kappa * (omx0 - u) + dm1 * (log1p_fast(x0 * u / omx0) - log1p_x0);
     if (crit >= lu) return u;
   }
   if (exhausted) *exhausted = true;

@@ -8,8 +8,8 @@
 // elements step together on a GNU vector (cpu/vecmath.h). Elements need from a few to hundreds of steps
 // (about 2.5 sqrt(min(p, q)) near the mode), so a lane is refilled with the next element soon after its own
 // element has converged (at the next of every kIbetaSync pairs of steps), rather than waiting for the slowest
-// of four. The log terms' digamma differences run on lanes too (their log1p lane by lane through libm, as the
-// scalar core calls it); the side's choice and the logs of x and 1 - x stay per element. On the bench grid of
+// of four. The log terms' digamma differences run on lanes too (their log1p the branch-free log1p_fast, as
+// in the scalar core); the side's choice and the logs of x and 1 - x stay per element. On the bench grid of
 // bench/beta.py, one AVX-512 thread: 88-91 ns per element in float64 against the scalar loop's 155-170
 // (float32: 74-77 against 120-130).
 //
@@ -50,10 +50,21 @@ template <> struct lane_ops<cpu::vm4::vd> {
   typedef cpu::vm4::vi vi;
   static GK_HD_FORCE vd select(vi m, vd a, vd b) { return cpu::vm4::select(m, a, b); }
   static GK_HD_FORCE bool any(vi m) { return cpu::vm4::any(m); }
-  static GK_HD_FORCE vd log1p(vd x) {
-    vd r;
-    for (int l = 0; l < cpu::vm4::L; ++l) r[l] = gk_log1p(x[l]);  // the scalar core's function, lane by lane
-    return r;
+  // core::log1p_fast on lanes for t >= 0 (+inf and NaN returned, as there): vm4::log_pos is core::log_pos's
+  // reduction and series, operation for operation, so each lane is the scalar core's value bit for bit.
+  static GK_HD_FORCE vd log1p_nonneg(vd t) {
+    const vd y = 1.0 + t;
+    const vd r = cpu::vm4::log_pos(y) - ((y - 1.0) - t) / y;
+    return cpu::vm4::select(cpu::vm4::finite(t), r, t);
+  }
+  // lane_ops<W>::pow2_down on lanes (the same integer steps)
+  static GK_HD_FORCE vd pow2_down(vd d) {
+    typedef cpu::vm4::vu vu;
+    vi e = (vi)((cpu::vm4::bits(d) >> 52) & 0x7FF) - 1023;
+    e &= ~(e >> 63);                         // below 0: 0
+    const vi big = e > 1000;
+    e = (e & ~big) | (big & 1000);
+    return cpu::vm4::from_bits((vu)(1023 - e) << 52);
   }
   static GK_HD_FORCE vd guard_tiny(vd x, W tiny) { return cpu::vm4::select(cpu::vm4::vabs(x) < tiny, cpu::vm4::splat(tiny), x); }
 };
