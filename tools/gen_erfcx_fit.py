@@ -5,10 +5,14 @@ mapping of Schonfelder 1978, "Chebyshev expansions for the error and related fun
 [-1, 1] (h(-1) = 1, h -> 2 / sqrt(pi) as t -> inf), so one polynomial in y covers every t >= 0 with no branch.
 mpmath.chebyfit gives the degree-22 fit (power basis, highest degree first); the script prints it as a C++
 table and the maximum relative error of the fit on a dense grid (6.5e-16 here, in double Horner: below
-double's roundings of the rest of the formula).
+double's roundings of the rest of the formula). With a degree argument, the shorter fit of erfc_nonneg_narrow
+(degree 13: 2.1e-10, for results rounded to float or narrower).
 
-    python tools/gen_erfcx_fit.py
+    python tools/gen_erfcx_fit.py        # erfc_nonneg's kFit
+    python tools/gen_erfcx_fit.py 13     # erfc_nonneg_narrow's kFitNarrow
 """
+import sys
+
 import mpmath as mp
 
 K = 3
@@ -20,10 +24,10 @@ def h(y):
     return mp.erfc(t) * mp.exp(t * t) * (1 + 2 * t)
 
 
-def main():
+def main(degree=DEGREE):
     mp.mp.dps = 50
-    coeffs = mp.chebyfit(h, [-1, 1 - mp.mpf(10) ** -30], DEGREE + 1)
-    print(f"static constexpr double kErfcxFit[{DEGREE + 1}] = {{")
+    coeffs = mp.chebyfit(h, [-1, 1 - mp.mpf(10) ** -30], degree + 1)
+    print(f"static constexpr double kErfcxFit[{degree + 1}] = {{")
     for c in coeffs:
         print(f"    {float(c)!r},")
     print("};")
@@ -38,4 +42,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else DEGREE)

@@ -2,17 +2,19 @@
 // bfloat16 results, the backward for every dtype;
 // included by csrc/cpu/truncnorm.cpp, which compiles them once per ISA clone). The formulas are the core's
 // (csrc/core/truncnorm.h, csrc/core/normal.h), in double, 4 elements at a time on GNU vectors
-// (cpu/vecmath.h): the window, its masses (erfc_nonneg), the oriented quantile's argument, the fitted normal
-// quantile (both of its branches on every lane, blended), the sample; for the backward pass the two phi ratios
-// (exp_split) and the four gradients. A lane whose element needs anything else (an invalid window or
-// probability, a window deep in the lower tail, a probability below kTnTinyP, the backward's folded exponent,
-// u at an end of the window) is recomputed by the scalar core, so every branch of the core is kept.
+// (cpu/vecmath.h): the window, its masses (erfc_nonneg_narrow: 2.2e-10 relative, enough for results rounded
+// to float or narrower), the oriented quantile's argument, the fitted normal quantile (both of its branches on
+// every lane, blended), the sample; for the backward pass the two phi ratios (exp_split for double results,
+// exp_narrow for narrower ones) and the four gradients. A lane whose element needs anything else (an invalid
+// window or probability, a window deep in the lower tail, a probability below kTnTinyP, the backward's folded
+// exponent, u at an end of the window) is recomputed by the scalar core, so every branch of the core is kept.
 //
 // Why the quantile only for narrower results: the fitted quantile is within 2.4e-8 of the truth before the
 // rounding to float (the double results' Halley step needs erf / erfc / exp to within an ulp, left to ATen's
-// kernels), and the vector erfc / exp are within a few ulp of double, far below float's half ulp. The
-// backward's two exponentials scale gradients whose double values tolerate that (tests/test_truncated.py
-// compares the batched and one-at-a-time kernels within 2 ulp times the window's conditioning). Each element's result depends
+// kernels), and the vector erfc / exp of narrow results are within 2.2e-10 / 1e-11 relative, far below float's
+// half ulp (6e-8). The backward's two exponentials (exp_split's few ulp for double results) scale gradients
+// whose double values tolerate that (tests/test_truncated.py compares the batched and one-at-a-time kernels
+// within 2 ulp times the window's conditioning). Each element's result depends
 // only on its own inputs (the same instructions on every lane; the scalar fallback is decided per element), so
 // chunking and thread count never change a bit.
 #pragma once
@@ -142,8 +144,8 @@ GK_HD_FORCE void tn_icdf_lanes(char* const* data, const int64_t* strides, int64_
       cq = splat(kcq);
     } else {
       // core::tn_direct_erfc_args: 2 Phi(a) = erfc(-a / sqrt 2), 2 Phi(-|b|) = erfc(|b| / sqrt 2)
-      ca = vm4::erfc_nonneg(-w.a * s2);
-      cq = vm4::erfc_nonneg(vm4::vabs(w.b) * s2);
+      ca = vm4::erfc_nonneg_narrow(-w.a * s2);  // 2.2e-10 relative: the results are float or narrower
+      cq = vm4::erfc_nonneg_narrow(vm4::vabs(w.b) * s2);
       const int t = m - 1;
       key[0] = lc[t], key[1] = sc[t], key[2] = lo[t], key[3] = hi[t];
       kca = ca[t], kcq = cq[t];
@@ -296,8 +298,16 @@ GK_HD_FORCE void tn_backward_lanes(char* const* data, const int64_t* strides, in
     const vd eb = 0.5 * (x - w.b) * (x + w.b);
     const vi slow = ~ok | ~(eb < 700.0);
     const vd zero = splat(0.0);
-    const vd ea = vm4::exp_split(select(slow, zero, la), zero);
-    const vd ebx = vm4::exp_split(select(slow, zero, eb), zero);
+    // double results: exp_split (a few ulp); narrower ones: exp_narrow (1e-11 relative, below their half ulp)
+    const vd la0 = select(slow, zero, la), eb0 = select(slow, zero, eb);
+    vd ea, ebx;
+    if constexpr (sizeof(S) >= 8) {
+      ea = vm4::exp_split(la0, zero);
+      ebx = vm4::exp_split(eb0, zero);
+    } else {
+      ea = vm4::exp_narrow(la0);
+      ebx = vm4::exp_narrow(eb0);
+    }
     const vd da = ea * f1, db = ebx * f;
     const vd ta = select(vm4::finite(w.a), w.a * da, zero), tb = select(vm4::finite(w.b), w.b * db, zero);
     const vd o0 = g * (1.0 - da - db);
