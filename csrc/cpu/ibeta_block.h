@@ -8,10 +8,11 @@
 // elements step together on a GNU vector (cpu/vecmath.h). Elements need from a few to hundreds of steps
 // (about 2.5 sqrt(min(p, q)) near the mode), so a lane is refilled with the next element soon after its own
 // element has converged (at the next of every kIbetaSync pairs of steps), rather than waiting for the slowest
-// of four. The log terms' digamma differences run on lanes too (their log1p the branch-free log1p_fast, as
-// in the scalar core); the side's choice and the logs of x and 1 - x stay per element. On the bench grid of
-// bench/beta.py, one AVX-512 thread: 88-91 ns per element in float64 against the scalar loop's 155-170
-// (float32: 74-77 against 120-130); 83-90 ns in float64 since the branch-free log1p (2026-12-07).
+// of four. The side's choice, the logs of x and 1 - x and the log terms' digamma differences run on lanes too
+// (log_pos and the branch-free log1p_fast, as in the scalar core); only the gathering and the special values
+// are per element. On the bench grid of bench/beta.py, one AVX-512 thread: 88-91 ns per element in float64
+// against the scalar loop's 155-170 (float32: 74-77 against 120-130); 83-90 ns in float64 since the
+// branch-free log1p, 76 ns since the side and logs moved to lanes (2026-12-07).
 //
 // Bit for bit the scalar core: each element passes through the core's own pieces (grad_side / grad_a_side,
 // log_terms_t / digamma_diff_t, wallis_init / wallis_pair / wallis_convergent, lentz_init / lentz_pair,
@@ -259,6 +260,55 @@ template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ib
   else ibv::cfrac_lanes<ibv::WallisLanes<NeedW>>(n, jobs, eps, h);
 }
 
+// core swapped() on lanes: the same operations, the second rule's mean and standard deviation only where
+// some lane has x > 0.9 and is not already swapped.
+GK_HD_FORCE vm4::vi swapped_lanes(vm4::vd a, vm4::vd b, vm4::vd x) {
+  using namespace vm4;
+  const vd s = a + b;
+  vi sw = x > (a + 1.0) / (s + 2.0);
+  const vi high = (x > 0.9) & ~sw;
+  if (any(high)) {
+    const vd mean = a / s, sd = vsqrt(a * b / (s * s * (s + 1.0)));
+    sw |= high & (x >= mean - 1.5 * sd);
+  }
+  return sw;
+}
+
+// core::log_fast for 0 < x < 1 on lanes: log_pos, but libm's log for a subnormal x (lane by lane).
+GK_HD_FORCE vm4::vd log_fast_lanes(vm4::vd x) {
+  vm4::vd lx = vm4::log_pos(x);
+  const vm4::vi sub = x < core::num<double>::min_normal;
+  if (vm4::any(sub))
+    for (int l = 0; l < vm4::L; ++l)
+      if (sub[l]) lx[l] = core::gk_log(x[l]);
+  return lx;
+}
+
+// core grad_side and log_terms (grad_prepare) for gathered elements j .. j + L - 1 of valid a, b and
+// 0 < x < 1 (in[0..2]): p, q, y, L_p, L_q into pq[0..4] and the side into sw, each lane the scalar core's
+// values bit for bit (log1p_fast(-x) is always its log_pos branch: -1 < -x < 0).
+GK_HD_FORCE void grad_side_lanes(const ibv::W (*in)[kIbetaChunk + vm4::L], ibv::W (*pq)[kIbetaChunk + vm4::L],
+                                 int64_t* sw, int j) {
+  using namespace vm4;
+  using ibv::load4;
+  using ibv::store4;
+  using ibv::W;
+  const vd a = load4(in[0] + j), b = load4(in[1] + j), x = load4(in[2] + j);
+  const vi s = swapped_lanes(a, b, x);
+  const vd lx = log_fast_lanes(x);
+  const vd t = -x, y1 = 1.0 + t;
+  const vd l1x = log_pos(y1) - ((y1 - 1.0) - t) / y1;
+  const vd p = select(s, b, a), q = select(s, a, b);
+  vd Lp, Lq;
+  core::ibeta_detail::log_terms_t<vd>(p, q, select(s, l1x, lx), select(s, lx, l1x), Lp, Lq);
+  store4(pq[0] + j, p);
+  store4(pq[1] + j, q);
+  store4(pq[2] + j, select(s, 1.0 - x, x));
+  store4(pq[3] + j, Lp);
+  store4(pq[4] + j, Lq);
+  std::memcpy(sw + j, &s, sizeof(s));
+}
+
 // standard_beta_grad over a TensorIterator chunk: data = {ga, gb, a, b, x}; T the op's math type (float for
 // float, half and bfloat16; double), S the storage type. core::standard_beta_grad element by element, with
 // the continued fractions of the chunk on lanes: two queues, the Wallis side (y <= 1/2) and the Lentz side.
@@ -272,8 +322,10 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
   core::ibeta_detail::grad_args args[2][kIbetaChunk];
   char* out[2][2][kIbetaChunk];  // [class][output][job]
   char* gout[2][kIbetaChunk];
-  W xs[2][kIbetaChunk], gx[kIbetaChunk];
-  alignas(32) W pq[4][kIbetaChunk + L];  // p, q, log y, log(1 - y); then L_p, L_q in place of the logs
+  W xs[2][kIbetaChunk];
+  // a, b, x of the gathered elements; then p, q, y, L_p, L_q and the side (sw) from grad_side_lanes
+  alignas(32) W in[3][kIbetaChunk + L], pq[5][kIbetaChunk + L];
+  alignas(32) int64_t sw[kIbetaChunk + L];
   dual2 h[kIbetaChunk];
   for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
@@ -287,32 +339,23 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
         wr<S>(it.at(1), static_cast<S>(o1));
         continue;
       }
-      W ly, ly1;
-      args[0][ng] = core::ibeta_detail::grad_side(W(a), W(b), W(x), ly, ly1);
-      pq[0][ng] = args[0][ng].p; pq[1][ng] = args[0][ng].q; pq[2][ng] = ly; pq[3][ng] = ly1;
+      in[0][ng] = W(a); in[1][ng] = W(b); in[2][ng] = W(x);
       gout[0][ng] = it.at(0);
       gout[1][ng] = it.at(1);
-      gx[ng++] = W(x);
+      ++ng;
     }
-    // core log_terms on lanes (the gathered elements padded with a benign one)
-    for (int j = ng; j < ng + L; ++j) pq[0][j] = pq[1][j] = W(1), pq[2][j] = pq[3][j] = W(-1);
-    for (int j = 0; j < ng; j += L) {
-      vd Lp, Lq;
-      core::ibeta_detail::log_terms_t<vd>(load4(pq[0] + j), load4(pq[1] + j), load4(pq[2] + j), load4(pq[3] + j), Lp, Lq);
-      store4(pq[2] + j, Lp);
-      store4(pq[3] + j, Lq);
-    }
-    // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2); class 0 compacted in place
+    // core grad_side and log_terms on lanes (the gathered elements padded with a benign one)
+    for (int j = ng; j < ng + L; ++j) in[0][j] = in[1][j] = W(1), in[2][j] = W(0.25);
+    for (int j = 0; j < ng; j += L) grad_side_lanes(in, pq, sw, j);
+    // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2)
     for (int j = 0; j < ng; ++j) {
-      core::ibeta_detail::grad_args g = args[0][j];
-      g.Lp = pq[2][j];
-      g.Lq = pq[3][j];
+      const core::ibeta_detail::grad_args g{pq[0][j], pq[1][j], pq[2][j], pq[3][j], pq[4][j], sw[j] != 0};
       const int c = g.y > W(0.5);
       const int k = nj[c]++;
       args[c][k] = g;
       out[c][0][k] = gout[0][j];
       out[c][1][k] = gout[1][j];
-      xs[c][k] = gx[j];
+      xs[c][k] = in[2][j];
     }
     for (int c = 0; c < 2; ++c) {
       for (int j = 0; j < nj[c]; ++j) {
@@ -332,6 +375,28 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
   }
 }
 
+// core grad_a_prepare for gathered elements j .. j + L - 1 of valid alpha, beta and 0 < x < 1 (in[0..2]):
+// p, q, y, L into pq[0..3] and the side into sw, each lane the scalar core's values bit for bit.
+GK_HD_FORCE void grad_a_side_lanes(const ibv::W (*in)[kIbetaChunk + vm4::L], ibv::W (*pq)[kIbetaChunk + vm4::L],
+                                   int64_t* sw, int j) {
+  using namespace vm4;
+  using ibv::load4;
+  using ibv::store4;
+  const vd a = load4(in[0] + j), b = load4(in[1] + j), x = load4(in[2] + j);
+  const vi s = swapped_lanes(a, b, x);
+  // swapped: L_q's psi(a + b) - psi(a); direct: L_p's psi(a + b) - psi(a + 1), as in core grad_a_side
+  const vi ge = b >= 1.0;
+  const vd z = select(s, a, select(ge, a + 1.0, a + b));
+  const vd d = select(s, b, select(ge, b - 1.0, 1.0 - b));
+  const vd r = core::ibeta_detail::digamma_diff_t<vd>(z, d);
+  const vd lx = log_fast_lanes(x);
+  store4(pq[0] + j, select(s, b, a));
+  store4(pq[1] + j, select(s, a, b));
+  store4(pq[2] + j, select(s, 1.0 - x, x));
+  store4(pq[3] + j, lx + select(s | ge, r, -r));
+  std::memcpy(sw + j, &s, sizeof(s));
+}
+
 // dirichlet_grad over a chunk: data = {out, x, alpha, total}. core grad_a_scaled's fraction stops on the
 // p-partial on the direct side (Need = 1) and on the q-partial on the swapped one (Need = 2), each by
 // either recurrence: four queues.
@@ -345,9 +410,11 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
   core::ibeta_detail::grad_a_args args[4][kIbetaChunk];
   char* out[4][kIbetaChunk];
   char* gout[kIbetaChunk];
-  W xs[4][kIbetaChunk], gx[kIbetaChunk];
-  alignas(32) W zd[3][kIbetaChunk + L];  // the digamma difference's z and d, log x; then L in place of log x
-  vi neg[kIbetaChunk / L + 1];
+  W xs[4][kIbetaChunk];
+  // alpha, beta = total - alpha, x of the gathered elements; then p, q, y, L and the side from
+  // grad_a_side_lanes
+  alignas(32) W in[3][kIbetaChunk + L], pq[4][kIbetaChunk + L];
+  alignas(32) int64_t sw[kIbetaChunk + L];
   dual2 h[kIbetaChunk];
   for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
@@ -360,30 +427,20 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
         wr<S>(it.at(0), static_cast<S>(core::dirichlet_grad(x, alpha, total)));  // the special values
         continue;
       }
-      bool ng_neg;
-      args[0][ng] = core::ibeta_detail::grad_a_side(W(alpha), beta, W(x), zd[2][ng], zd[0][ng], zd[1][ng], ng_neg);
-      neg[ng / L][ng % L] = ng_neg ? -1 : 0;
-      gout[ng] = it.at(0);
-      gx[ng++] = W(x);
+      in[0][ng] = W(alpha); in[1][ng] = beta; in[2][ng] = W(x);
+      gout[ng++] = it.at(0);
     }
-    // L = log x +- digamma_diff(z, d) (core grad_a_prepare) on lanes, padded with a benign element
-    for (int j = ng; j < ng + L; ++j) {
-      zd[0][j] = zd[1][j] = W(1), zd[2][j] = W(-1);
-      neg[j / L][j % L] = 0;
-    }
-    for (int j = 0; j < ng; j += L) {
-      const vd r = core::ibeta_detail::digamma_diff_t<vd>(load4(zd[0] + j), load4(zd[1] + j));
-      store4(zd[2] + j, load4(zd[2] + j) + vm4::select(neg[j / L], -r, r));
-    }
-    // four queues: the side (the partial the fraction stops on) and the recurrence; class 0 compacted in place
+    // core grad_a_prepare on lanes, padded with a benign element
+    for (int j = ng; j < ng + L; ++j) in[0][j] = in[1][j] = W(1), in[2][j] = W(0.25);
+    for (int j = 0; j < ng; j += L) grad_a_side_lanes(in, pq, sw, j);
+    // four queues: the side (the partial the fraction stops on) and the recurrence
     for (int j = 0; j < ng; ++j) {
-      core::ibeta_detail::grad_a_args g = args[0][j];
-      g.L = zd[2][j];
+      const core::ibeta_detail::grad_a_args g{pq[0][j], pq[1][j], pq[2][j], pq[3][j], sw[j] != 0};
       const int c = (g.sw ? 1 : 0) + (g.y > W(0.5) ? 2 : 0);
       const int k = nj[c]++;
       args[c][k] = g;
       out[c][k] = gout[j];
-      xs[c][k] = gx[j];
+      xs[c][k] = in[2][j];
     }
     for (int c = 0; c < 4; ++c) {
       const bool sw = c & 1;
