@@ -166,6 +166,18 @@ GK_HD_FORCE vd exp_narrow(vd x) {
   return exp_split_with(c, x, splat(0.0));
 }
 
+// The shared part of erfc_nonneg and erfc_nonneg_narrow: t capped at 27.5, the fit's argument
+// y = (t - 3) / (t + 3) and the factor 1 / (1 + 2 t), both from the one division d = 1 / ((t + 3)(1 + 2 t)).
+struct ErfcArgs {
+  vd t, y, w;  // w = 1 / (1 + 2 t)
+};
+GK_HD_FORCE ErfcArgs erfc_args(vd t) {
+  t = vmin(t, splat(27.5));
+  const vd tp = t + 3.0, t2 = 1.0 + 2.0 * t;
+  const vd d = 1.0 / (tp * t2);
+  return ErfcArgs{t, (t - 3.0) * t2 * d, tp * d};
+}
+
 // erfc(t), t >= 0: erfc(t) = e^(-t^2) h(y) / (1 + 2 t), y = (t - 3) / (t + 3), h a degree-22 polynomial fitted
 // by tools/gen_erfcx_fit.py (relative error 5.6e-16 in double Horner), evaluated by poly4. e^(-t^2) from t = th + tl with th's low
 // 27 bits cleared: th^2 is exact, t^2 = th^2 + tl (t + th). t is capped at 27.5 (erfc(27.5) = 3e-330: 0 in
@@ -179,13 +191,10 @@ GK_HD_FORCE vd erfc_nonneg(vd t) {
       -0.02377051490712486,    0.06830802735644051,    -0.11927366341575335,  0.129645158702281,
       -0.04756229435344576,    -0.13562110612457573,   1.2530080582697296,
   };
-  t = vmin(t, splat(27.5));
-  const vd tp = t + 3.0, t2 = 1.0 + 2.0 * t;
-  const vd d = 1.0 / (tp * t2);
-  const vd y = (t - 3.0) * t2 * d;
-  const vd th = from_bits(bits(t) & (vu{} + ~((uint64_t(1) << 27) - 1)));
-  const vd tl = t - th;
-  return exp_split(-(th * th), -(tl * (t + th))) * poly4(kFit, y) * (tp * d);
+  const ErfcArgs e = erfc_args(t);
+  const vd th = from_bits(bits(e.t) & (vu{} + ~((uint64_t(1) << 27) - 1)));
+  const vd tl = e.t - th;
+  return exp_split(-(th * th), -(tl * (e.t + th))) * poly4(kFit, e.y) * e.w;
 }
 
 // erfc(t), t >= 0, for results rounded to float or narrower (the truncated Normal's window masses there):
@@ -199,11 +208,8 @@ GK_HD_FORCE vd erfc_nonneg_narrow(vd t) {
       0.06830839969281499,     -0.11927369264668239,  0.12964513564845567,    -0.0475622925783465,
       -0.13562110588976525,    1.253008058251719,
   };
-  t = vmin(t, splat(27.5));
-  const vd tp = t + 3.0, t2 = 1.0 + 2.0 * t;
-  const vd d = 1.0 / (tp * t2);
-  const vd y = (t - 3.0) * t2 * d;
-  return exp_narrow(-(t * t)) * poly4(kFitNarrow, y) * (tp * d);
+  const ErfcArgs e = erfc_args(t);
+  return exp_narrow(-(e.t * e.t)) * poly4(kFitNarrow, e.y) * e.w;
 }
 
 }  // namespace vm4
