@@ -96,6 +96,12 @@ struct Queue {
   }
 };
 
+// The fractions' results h of one pass (value and both partials), structure of arrays; L entries of slack so
+// that the finishing passes read whole vectors.
+struct HOut {
+  alignas(32) W v[kIbetaChunk + L], p[kIbetaChunk + L], q[kIbetaChunk + L];
+};
+
 GK_HD_FORCE vd load4(const W* src) {
   vd v;
   std::memcpy(&v, src, sizeof(v));
@@ -175,9 +181,9 @@ template <int Need> struct LentzLanes {
 // loops run up to kMaxIter - 1 pairs of steps): 4 lanes at a time, each lane refilled with the next job at
 // the first multiple of kIbetaSync pairs after its own job has converged (its h frozen in between, so that
 // the data-dependent branches of a refill come once per kIbetaSync steps rather than after almost every
-// one); out[j] = h of job j.
+// one); out.v[j], out.p[j], out.q[j] = h of job j.
 template <class Method>
-GK_HD_FORCE void cfrac_lanes(int n, Queue& Qu, W eps, dual2* out) {
+GK_HD_FORCE void cfrac_lanes(int n, Queue& Qu, W eps, HOut& out) {
   using core::ibeta_detail::kMaxIter;
   typedef Queue F;
   constexpr int K = Method::kState;
@@ -225,7 +231,9 @@ GK_HD_FORCE void cfrac_lanes(int n, Queue& Qu, W eps, dual2* out) {
       for (int l = 0; l < L; ++l) {
         if (!frozen[l]) continue;
         if (slot[l] >= 0) {
-          out[slot[l]] = dual2{st[Method::kH][l], st[Method::kH + 1][l], st[Method::kH + 2][l]};
+          out.v[slot[l]] = st[Method::kH][l];
+          out.p[slot[l]] = st[Method::kH + 1][l];
+          out.q[slot[l]] = st[Method::kH + 2][l];
           if (next < n) load(l, next++);
           else { load(l, idle); --active; }
         } else {
@@ -254,7 +262,7 @@ template <typename S> GK_HD_FORCE void wr(char* p, S v) { *reinterpret_cast<S*>(
 // The fractions of jobs 0 .. n - 1 of a driver's queue: by the Lentz form (y > 1/2) or the Wallis form, each
 // stopping on the partials Need names (1: p, 2: q, 3: both).
 template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ibv::Queue& jobs, ibv::W eps,
-                                                           ibv::dual2* h) {
+                                                           ibv::HOut& h) {
   if (n == 0) return;
   if (lentz) ibv::cfrac_lanes<ibv::LentzLanes<NeedL>>(n, jobs, eps, h);
   else ibv::cfrac_lanes<ibv::WallisLanes<NeedW>>(n, jobs, eps, h);
@@ -319,14 +327,15 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
   const int64_t n = size0 * size1;
   Walk<5> it{data, strides, size0, 0, 0};
   Queue jobs;
-  core::ibeta_detail::grad_args args[2][kIbetaChunk];
-  char* out[2][2][kIbetaChunk];  // [class][output][job]
+  int idx[2][kIbetaChunk];  // [class][job]: the gathered element
   char* gout[2][kIbetaChunk];
-  W xs[2][kIbetaChunk];
   // a, b, x of the gathered elements; then p, q, y, L_p, L_q and the side (sw) from grad_side_lanes
   alignas(32) W in[3][kIbetaChunk + L], pq[5][kIbetaChunk + L];
   alignas(32) int64_t sw[kIbetaChunk + L];
-  dual2 h[kIbetaChunk];
+  // one class's side and x by job, and its two outputs
+  alignas(32) int64_t swc[kIbetaChunk + L];
+  alignas(32) W xc[kIbetaChunk + L], res[2][kIbetaChunk + L];
+  HOut h;
   for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
     int nj[2] = {0, 0}, ng = 0;
@@ -349,27 +358,35 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
     for (int j = 0; j < ng; j += L) grad_side_lanes(in, pq, sw, j);
     // the two queues: core cfrac's choice of the recurrence (Lentz for y > 1/2)
     for (int j = 0; j < ng; ++j) {
-      const core::ibeta_detail::grad_args g{pq[0][j], pq[1][j], pq[2][j], pq[3][j], pq[4][j], sw[j] != 0};
-      const int c = g.y > W(0.5);
-      const int k = nj[c]++;
-      args[c][k] = g;
-      out[c][0][k] = gout[0][j];
-      out[c][1][k] = gout[1][j];
-      xs[c][k] = in[2][j];
+      const int c = pq[2][j] > W(0.5);
+      idx[c][nj[c]++] = j;
     }
     for (int c = 0; c < 2; ++c) {
-      for (int j = 0; j < nj[c]; ++j) {
-        const core::ibeta_detail::grad_args& g = args[c][j];
-        jobs.put(j, g.p, g.q, g.y, g.Lp, g.Lq);
+      const int nc = nj[c];
+      for (int k = 0; k < nc; ++k) {
+        const int j = idx[c][k];
+        jobs.put(k, pq[0][j], pq[1][j], pq[2][j], pq[3][j], pq[4][j]);
+        swc[k] = sw[j];
+        xc[k] = in[2][j];
       }
-      run_class<3, 3>(c == 1, nj[c], jobs, eps, h);
-      for (int j = 0; j < nj[c]; ++j) {
-        W w0, w1;
-        core::ibeta_detail::grad_finish(args[c][j], h[j], w0, w1);
-        // pair_value's scaling by x (1 - x)
-        const W k = xs[c][j] * (W(1) - xs[c][j]);
-        wr<S>(out[c][0][j], static_cast<S>(T(w0 * k)));
-        wr<S>(out[c][1][j], static_cast<S>(T(w1 * k)));
+      run_class<3, 3>(c == 1, nc, jobs, eps, h);
+      // core grad_finish and pair_value's scaling by x (1 - x) on lanes (the queue still holds p, L_p, L_q;
+      // cfrac_lanes padded it with its idle job, the rest is padded here)
+      for (int k = nc; k < nc + L; ++k) h.v[k] = h.p[k] = h.q[k] = W(0), swc[k] = 0, xc[k] = W(0.5);
+      for (int k = 0; k < nc; k += L) {
+        const vd p = load4(jobs.f[Queue::P] + k), Lp = load4(jobs.f[Queue::LP] + k), Lq = load4(jobs.f[Queue::LQ] + k);
+        const vd hv = load4(h.v + k), gp = (hv * Lp + load4(h.p + k)) / p, gq = (hv * Lq + load4(h.q + k)) / p;
+        vi s;
+        std::memcpy(&s, swc + k, sizeof(s));
+        // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles
+        const vd x = load4(xc + k), kx = x * (1.0 - x);
+        store4(res[0] + k, vm4::select(s, gq, -gp) * kx);
+        store4(res[1] + k, vm4::select(s, gp, -gq) * kx);
+      }
+      for (int k = 0; k < nc; ++k) {
+        const int j = idx[c][k];
+        wr<S>(gout[0][j], static_cast<S>(T(res[0][k])));
+        wr<S>(gout[1][j], static_cast<S>(T(res[1][k])));
       }
     }
   }
@@ -407,15 +424,14 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
   const int64_t n = size0 * size1;
   Walk<4> it{data, strides, size0, 0, 0};
   Queue jobs;
-  core::ibeta_detail::grad_a_args args[4][kIbetaChunk];
-  char* out[4][kIbetaChunk];
+  int idx[4][kIbetaChunk];  // [class][job]: the gathered element
   char* gout[kIbetaChunk];
-  W xs[4][kIbetaChunk];
   // alpha, beta = total - alpha, x of the gathered elements; then p, q, y, L and the side from
   // grad_a_side_lanes
   alignas(32) W in[3][kIbetaChunk + L], pq[4][kIbetaChunk + L];
   alignas(32) int64_t sw[kIbetaChunk + L];
-  dual2 h[kIbetaChunk];
+  alignas(32) W xc[kIbetaChunk + L], res[kIbetaChunk + L];  // one class's x by job, and its output
+  HOut h;
   for (int64_t e0 = 0; e0 < n; e0 += kIbetaChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kIbetaChunk, n - e0));
     int nj[4] = {0, 0, 0, 0}, ng = 0;
@@ -435,23 +451,28 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
     for (int j = 0; j < ng; j += L) grad_a_side_lanes(in, pq, sw, j);
     // four queues: the side (the partial the fraction stops on) and the recurrence
     for (int j = 0; j < ng; ++j) {
-      const core::ibeta_detail::grad_a_args g{pq[0][j], pq[1][j], pq[2][j], pq[3][j], sw[j] != 0};
-      const int c = (g.sw ? 1 : 0) + (g.y > W(0.5) ? 2 : 0);
-      const int k = nj[c]++;
-      args[c][k] = g;
-      out[c][k] = gout[j];
-      xs[c][k] = in[2][j];
+      const int c = (sw[j] ? 1 : 0) + (pq[2][j] > W(0.5) ? 2 : 0);
+      idx[c][nj[c]++] = j;
     }
     for (int c = 0; c < 4; ++c) {
-      const bool sw = c & 1;
-      for (int j = 0; j < nj[c]; ++j) {
-        const core::ibeta_detail::grad_a_args& g = args[c][j];
-        jobs.put(j, g.p, g.q, g.y, sw ? W(0) : g.L, sw ? g.L : W(0));
+      const bool swc = c & 1;
+      const int nc = nj[c];
+      for (int k = 0; k < nc; ++k) {
+        const int j = idx[c][k];
+        jobs.put(k, pq[0][j], pq[1][j], pq[2][j], swc ? W(0) : pq[3][j], swc ? pq[3][j] : W(0));
+        xc[k] = in[2][j];
       }
-      if (sw) run_class<2, 2>(c & 2, nj[c], jobs, eps, h);
-      else run_class<1, 1>(c & 2, nj[c], jobs, eps, h);
-      for (int j = 0; j < nj[c]; ++j)
-        wr<S>(out[c][j], static_cast<S>(T(core::ibeta_detail::grad_a_finish(args[c][j], h[j]) * xs[c][j])));
+      if (swc) run_class<2, 2>(c & 2, nc, jobs, eps, h);
+      else run_class<1, 1>(c & 2, nc, jobs, eps, h);
+      // core grad_a_finish times x on lanes (the queue still holds p and L; padded as in standard_beta_grad_lanes)
+      for (int k = nc; k < nc + L; ++k) h.v[k] = h.p[k] = h.q[k] = W(0), xc[k] = W(0.5);
+      const W* Lf = jobs.f[swc ? Queue::LQ : Queue::LP];
+      const W* hd = swc ? h.q : h.p;
+      for (int k = 0; k < nc; k += L) {
+        const vd num = load4(h.v + k) * load4(Lf + k) + load4(hd + k), p = load4(jobs.f[Queue::P] + k);
+        store4(res + k, (swc ? num / p : -num / p) * load4(xc + k));
+      }
+      for (int k = 0; k < nc; ++k) wr<S>(gout[idx[c][k]], static_cast<S>(T(res[k])));
     }
   }
 }
