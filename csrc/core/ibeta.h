@@ -56,13 +56,17 @@ typedef dual2t<W> dual2;
 
 // The few operations the templates below need beyond arithmetic, for V = W (here) and for the CPU kernel's
 // GNU vectors of W (csrc/cpu/ibeta_block.h specializes it, lane by lane): m ? a : b for a comparison result m,
-// whether any lane of m is set, log1p of a non-negative argument (special.h log1p_fast, branch-free, so
-// that the lanes compute it as the scalar core does, bit for bit), and x with |x| < tiny replaced by tiny.
+// whether any lane of m is set, a and not b for masks, sqrt, log1p for t > -1 (special.h log1p_fast, branch-free
+// there, so that the lanes compute it as the scalar core does, bit for bit), log x for 0 < x < 1 (special.h
+// log_fast), and x with |x| < tiny replaced by tiny.
 template <class V> struct lane_ops;
 template <> struct lane_ops<W> {
   static GK_HD W select(bool m, W a, W b) { return m ? a : b; }
   static GK_HD bool any(bool m) { return m; }
-  static GK_HD W log1p_nonneg(W x) { return core::log1p_fast(x); }
+  static GK_HD bool and_not(bool a, bool b) { return a && !b; }
+  static GK_HD W sqrt(W x) { return gk_sqrt(x); }
+  static GK_HD W log1p(W t) { return core::log1p_fast(t); }
+  static GK_HD W log_unit(W x) { return core::log_fast(x); }
   static GK_HD W guard_tiny(W x, W tiny) { return gk_fabs(x) < tiny ? tiny : x; }
   // 2^-k, k = d's unbiased exponent clamped to [0, 1000]: d 2^-k < 2 for d >= 1 (and d itself below), an exact
   // scaling that keeps the products of digamma_diff_t's paired shift terms finite for any finite d.
@@ -143,7 +147,7 @@ template <class V> GK_HD V digamma_diff_t(V z, V d) {
     S = u2 * S + wk;
   }
   const V bracket = -W(0.5) * delta + delta * (u + w) * acc;
-  return sum + O::log1p_nonneg(d * w) + bracket;
+  return sum + O::log1p(d * w) + bracket;
 }
 GK_HD W digamma_diff(W z, W d) { return digamma_diff_t<W>(z, d); }
 
@@ -377,13 +381,19 @@ GK_HD bool bad_args(W a, W b, W x) {
 // Wallis), while the swapped side, with y = 1 - x small, still converges in a few dozen steps and stays
 // within a few ulps (measured down to 1.5 standard deviations; further out it slows and loses digits, as
 // it does for moderate a, b with x near 1/2: 7e-14 at a = 18, b = 9.7, x = 0.55 when the rule used x > 1/2).
-GK_HD bool swapped(W a, W b, W x) {
-  const W s = a + b;
-  if (x > (a + W(1)) / (s + W(2))) return true;
-  if (!(x > W(0.9))) return false;
-  const W mean = a / s, sd = gk_sqrt(a * b / (s * s * (s + W(1))));
-  return x >= mean - W(1.5) * sd;
+// On scalars or lanes (the second rule's mean and standard deviation only where some lane needs them).
+template <class V> GK_HD auto swapped_t(V a, V b, V x) -> decltype(x > a) {
+  typedef lane_ops<V> O;
+  const V s = a + b;
+  auto sw = x > (a + W(1)) / (s + W(2));
+  const auto high = O::and_not(x > W(0.9), sw);
+  if (O::any(high)) {
+    const V mean = a / s, sd = O::sqrt(a * b / (s * s * (s + W(1))));
+    sw = sw | (high & (x >= mean - W(1.5) * sd));
+  }
+  return sw;
 }
+GK_HD bool swapped(W a, W b, W x) { return swapped_t<W>(a, b, x); }
 
 // I_x(a, b) and 1 - I_x(a, b), both computed directly for valid a, b and 0 < x < 1.
 GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
@@ -406,30 +416,33 @@ struct grad_args {
   W p, q, y, Lp, Lq;
   bool sw;
 };
-// The side and the fraction's arguments, with ly = log y and ly1 = log(1 - y) (the log terms' inputs).
-GK_HD grad_args grad_side(W a, W b, W x, W& ly, W& ly1) {
-  grad_args g;
-  g.sw = swapped(a, b, x);
-  g.p = g.sw ? b : a;
-  g.q = g.sw ? a : b;
-  g.y = g.sw ? W(1) - x : x;
-  const W lx = log_fast(x), l1x = log1p_fast(-x);
-  ly = g.sw ? l1x : lx;
-  ly1 = g.sw ? lx : l1x;
-  g.Lp = g.Lq = W(0);
-  return g;
+// The side (sw), the fraction's arguments and the log terms L_p, L_q; on scalars or lanes (M: the comparison
+// type). log y and log(1 - y) come from the exact input: log x and log1p(-x).
+template <class V, class M> GK_HD void grad_prepare_t(V a, V b, V x, V& p, V& q, V& y, V& Lp, V& Lq, M& sw) {
+  typedef lane_ops<V> O;
+  sw = swapped_t<V>(a, b, x);
+  p = O::select(sw, b, a);
+  q = O::select(sw, a, b);
+  y = O::select(sw, W(1) - x, x);
+  const V lx = O::log_unit(x), l1x = O::log1p(-x);
+  log_terms_t<V>(p, q, O::select(sw, l1x, lx), O::select(sw, lx, l1x), Lp, Lq);
 }
 GK_HD grad_args grad_prepare(W a, W b, W x) {
-  W ly, ly1;
-  grad_args g = grad_side(a, b, x, ly, ly1);
-  log_terms(g.p, g.q, ly, ly1, g.Lp, g.Lq);
+  grad_args g;
+  grad_prepare_t<W>(a, b, x, g.p, g.q, g.y, g.Lp, g.Lq, g.sw);
   return g;
 }
-// (dx/da, dx/db) / (x (1 - x)) from the fraction h (value and both partials) at g.
-GK_HD void grad_finish(const grad_args& g, dual2 h, W& ga, W& gb) {
-  const W gp = (h.v * g.Lp + h.p) / g.p, gq = (h.v * g.Lq + h.q) / g.p;
+// (dx/da, dx/db) / (x (1 - x)) from the fraction h (value hv and partials hp, hq) at (sw, p, L_p, L_q); on
+// scalars or lanes.
+template <class V, class M> GK_HD void grad_finish_t(M sw, V p, V Lp, V Lq, V hv, V hp, V hq, V& ga, V& gb) {
+  typedef lane_ops<V> O;
+  const V gp = (hv * Lp + hp) / p, gq = (hv * Lq + hq) / p;
   // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles.
-  if (g.sw) { ga = gq; gb = gp; } else { ga = -gp; gb = -gq; }
+  ga = O::select(sw, gq, -gp);
+  gb = O::select(sw, gp, -gq);
+}
+GK_HD void grad_finish(const grad_args& g, dual2 h, W& ga, W& gb) {
+  grad_finish_t<W>(g.sw, g.p, g.Lp, g.Lq, h.v, h.p, h.q, ga, gb);
 }
 
 // (dx/da, dx/db) / (x (1 - x)) for valid a, b and 0 < x < 1.
@@ -445,30 +458,34 @@ struct grad_a_args {
   W p, q, y, L;
   bool sw;
 };
-// The side and the fraction's arguments, and L = lx + (neg ? -1 : 1) digamma_diff(z, d) in parts.
-GK_HD grad_a_args grad_a_side(W a, W b, W x, W& lx, W& z, W& d, bool& neg) {
-  lx = log_fast(x);
-  if (swapped(a, b, x)) {
-    z = a; d = b; neg = false;  // L_q: psi(a + b) - psi(a)
-    return grad_a_args{b, a, W(1) - x, W(0), true};
-  }
-  // L_p: psi(a + b) - psi(a + 1), as in log_terms
-  const bool ge = b >= W(1);
-  z = ge ? a + W(1) : a + b;
-  d = ge ? b - W(1) : W(1) - b;
-  neg = !ge;
-  return grad_a_args{a, b, x, W(0), false};
+// The side, the fraction's arguments and L (L_q on the swapped side: log(1 - y) - psi(q) + psi(p + q) with
+// log(1 - y) = log x; L_p on the direct one); on scalars or lanes.
+template <class V, class M> GK_HD void grad_a_prepare_t(V a, V b, V x, V& p, V& q, V& y, V& L, M& sw) {
+  typedef lane_ops<V> O;
+  sw = swapped_t<V>(a, b, x);
+  // swapped: psi(a + b) - psi(a); direct: psi(a + b) - psi(a + 1), as in log_terms
+  const auto ge = b >= W(1);
+  const V z = O::select(sw, a, O::select(ge, a + W(1), a + b));
+  const V d = O::select(sw, b, O::select(ge, b - W(1), W(1) - b));
+  const V r = digamma_diff_t<V>(z, d);
+  p = O::select(sw, b, a);
+  q = O::select(sw, a, b);
+  y = O::select(sw, W(1) - x, x);
+  L = O::log_unit(x) + O::select(sw | ge, r, -r);
 }
 GK_HD grad_a_args grad_a_prepare(W a, W b, W x) {
-  W lx, z, d;
-  bool neg;
-  grad_a_args g = grad_a_side(a, b, x, lx, z, d, neg);
-  const W r = digamma_diff(z, d);
-  g.L = lx + (neg ? -r : r);
+  grad_a_args g;
+  grad_a_prepare_t<W>(a, b, x, g.p, g.q, g.y, g.L, g.sw);
   return g;
 }
+// (dx/da) / (x (1 - x)) from the fraction's value hv and the partial hd it stopped on (h.q swapped, h.p
+// direct); on scalars or lanes.
+template <class V, class M> GK_HD V grad_a_finish_t(M sw, V p, V L, V hv, V hd) {
+  const V num = hv * L + hd;
+  return lane_ops<V>::select(sw, num / p, -num / p);
+}
 GK_HD W grad_a_finish(const grad_a_args& g, dual2 h) {
-  return g.sw ? (h.v * g.L + h.q) / g.p : -(h.v * g.L + h.p) / g.p;
+  return grad_a_finish_t<W>(g.sw, g.p, g.L, h.v, g.sw ? h.q : h.p);
 }
 GK_HD W grad_a_scaled(W a, W b, W x, W tol) {
   const grad_a_args g = grad_a_prepare(a, b, x);

@@ -14,10 +14,10 @@
 // against the scalar loop's 155-170 (float32: 74-77 against 120-130); 83-90 ns in float64 since the
 // branch-free log1p, 76 ns since the side and logs moved to lanes (2026-12-07).
 //
-// Bit for bit the scalar core: each element passes through the core's own pieces (grad_side / grad_a_side,
-// log_terms_t / digamma_diff_t, wallis_init / wallis_pair / wallis_convergent, lentz_init / lentz_pair,
-// grad_finish / grad_a_finish: templates instantiated on double and on the vector type, with lane_ops for the
-// few non-arithmetic operations), the stopping tests and the rescaling are the scalar loops', lane by lane, and
+// Bit for bit the scalar core: each element passes through the core's own pieces (grad_prepare_t /
+// grad_a_prepare_t with swapped_t, log_terms_t and digamma_diff_t, wallis_init / wallis_pair /
+// wallis_convergent, lentz_init / lentz_pair, grad_finish_t / grad_a_finish_t: templates instantiated on double
+// and on the vector type, with lane_ops for the few non-arithmetic operations), the stopping tests and the rescaling are the scalar loops', lane by lane, and
 // neither side is contracted to FMA. Elements with an invalid or boundary argument take the scalar core.
 // tests/test_beta.py compares the batched results with one-element calls (a range shorter than
 // kIbetaMinLanes takes the scalar path).
@@ -51,12 +51,23 @@ template <> struct lane_ops<cpu::vm4::vd> {
   typedef cpu::vm4::vi vi;
   static GK_HD_FORCE vd select(vi m, vd a, vd b) { return cpu::vm4::select(m, a, b); }
   static GK_HD_FORCE bool any(vi m) { return cpu::vm4::any(m); }
-  // core::log1p_fast on lanes for t >= 0 (+inf and NaN returned, as there): vm4::log_pos is core::log_pos's
+  static GK_HD_FORCE vi and_not(vi a, vi b) { return a & ~b; }
+  static GK_HD_FORCE vd sqrt(vd x) { return cpu::vm4::vsqrt(x); }
+  // core::log1p_fast on lanes for t > -1 (+inf and NaN returned, as there): vm4::log_pos is core::log_pos's
   // reduction and series, operation for operation, so each lane is the scalar core's value bit for bit.
-  static GK_HD_FORCE vd log1p_nonneg(vd t) {
+  static GK_HD_FORCE vd log1p(vd t) {
     const vd y = 1.0 + t;
     const vd r = cpu::vm4::log_pos(y) - ((y - 1.0) - t) / y;
     return cpu::vm4::select(cpu::vm4::finite(t), r, t);
+  }
+  // core::log_fast for 0 < x < 1 on lanes: log_pos, but libm's log for a subnormal x (lane by lane, as there).
+  static GK_HD_FORCE vd log_unit(vd x) {
+    vd lx = cpu::vm4::log_pos(x);
+    const vi sub = x < core::num<double>::min_normal;
+    if (cpu::vm4::any(sub))
+      for (int l = 0; l < cpu::vm4::L; ++l)
+        if (sub[l]) lx[l] = core::gk_log(x[l]);
+    return lx;
   }
   // lane_ops<W>::pow2_down on lanes (the same integer steps)
   static GK_HD_FORCE vd pow2_down(vd d) {
@@ -268,50 +279,19 @@ template <int NeedW, int NeedL> GK_HD_FORCE void run_class(bool lentz, int n, ib
   else ibv::cfrac_lanes<ibv::WallisLanes<NeedW>>(n, jobs, eps, h);
 }
 
-// core swapped() on lanes: the same operations, the second rule's mean and standard deviation only where
-// some lane has x > 0.9 and is not already swapped.
-GK_HD_FORCE vm4::vi swapped_lanes(vm4::vd a, vm4::vd b, vm4::vd x) {
-  using namespace vm4;
-  const vd s = a + b;
-  vi sw = x > (a + 1.0) / (s + 2.0);
-  const vi high = (x > 0.9) & ~sw;
-  if (any(high)) {
-    const vd mean = a / s, sd = vsqrt(a * b / (s * s * (s + 1.0)));
-    sw |= high & (x >= mean - 1.5 * sd);
-  }
-  return sw;
-}
-
-// core::log_fast for 0 < x < 1 on lanes: log_pos, but libm's log for a subnormal x (lane by lane).
-GK_HD_FORCE vm4::vd log_fast_lanes(vm4::vd x) {
-  vm4::vd lx = vm4::log_pos(x);
-  const vm4::vi sub = x < core::num<double>::min_normal;
-  if (vm4::any(sub))
-    for (int l = 0; l < vm4::L; ++l)
-      if (sub[l]) lx[l] = core::gk_log(x[l]);
-  return lx;
-}
-
-// core grad_side and log_terms (grad_prepare) for gathered elements j .. j + L - 1 of valid a, b and
-// 0 < x < 1 (in[0..2]): p, q, y, L_p, L_q into pq[0..4] and the side into sw, each lane the scalar core's
-// values bit for bit (log1p_fast(-x) is always its log_pos branch: -1 < -x < 0).
+// core grad_prepare_t for gathered elements j .. j + L - 1 of valid a, b and 0 < x < 1 (in[0..2]): p, q, y,
+// L_p, L_q into pq[0..4] and the side into sw.
 GK_HD_FORCE void grad_side_lanes(const ibv::W (*in)[kIbetaChunk + vm4::L], ibv::W (*pq)[kIbetaChunk + vm4::L],
                                  int64_t* sw, int j) {
   using namespace vm4;
   using ibv::load4;
   using ibv::store4;
-  using ibv::W;
-  const vd a = load4(in[0] + j), b = load4(in[1] + j), x = load4(in[2] + j);
-  const vi s = swapped_lanes(a, b, x);
-  const vd lx = log_fast_lanes(x);
-  const vd t = -x, y1 = 1.0 + t;
-  const vd l1x = log_pos(y1) - ((y1 - 1.0) - t) / y1;
-  const vd p = select(s, b, a), q = select(s, a, b);
-  vd Lp, Lq;
-  core::ibeta_detail::log_terms_t<vd>(p, q, select(s, l1x, lx), select(s, lx, l1x), Lp, Lq);
+  vd p, q, y, Lp, Lq;
+  vi s;
+  core::ibeta_detail::grad_prepare_t<vd>(load4(in[0] + j), load4(in[1] + j), load4(in[2] + j), p, q, y, Lp, Lq, s);
   store4(pq[0] + j, p);
   store4(pq[1] + j, q);
-  store4(pq[2] + j, select(s, 1.0 - x, x));
+  store4(pq[2] + j, y);
   store4(pq[3] + j, Lp);
   store4(pq[4] + j, Lq);
   std::memcpy(sw + j, &s, sizeof(s));
@@ -370,18 +350,19 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
         xc[k] = in[2][j];
       }
       run_class<3, 3>(c == 1, nc, jobs, eps, h);
-      // core grad_finish and pair_value's scaling by x (1 - x) on lanes (the queue still holds p, L_p, L_q;
+      // core grad_finish_t and pair_value's scaling by x (1 - x) on lanes (the queue still holds p, L_p, L_q;
       // cfrac_lanes padded it with its idle job, the rest is padded here)
       for (int k = nc; k < nc + L; ++k) h.v[k] = h.p[k] = h.q[k] = W(0), swc[k] = 0, xc[k] = W(0.5);
       for (int k = 0; k < nc; k += L) {
-        const vd p = load4(jobs.f[Queue::P] + k), Lp = load4(jobs.f[Queue::LP] + k), Lq = load4(jobs.f[Queue::LQ] + k);
-        const vd hv = load4(h.v + k), gp = (hv * Lp + load4(h.p + k)) / p, gq = (hv * Lq + load4(h.q + k)) / p;
         vi s;
         std::memcpy(&s, swc + k, sizeof(s));
-        // dx/da = -(dI/da) / q(x); on the swapped side I = 1 - I_y(b, a): the sign flips and p, q swap roles
+        vd ga, gb;
+        core::ibeta_detail::grad_finish_t<vd>(s, load4(jobs.f[Queue::P] + k), load4(jobs.f[Queue::LP] + k),
+                                              load4(jobs.f[Queue::LQ] + k), load4(h.v + k), load4(h.p + k),
+                                              load4(h.q + k), ga, gb);
         const vd x = load4(xc + k), kx = x * (1.0 - x);
-        store4(res[0] + k, vm4::select(s, gq, -gp) * kx);
-        store4(res[1] + k, vm4::select(s, gp, -gq) * kx);
+        store4(res[0] + k, ga * kx);
+        store4(res[1] + k, gb * kx);
       }
       for (int k = 0; k < nc; ++k) {
         const int j = idx[c][k];
@@ -392,25 +373,20 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
   }
 }
 
-// core grad_a_prepare for gathered elements j .. j + L - 1 of valid alpha, beta and 0 < x < 1 (in[0..2]):
-// p, q, y, L into pq[0..3] and the side into sw, each lane the scalar core's values bit for bit.
+// core grad_a_prepare_t for gathered elements j .. j + L - 1 of valid alpha, beta and 0 < x < 1 (in[0..2]):
+// p, q, y, L into pq[0..3] and the side into sw.
 GK_HD_FORCE void grad_a_side_lanes(const ibv::W (*in)[kIbetaChunk + vm4::L], ibv::W (*pq)[kIbetaChunk + vm4::L],
                                    int64_t* sw, int j) {
   using namespace vm4;
   using ibv::load4;
   using ibv::store4;
-  const vd a = load4(in[0] + j), b = load4(in[1] + j), x = load4(in[2] + j);
-  const vi s = swapped_lanes(a, b, x);
-  // swapped: L_q's psi(a + b) - psi(a); direct: L_p's psi(a + b) - psi(a + 1), as in core grad_a_side
-  const vi ge = b >= 1.0;
-  const vd z = select(s, a, select(ge, a + 1.0, a + b));
-  const vd d = select(s, b, select(ge, b - 1.0, 1.0 - b));
-  const vd r = core::ibeta_detail::digamma_diff_t<vd>(z, d);
-  const vd lx = log_fast_lanes(x);
-  store4(pq[0] + j, select(s, b, a));
-  store4(pq[1] + j, select(s, a, b));
-  store4(pq[2] + j, select(s, 1.0 - x, x));
-  store4(pq[3] + j, lx + select(s | ge, r, -r));
+  vd p, q, y, Lv;
+  vi s;
+  core::ibeta_detail::grad_a_prepare_t<vd>(load4(in[0] + j), load4(in[1] + j), load4(in[2] + j), p, q, y, Lv, s);
+  store4(pq[0] + j, p);
+  store4(pq[1] + j, q);
+  store4(pq[2] + j, y);
+  store4(pq[3] + j, Lv);
   std::memcpy(sw + j, &s, sizeof(s));
 }
 
@@ -464,13 +440,16 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
       }
       if (swc) run_class<2, 2>(c & 2, nc, jobs, eps, h);
       else run_class<1, 1>(c & 2, nc, jobs, eps, h);
-      // core grad_a_finish times x on lanes (the queue still holds p and L; padded as in standard_beta_grad_lanes)
+      // core grad_a_finish_t times x on lanes (the queue still holds p and L; padded as in
+      // standard_beta_grad_lanes)
       for (int k = nc; k < nc + L; ++k) h.v[k] = h.p[k] = h.q[k] = W(0), xc[k] = W(0.5);
       const W* Lf = jobs.f[swc ? Queue::LQ : Queue::LP];
       const W* hd = swc ? h.q : h.p;
+      const vi sv = vm4::vi{} - (swc ? 1 : 0);
       for (int k = 0; k < nc; k += L) {
-        const vd num = load4(h.v + k) * load4(Lf + k) + load4(hd + k), p = load4(jobs.f[Queue::P] + k);
-        store4(res + k, (swc ? num / p : -num / p) * load4(xc + k));
+        const vd g = core::ibeta_detail::grad_a_finish_t<vd>(sv, load4(jobs.f[Queue::P] + k), load4(Lf + k),
+                                                             load4(h.v + k), load4(hd + k));
+        store4(res + k, g * load4(xc + k));
       }
       for (int k = 0; k < nc; ++k) wr<S>(gout[idx[c][k]], static_cast<S>(T(res[k])));
     }
