@@ -481,8 +481,8 @@ GK_HD grad_a_args grad_a_prepare(W a, W b, W x) {
 // (dx/da) / (x (1 - x)) from the fraction's value hv and the partial hd it stopped on (h.q swapped, h.p
 // direct); on scalars or lanes.
 template <class V, class M> GK_HD V grad_a_finish_t(M sw, V p, V L, V hv, V hd) {
-  const V num = hv * L + hd;
-  return lane_ops<V>::select(sw, num / p, -num / p);
+  const V g = (hv * L + hd) / p;  // one division: -(n / p) and (-n) / p are the same double
+  return lane_ops<V>::select(sw, g, -g);
 }
 GK_HD W grad_a_finish(const grad_a_args& g, dual2 h) {
   return grad_a_finish_t<W>(g.sw, g.p, g.L, h.v, g.sw ? h.q : h.p);
