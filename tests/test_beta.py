@@ -2,6 +2,7 @@
 against mpmath, their edge values and gradients, and the Beta / Dirichlet samplers built on them
 (unbiasedness with standard-error tolerances, the transport equation, variance against torch's)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,56 @@ def test_dirichlet_grad_matches_marginal_gradient_and_torch():
     torch.testing.assert_close(ours, torch._dirichlet_grad(x, alpha, total), rtol=5e-2, atol=1e-6)
 
 
+LARGE = Path(__file__).parent / "data" / "beta_large_ref.csv"
+
+
+@pytest.fixture(scope="module")
+def large_ref():
+    """mpmath ground truth at a, b from 1e3 to 1e8 (tools/gen_beta_large_ref.py): the quadrature of
+    csrc/core/ibeta_quad.h, and the continued fraction just outside its regime (|k| = 201 standard
+    deviations); mpmath.betainc itself fails there."""
+    table = np.genfromtxt(LARGE, delimiter=",", names=True, dtype=np.float64, encoding="ascii")
+    assert table.size > 200
+    return {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_parameters_against_mpmath(large_ref, dtype):
+    """Values, implicit gradients and dirichlet_grad for a, b up to 1e8 (issue 14's domain) at x from -200
+    to 200 standard deviations of the mean. The continued fraction alone ran to its cap near the mode from
+    min(a, b) ~ 1e4 on (1e-11 .. 6e-10 relative) and returned NaN values and gradients of the wrong sign at
+    (1e7, 1e6) and (1e8, 1e7) about one standard deviation below the mean (rows k = -1.4, -1 here)."""
+    r = large_ref
+    a, b, x = (torch.tensor(r[k], dtype=dtype) for k in ("a", "b", "x"))
+    got = {"I": gradkern.betainc(a, b, x), "Ic": gradkern.betaincc(a, b, x)}
+    got["ga"], got["gb"] = gradkern.standard_beta_grad(a, b, x)
+    got["dirichlet"] = OPS.dirichlet_grad(x, a, a + b)
+    want = dict(r, dirichlet=r["ga"] / (1 - r["x"]))
+    # float64: 1.1e-13 (values) and 5e-13 (gradients) measured; float32: the double result rounded once
+    goal = 1e-12 if dtype == torch.float64 else 2e-7
+    floor = torch.finfo(dtype).tiny
+    for name, v in got.items():
+        v = v.double().numpy()
+        assert np.isfinite(v).all(), name
+        w = want[name]
+        ok = np.abs(w) > floor / torch.finfo(dtype).eps  # values below float32's normal range: absolute
+        rel = np.abs(v - w)[ok] / np.abs(w[ok])
+        assert rel.max() <= goal, (name, rel.max(), r["a"][ok][rel.argmax()], r["b"][ok][rel.argmax()], r["k"][ok][rel.argmax()])
+        assert (np.abs(v - w)[~ok] <= 2 * floor).all(), name
+    assert (got["ga"] >= 0).all() and (got["gb"] <= 0).all()
+    # the inverse at large parameters: I(betaincinv(p)) = p within x's own resolution (x rounded by eps
+    # moves I by q(x) x eps)
+    if dtype == torch.float64:
+        pairs = torch.tensor([[1e3, 1e5], [1e5, 1e4], [1e7, 1e6], [1e8, 1e7], [1e8, 1e8], [3e7, 2e7]], dtype=dtype)
+        A, B = pairs[:, :1].expand(-1, 5), pairs[:, 1:].expand(-1, 5)
+        P = torch.tensor([1e-10, 1e-3, 0.3, 0.5, 0.9], dtype=dtype).expand(6, -1)
+        xb = gradkern.betaincinv(A, B, P)
+        dens = torch.stack([torch.tensor(math.exp(float(ref.log_density(float(u), float(v), float(w)))))
+                            for u, v, w in zip(A.reshape(-1), B.reshape(-1), xb.reshape(-1))]).view_as(xb)
+        slack = 4 * dens * xb * torch.finfo(dtype).eps
+        assert ((gradkern.betainc(A, B, xb) - P).abs() <= 1e-13 * P + slack).all()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_batched_gradient_kernels_match_one_element_at_a_time(dtype):
     """standard_beta_grad and dirichlet_grad step the continued fractions of a chunk together on lanes, each
@@ -173,6 +224,12 @@ def test_batched_gradient_kernels_match_one_element_at_a_time(dtype):
     x[[8]] = float("nan")
     # subnormal x (float64 only; 0 in the narrower dtypes): the lanes' log x falls back to libm there
     x[[9, 10, 1001]] = torch.tensor([5e-310, 4.9e-324, 1e-315], dtype=torch.float64)
+    # large parameters near their means: the quadrature's regime (csrc/core/ibeta_quad.h), which the lane
+    # loops leave to the scalar core
+    a[1100:1140] = 10 ** (3 + 5 * torch.rand(40, generator=g, dtype=torch.float64))
+    b[1100:1140] = 10 ** (3 + 5 * torch.rand(40, generator=g, dtype=torch.float64))
+    m = a[1100:1140] / (a[1100:1140] + b[1100:1140])
+    x[1100:1140] = m + 3 * torch.randn(40, generator=g, dtype=torch.float64) * (m * (1 - m) / (a[1100:1140] + b[1100:1140])).sqrt()
     a, b, x = a.to(dtype), b.to(dtype), x.to(dtype)
     t = a + b
 

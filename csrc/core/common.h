@@ -116,6 +116,8 @@ GK_HD float gk_pow(float x, float y) { return ::powf(x, y); }
 GK_HD double gk_pow(double x, double y) { return ::pow(x, y); }
 GK_HD float gk_fabs(float x) { return ::fabsf(x); }
 GK_HD double gk_fabs(double x) { return ::fabs(x); }
+// x y + z rounded once (the error-free products of csrc/core/ibeta_quad.h; libm's where the CPU lacks FMA).
+GK_HD double gk_fma(double x, double y, double z) { return ::fma(x, y, z); }
 // The stopping tolerance, relative to their sums, of the series and continued fractions that float32
 // evaluates in double and rounds once (the second-order incomplete gamma, the incomplete beta gradients):
 // 2^-34 (float's eps / 2^11, so the truncation stays far below the final rounding and the loops stop after

@@ -34,6 +34,7 @@
 #pragma once
 
 #include "common.h"
+#include "ibeta_quad.h"
 #include "special.h"
 
 namespace gradkern {
@@ -397,6 +398,7 @@ GK_HD bool swapped(W a, W b, W x) { return swapped_t<W>(a, b, x); }
 
 // I_x(a, b) and 1 - I_x(a, b), both computed directly for valid a, b and 0 < x < 1.
 GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
+  if (quad_regime(a, b, x) && quad_values(a, b, x, I, Ic)) return;  // large a and b: csrc/core/ibeta_quad.h
   const bool sw = swapped(a, b, x);
   const W p = sw ? b : a, q = sw ? a : b;
   const W y = sw ? W(1) - x : x;
@@ -573,7 +575,14 @@ template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool im
   if (bad_args(W(a), W(b), W(x))) { o0 = o1 = quiet_nan<T>(); return; }
   if (x == T(0) || x == T(1)) { o0 = o1 = T(0); return; }
   W w0, w1;
-  if (implicit) {
+  if (quad_regime(W(a), W(b), W(x))) {  // large a and b: csrc/core/ibeta_quad.h
+    W dens;
+    quad_grads(W(a), W(b), W(x), w0, w1, &dens);
+    if (!implicit) {  // dI/da = -q(x) dx/da
+      w0 *= -dens;
+      w1 *= -dens;
+    }
+  } else if (implicit) {
     grad_scaled(W(a), W(b), W(x), w0, w1, loop_tol<T>());
     const W k = W(x) * (W(1) - W(x));
     w0 *= k;
@@ -605,6 +614,11 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
   if (x == T(0)) return T(0);  // the limit of x (dx/dalpha) / (x (1 - x)): x log x -> 0
   // x -> 1: (dx/dalpha) / (1 - x) -> (psi(alpha + beta) - psi(alpha)) / beta, finite (torch's value there).
   if (x == T(1)) return T(digamma_diff(W(alpha), beta) / beta);
+  if (quad_regime(W(alpha), beta, W(x))) {  // large alpha and beta: csrc/core/ibeta_quad.h
+    W ga, gb;
+    quad_grads(W(alpha), beta, W(x), ga, gb);
+    return T(ga / (W(1) - W(x)));
+  }
   return T(grad_a_scaled(W(alpha), beta, W(x), loop_tol<T>()) * W(x));
 }
 
