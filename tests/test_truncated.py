@@ -120,6 +120,13 @@ def test_contract():
         TruncatedNormal(0.0, 1.0, 2.0, 1.0, validate_args=True)
     with pytest.raises(ValueError):
         TruncatedNormal(0.0, -1.0, 0.0, 1.0, validate_args=True)
+    # low < high is checked once per distinct pair of broadcast bounds: one bad pair among expanded ones
+    loc = torch.zeros(4, 3)
+    for low, high in ((torch.zeros(4, 1), torch.tensor([1.0, 2.0, 0.0])), (0.0, torch.tensor([[1.0], [1.0], [-1.0], [1.0]])),
+                      (torch.tensor([0.0, 0.5, 0.2]).expand(4, 3), 0.5)):
+        with pytest.raises(ValueError, match="low must be smaller than high"):
+            TruncatedNormal(loc, 1.0, low, high, validate_args=True)
+    TruncatedNormal(loc, 1.0, torch.zeros(4, 1), torch.tensor([1.0, 2.0, 0.1]), validate_args=True)
     # Second derivatives are exact: against the inverse-CDF map z(loc) = loc + scale * ndtri(Phi(alpha) +
     # u (Phi(beta) - Phi(alpha))) at the sample's quantile u.
     a = torch.tensor(0.5, dtype=F64, requires_grad=True)
