@@ -29,7 +29,7 @@
 // rounded once): the fraction needs O(sqrt(min(p, q))) steps near the mode and float would accumulate
 // their rounding.
 //
-// Special values: a or b <= 0, NaN or +inf, x outside [0, 1] or NaN -> NaN. x = 0: I = 0, gradients 0;
+// Special values: a or b <= 0, NaN or +inf, both a and b above kMaxBoth (1e20), x outside [0, 1] or NaN -> NaN. x = 0: I = 0, gradients 0;
 // x = 1: I = 1, gradients 0.
 #pragma once
 
@@ -371,8 +371,16 @@ template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_p
                     : cfrac_wallis<Need>(p, q, y, Lp, Lq, with_partials, tol);
 }
 
+// Both parameters above this: outside the supported domain (NaN). The quadrature's values and first
+// derivatives are exact far beyond it (tested to 1e20), but its second derivatives lose digits as
+// ~1e-16 sqrt(min(a, b)) of their scale (9e-9 at 1e16, 5e-6 at 1e20), its products of integrals underflow
+// from a + b ~ 1e150 on, and betaincinv returned 1 at a = b = 1e100: NaN there rather than a wrong number.
+// One parameter alone may be larger (e.g. a Student-t CDF's df / 2).
+static constexpr W kMaxBoth = 1e20;
+
 GK_HD bool bad_args(W a, W b, W x) {
-  return !(a > W(0)) || !(b > W(0)) || !(a < W(INFINITY)) || !(b < W(INFINITY)) || !(x >= W(0)) || !(x <= W(1));
+  return !(a > W(0)) || !(b > W(0)) || !(a < W(INFINITY)) || !(b < W(INFINITY)) || !(x >= W(0)) || !(x <= W(1)) ||
+         (a > kMaxBoth && b > kMaxBoth);
 }
 
 // Which side the fraction is evaluated on: x > (a + 1)/(a + b + 2), the fraction's fast side (DLMF

@@ -55,8 +55,9 @@ static constexpr int kQuadNodes = 24;
 // a few steps.
 GK_HD bool quad_regime(double a, double b, double x) {
   if (!(a >= kQuadMin && b >= kQuadMin)) return false;
-  const double s = a + b, sd = gk_sqrt(a * b / (s * s * (s + 1.0))), m = a / s;
-  return gk_fabs(x - m) <= kQuadSd * sd && x >= 0.5 * m && 1.0 - x >= 0.5 * (b / s);
+  // the standard deviation from the two means' product (a b and s^2 overflow from ~1e154 on)
+  const double s = a + b, m = a / s, m1 = b / s, sd = gk_sqrt(m * m1 / (s + 1.0));
+  return gk_fabs(x - m) <= kQuadSd * sd && x >= 0.5 * m && 1.0 - x >= 0.5 * m1;
 }
 
 // log h(x + d) and the two log ratios l(x + d) - l(x), l'(x + d) - l'(x).
