@@ -29,8 +29,9 @@
 // rounded once): the fraction needs O(sqrt(min(p, q))) steps near the mode and float would accumulate
 // their rounding.
 //
-// Special values: a or b <= 0, NaN or +inf, both a and b above kMaxBoth (1e20), x outside [0, 1] or NaN -> NaN. x = 0: I = 0, gradients 0;
-// x = 1: I = 1, gradients 0.
+// Special values: a or b <= 0, NaN or +inf, both a and b above kMaxBoth (1e20), x outside [0, 1] or NaN
+// -> NaN. x = 0: I = 0, gradients 0; x = 1: I = 1, gradients 0. Both a and b >= 1e3 near the mean: the
+// quadrature of csrc/core/ibeta_quad.h instead of the continued fraction.
 #pragma once
 
 #include "common.h"

@@ -300,7 +300,8 @@ GK_HD void grad_d2(W a, W b, W x, W o[4]) {
 //   and the terms in mu cancel analytically (using g_a = (I_1 J_0 + I_0 J_1) / (I_0 + J_0)):
 //   d g_a/da = sigma (V_a S_0 - S_aa + mu S_a),   d g_a/db = sigma (C S_0 - S_ab + mu S_b),
 //   d g_b/da = sigma (C S_0 - S_ab + nu S_a),     d g_b/db = sigma (V_b S_0 - S_bb + nu S_b).
-// Checked against central differences of the first order and mpmath in tests/test_beta_second_order.py.
+// Checked against mpmath (tests/data/beta_large_ref.csv: central differences of the reference's first order)
+// in tests/test_beta_second_order.py.
 template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
   const QuadSides s = quad_sides<true>(a, b, x);
   const QuadScale k = quad_scale(s);

@@ -1,8 +1,9 @@
 // The incomplete beta function and its implicit gradients for large parameters by quadrature: both a and b
-// at least kQuadMin (1e3) and x within kQuadSd (200) standard deviations of the mean. There the continued
-// fraction of csrc/core/ibeta.h needs about 2.5 sqrt(min(a, b)) pairs of steps near the mode (beyond its
-// 10,000-pair cap from min(a, b) ~ 1.6e7 on; measured, it ran to the cap at a = b = 1e5 and gave 1e-12 to 1e-11
-// relative, 6e-10 at a = b = 1e8) and, with a = 10 b and b >= 1e6 about one standard deviation below the
+// at least kQuadMin (1e3) and x within kQuadSd (200) standard deviations of the mean (and not below half the
+// mean, nor 1 - x below half of 1 - mean: quad_regime). There the continued fraction of csrc/core/ibeta.h
+// needs about 2.5 sqrt(min(a, b)) pairs of steps near the mode by its convergence estimate, but measured it
+// ran to its 10,000-pair cap already at a = b = 1e5 (116 us per element, 1e-12 to 1e-11 relative error; 6e-10
+// at a = b = 1e8) and, with a = 10 b and b >= 1e6 about one standard deviation below the
 // mean, returned NaN values and gradients of the wrong sign (the side rule for x > 0.9 sent it to a side that
 // does not converge within the cap); 8e-9 relative at (1e5, 1e4) there. Header-only, host and device,
 // double (float results are the double ones rounded once), no allocation; every loop is capped.
@@ -29,9 +30,9 @@
 // overflows; from x to the mode (skipping what lies more than the drop below it), and from the mode
 // outwards. Three panels, 72 evaluations of two log1pmx and one exp: 1.2-2.4 us per element, against 1.4-6 us
 // for the fraction near the mode at min(a, b) = 1e3 and 10-150 us from 1e4 on (C++ timing, one core).
-// Measured against mpmath (gradkern/reference/beta.py, large_*): dx/da and dx/db within 2e-15 relative
-// over a, b in 1e3 .. 1e8, |k| <= 200 (tests/test_beta.py; the fraction there: up to 7e-12, and 1e-6
-// in the second order at a = b = 1e8, k = 60). Below a or b = 1e3 the fraction is kept: the
+// Measured against mpmath (gradkern/reference/beta.py, large_*; tests/data/beta_large_ref.csv): values within
+// 1.1e-13 and dx/da, dx/db within 1.3e-13 relative (2e-15 typical) over a, b in 1e3 .. 1e8, |k| <= 200
+// (tests/test_beta.py; the fraction there: up to 7e-12, and 1e-6 in the second order at a = b = 1e8, k = 60). Below a or b = 1e3 the fraction is kept: the
 // quadrature loses accuracy as the smaller parameter falls (1e-8 at b = 3, where (1 - t)^(b-1) is far
 // from the Gaussian shape the panels are sized for) and the fraction is fast there.
 #pragma once
