@@ -28,7 +28,8 @@
 // drop (42, e^-42 ~ 6e-19) from the side's peak: the side without the mode peaks at x (log h = 0), the
 // other at the mode, where it is integrated relative to e^em, em = log h(mode) (~k^2 / 2), so nothing
 // overflows; from x to the mode (skipping what lies more than the drop below it), and from the mode
-// outwards. Three panels, 72 evaluations of two log1pmx and one exp: 1.2-2.4 us per element, against 1.4-6 us
+// outwards. Three panels, 72 evaluations of two log1pmx and one exp (the second order: four times as many,
+// see beta_panel): 1.2-2.4 us per element, against 1.4-6 us
 // for the fraction near the mode at min(a, b) = 1e3 and 10-150 us from 1e4 on (C++ timing, one core).
 // Measured against mpmath (gradkern/reference/beta.py, large_*; tests/data/beta_large_ref.csv): values within
 // 1.1e-13 and dx/da, dx/db within 1.3e-13 relative (2e-15 typical) over a, b in 1e3 .. 1e8, |k| <= 200
@@ -91,7 +92,7 @@ struct QuadAcc {
 };
 
 template <int N, bool Second>
-GK_HD void beta_panel(const BetaLogRatio& f, double lo, double hi, double ref, QuadAcc& acc) {
+GK_HD void beta_rule(const BetaLogRatio& f, double lo, double hi, double ref, QuadAcc& acc) {
   typedef quad::GaussLegendre<N> R;
   const double mid = 0.5 * (lo + hi), hw = 0.5 * (hi - lo);
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s11 = 0.0, s12 = 0.0, s22 = 0.0;
@@ -116,6 +117,17 @@ GK_HD void beta_panel(const BetaLogRatio& f, double lo, double hi, double ref, Q
     acc.s12 += hw * s12;
     acc.s22 += hw * s22;
   }
+}
+
+// One panel: the rule once for the first order; for the second order on four equal parts of it. The second
+// order's one-sided moment formulas (ibeta_d2.h quad_d2) cancel near the mean, up to ~1e4-fold at a = b = 1e8,
+// and there the rule's truncation (~2e-15 relative on a panel) showed: 2.7e-11 of the scale with one rule per
+// panel, 2.7e-12 with four (eight: no better, 8.7e-12; measured against tests/data/beta_large_ref.csv).
+template <int N, bool Second>
+GK_HD void beta_panel(const BetaLogRatio& f, double lo, double hi, double ref, QuadAcc& acc) {
+  constexpr int kParts = Second ? 4 : 1;
+  const double w = (hi - lo) / kParts;
+  for (int i = 0; i < kParts; ++i) beta_rule<N, Second>(f, lo + w * i, i + 1 == kParts ? hi : lo + w * (i + 1), ref, acc);
 }
 
 // Both sides: I (t < x) and J (t > x), the mode's side relative to e^em (em = E*, >= 0), the other to 1.
