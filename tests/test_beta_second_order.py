@@ -88,11 +88,11 @@ def test_large_parameters_second_order_against_mpmath(dtype):
         want, scale = rows[name], rows["s" + name]
         err = np.abs(got - want)
         assert (err <= goal * scale + floor).all(), (name, (err / np.maximum(scale, 1e-300) / goal).max())
-        # The second derivatives of I are mostly near their scale (136 of the 232 points in float32, 163 in
-        # float64 are above the floor and at >= 10% of it): their relative error too. The G's are small against the identity's parts away from the mode (9-14
-        # points at >= 10%), where the bound against the scale is the test; near the mode of a skewed law
-        # their relative error reaches 1.2x the bound (G_ab at (1e7, 1e6): 2.4e-12 relative, within the bound of
-        # the scale).
+        # The second derivatives of I are mostly near their scale (136 of the 232 points in float32, 163 in float64 are
+        # above the floor and at >= 10% of it): their relative error too. The G's are small against the identity's parts
+        # away from the mode (9-14 points at >= 10%), where the bound against the scale is the test; near the mode of a
+        # skewed law their relative error reaches 1.2x the bound (G_ab at (1e7, 1e6): 2.4e-12 relative, within the bound
+        # of the scale).
         if name in I_NAMES:
             big = (np.abs(want) > floor) & (np.abs(want) >= 0.1 * scale)
             assert big.sum() >= 100, name

@@ -374,9 +374,9 @@ template <int Need = 3> GK_HD dual2 cfrac(W p, W q, W y, W Lp, W Lq, bool with_p
 
 // Both parameters above this: outside the supported domain (NaN). The quadrature's values and first
 // derivatives are exact far beyond it (tested to 1e20), but its second derivatives lose digits with the
-// parameters (d g_a/da: 1.3e-10 relative at a = b = 1e12, 3e-9 at 1e16, 7e-7 at 1e20), its products of integrals underflow
-// from a + b ~ 1e150 on, and betaincinv returned 1 at a = b = 1e100: NaN there rather than a wrong number.
-// One parameter alone may be larger (e.g. a Student-t CDF's df / 2).
+// parameters (d g_a/da: 1.3e-10 relative at a = b = 1e12, 3e-9 at 1e16, 7e-7 at 1e20), its products of
+// integrals underflow from a + b ~ 1e150 on, and betaincinv returned 1 at a = b = 1e100: NaN there rather
+// than a wrong number. One parameter alone may be larger (e.g. a Student-t CDF's df / 2).
 static constexpr W kMaxBoth = 1e20;
 
 GK_HD bool bad_args(W a, W b, W x) {

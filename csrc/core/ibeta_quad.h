@@ -29,13 +29,13 @@
 // other at the mode, where it is integrated relative to e^em, em = log h(mode) (~k^2 / 2), so nothing
 // overflows; from x to the mode (skipping what lies more than the drop below it), and from the mode
 // outwards. Three panels, 72 evaluations of two log1pmx and one exp (the second order: four times as many,
-// see beta_panel): 1.2-2.4 us per element, against 1.4-6 us
-// for the fraction near the mode at min(a, b) = 1e3 and 10-150 us from 1e4 on (C++ timing, one core).
-// Measured against mpmath (gradkern/reference/beta.py, large_*; tests/data/beta_large_ref.csv): values within
-// 1.1e-13 and dx/da, dx/db within 1.3e-13 relative (2e-15 typical) over a, b in 1e3 .. 1e8, |k| <= 200
-// (tests/test_beta.py; the fraction there: up to 7e-12, and 1e-6 in the second order at a = b = 1e8, k = 60). Below a or b = 1e3 the fraction is kept: the
-// quadrature loses accuracy as the smaller parameter falls (1e-8 at b = 3, where (1 - t)^(b-1) is far
-// from the Gaussian shape the panels are sized for) and the fraction is fast there.
+// see beta_panel): 1.2-2.4 us per element, against 1.4-6 us for the fraction near the mode at min(a, b) = 1e3
+// and 10-150 us from 1e4 on (C++ timing, one core).
+// Measured against mpmath (gradkern/reference/beta.py, large_*; tests/data/beta_large_ref.csv): values within 1.1e-13
+// and dx/da, dx/db within 1.3e-13 relative (2e-15 typical) over a, b in 1e3 .. 1e8, |k| <= 200 (tests/test_beta.py; the
+// fraction there: up to 7e-12, and 1e-6 in the second order at a = b = 1e8, k = 60). Below a or b = 1e3 the fraction is
+// kept: the quadrature loses accuracy as the smaller parameter falls (1e-8 at b = 3, where (1 - t)^(b-1) is far from
+// the Gaussian shape the panels are sized for) and the fraction is fast there.
 #pragma once
 
 #include "common.h"
@@ -127,7 +127,8 @@ template <int N, bool Second>
 GK_HD void beta_panel(const BetaLogRatio& f, double lo, double hi, double ref, QuadAcc& acc) {
   constexpr int kParts = Second ? 4 : 1;
   const double w = (hi - lo) / kParts;
-  for (int i = 0; i < kParts; ++i) beta_rule<N, Second>(f, lo + w * i, i + 1 == kParts ? hi : lo + w * (i + 1), ref, acc);
+  for (int i = 0; i < kParts; ++i)
+    beta_rule<N, Second>(f, lo + w * i, i + 1 == kParts ? hi : lo + w * (i + 1), ref, acc);
 }
 
 // Both sides: I (t < x) and J (t > x), the mode's side relative to e^em (em = E*, >= 0), the other to 1.
