@@ -1,0 +1,157 @@
+"""The incomplete beta family at large parameters (a, b from 1e3 to 1e8): the quadrature of
+csrc/core/ibeta_quad.h against the mpmath ground truth tests/data/beta_large_ref.csv
+(tools/gen_beta_large_ref.py, 232 points: 14 pairs (a, b) at x = mean + k sd, k from -201 to 201), side by side
+with torch's `_dirichlet_grad` (the Beta gradient torch's Beta.rsample uses) and scipy's `betainc`.
+
+* accuracy: max relative error of I and 1 - I, dx/da, dx/db and dirichlet_grad (float64 and float32), and of
+  the second derivatives against their scale (the size of the two parts of their identity, as in
+  tests/test_beta_second_order.py; only where that scale is within the dtype's range); per pair (a, b) the
+  float64 gradients' maximum. Before the tables, a few
+  random rows are recomputed with mpmath (gradkern/reference/beta.py) and must agree to 1e-15.
+* time per element of standard_beta_grad on the table's in-regime points (tiled to 2e4 elements, 1 thread)
+  against torch's two _dirichlet_grad calls on the same inputs (a ratio in one process).
+
+    python bench/beta_large.py [--docs]
+"""
+import argparse
+import os
+import sys
+
+import _common as C
+
+C.limit_threads_env(1)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+gk, GK_NOTE = C.import_gradkern()
+if gk is None:
+    sys.exit(GK_NOTE)
+OPS = torch.ops.gradkern
+DATA = os.path.join(C.REPO, "tests", "data", "beta_large_ref.csv")
+REGIME = 200.0  # csrc/core/ibeta_quad.h kQuadSd
+
+
+def load():
+    t = np.genfromtxt(DATA, delimiter=",", names=True, dtype=np.float64, encoding="ascii")
+    return {n: np.ascontiguousarray(t[n]) for n in t.dtype.names}
+
+
+def reverify(r, n=6, seed=0):
+    """Recompute n random rows' I, dx/da, dx/db with mpmath: the shipped file must be what it says."""
+    ref, note = C.import_reference("beta")
+    if ref is None:
+        sys.exit(note)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for i in rng.choice(len(r["a"]), n, replace=False):
+        a, b, x = r["a"][i], r["b"][i], r["x"][i]
+        I, _ = ref.large_betainc(a, b, x)
+        ga, gb = ref.large_standard_beta_grad(a, b, x)
+        for got, want in ((float(I), r["I"][i]), (float(ga), r["ga"][i]), (float(gb), r["gb"][i])):
+            if want != 0:
+                worst = max(worst, abs(got / want - 1))
+    if worst > 1e-15:
+        sys.exit(f"tests/data/beta_large_ref.csv disagrees with mpmath by {worst:.1e}; rerun tools/gen_beta_large_ref.py")
+    return n, worst
+
+
+def rel(got, want, dtype):
+    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
+    ok = np.abs(want) > floor
+    return float(np.max(np.abs(got - want)[ok] / np.abs(want[ok]))) if ok.any() else 0.0
+
+
+def accuracy(r):
+    from scipy import special as sps
+
+    rows, per_pair = [], {}
+    inreg = np.abs(r["k"]) <= REGIME
+    for dtype in (torch.float64, torch.float32):
+        a, b, x = (torch.tensor(r[k], dtype=dtype) for k in ("a", "b", "x"))
+        got = {"betainc": gk.betainc(a, b, x), "betaincc": gk.betaincc(a, b, x)}
+        got["dx/da"], got["dx/db"] = gk.standard_beta_grad(a, b, x)
+        got["dirichlet_grad"] = OPS.dirichlet_grad(x, a, a + b)
+        want = {"betainc": r["I"], "betaincc": r["Ic"], "dx/da": r["ga"], "dx/db": r["gb"],
+                "dirichlet_grad": r["ga"] / (1 - r["x"])}
+        peer = {}
+        if dtype == torch.float64:
+            peer["betainc"] = sps.betainc(r["a"], r["b"], r["x"])
+            peer["betaincc"] = sps.betaincc(r["a"], r["b"], r["x"])
+            A, B, X = (torch.tensor(r[k]) for k in ("a", "b", "x"))
+            peer["dx/da"] = (torch._dirichlet_grad(X, A, A + B) * (1 - X)).numpy()
+            peer["dx/db"] = (-X * torch._dirichlet_grad(1 - X, B, A + B)).numpy()
+            peer["dirichlet_grad"] = torch._dirichlet_grad(X, A, A + B).numpy()
+        for name, v in got.items():
+            v = v.double().numpy()
+            nonfinite = int((~np.isfinite(v)).sum())
+            p = peer.get(name)
+            rows.append([name, str(dtype).split(".")[1], C.sci(rel(v[inreg], want[name][inreg], dtype)),
+                         C.sci(rel(v, want[name], dtype)), str(nonfinite),
+                         C.sci(rel(p, want[name], dtype)) if p is not None else "–",
+                         ("scipy" if name.startswith("betainc") else "torch") if p is not None else "–"])
+            if dtype == torch.float64 and name in ("dx/da", "dx/db"):
+                for i, (aa, bb) in enumerate(zip(r["a"], r["b"])):
+                    w = want[name][i]
+                    e = abs(v[i] / w - 1) if w != 0 else 0.0
+                    pe = abs(p[i] / w - 1) if w != 0 else 0.0
+                    cur = per_pair.setdefault((aa, bb), [0.0, 0.0])
+                    cur[0], cur[1] = max(cur[0], e), max(cur[1], pe)
+        a2, b2, x2 = a, b, x
+        for names, outs in ((("Iaa", "Iab", "Ibb"), OPS.betainc_grads2(a2, b2, x2)),
+                            (("Gaa", "Gab", "Gba", "Gbb"), OPS.standard_beta_grad_d2(a2, b2, x2))):
+            for n, v in zip(names, outs):
+                v = v.double().numpy()
+                s = r["s" + n]
+                ok = s > torch.finfo(dtype).tiny / torch.finfo(dtype).eps  # scales the dtype can hold
+                es = np.abs(v - r[n])[ok] / s[ok]
+                rows.append([{"Iaa": "d2I/da2", "Iab": "d2I/(da db)", "Ibb": "d2I/db2", "Gaa": "d(dx/da)/da",
+                              "Gab": "d(dx/da)/db", "Gba": "d(dx/db)/da", "Gbb": "d(dx/db)/db"}[n] + " (of its scale)",
+                             str(dtype).split(".")[1], C.sci(float(es[inreg[ok]].max())), C.sci(float(es.max())),
+                             str(int((~np.isfinite(v)).sum())), "–", "–"])
+    table = C.markdown_table(["function", "dtype", "max rel. error, |k| <= 200", "all points", "NaN/inf",
+                              "peer max rel. error", "peer"], rows, align=["l", "l", "r", "r", "r", "r", "l"])
+    pair_rows = [[f"({a:g}, {b:g})", C.sci(e), C.sci(pe)] for (a, b), (e, pe) in sorted(per_pair.items())]
+    pairs = C.markdown_table(["(a, b)", "gradkern dx/da, dx/db max rel. (float64)", "torch _dirichlet_grad"],
+                             pair_rows)
+    return table, pairs
+
+
+def speed(r):
+    inreg = np.abs(r["k"]) <= REGIME
+    reps = int(np.ceil(20000 / inreg.sum()))
+    A, B, X = (torch.from_numpy(np.tile(r[k][inreg], reps)) for k in ("a", "b", "x"))
+    n = A.numel()
+    T = A + B
+    t_gk = C.time_per_element(lambda: gk.standard_beta_grad(A, B, X), n)
+    t_torch = C.time_per_element(lambda: (torch._dirichlet_grad(X, A, T), torch._dirichlet_grad(1 - X, B, T)), n)
+    return n, t_gk, t_torch
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", action="store_true", help="write the section of docs/beta.md")
+    args = ap.parse_args(argv)
+    C.set_torch_threads(1)
+    r = load()
+    nver, worst = reverify(r)
+    table, pairs = accuracy(r)
+    n, t_gk, t_torch = speed(r)
+    md = "\n\n".join([
+        f"{len(r['a'])} points of tests/data/beta_large_ref.csv ({nver} random rows recomputed with mpmath this run: "
+        f"agreement {worst:.1e}). Peers: scipy.special.betainc / betaincc for the values, torch's "
+        "_dirichlet_grad (as torch's Beta.rsample combines it) for the gradients.",
+        table,
+        "Per pair (a, b), float64:",
+        pairs,
+        f"Time per element, 1 thread, {n} in-regime elements: standard_beta_grad {t_gk * 1e9:.0f} ns, torch's two "
+        f"_dirichlet_grad calls {t_torch * 1e9:.0f} ns (torch / gradkern = {t_torch / t_gk:.2f}x; torch's is a fixed "
+        "approximation, see its errors above).",
+    ])
+    print(md)
+    if args.docs:
+        C.write_doc_section("beta.md", "beta-large", md, command="python bench/beta_large.py --docs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
