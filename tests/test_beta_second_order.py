@@ -30,10 +30,12 @@ def ref():
     return {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
 
 
-# Where one parameter is 100 or more times the other, the continued fraction is ill-conditioned far below
-# the mean (a >> b, b >= 1) or far above it (b >> a, a >= 1): the first-order gradients there are good to 3e-11 relative
-# (a = 1e6, b = 5; docs/known-gaps.md) and the second order inherits it (measured: 2.9e-11 of the scale at
-# that point, 1.9e-12 at (1e5, 3), 1.3e-12 at (1e4, 100)). In float64 the bound there is 5e-11.
+# Where one parameter is 100 or more times the other: the continued fraction is ill-conditioned far below
+# the mean (a >> b, b >= 1) or far above it (b >> a, a >= 1). From a larger parameter of 1e4 on the tail
+# quadrature takes those points (csrc/core/ibeta.h tail_regime; before it: 2.9e-11 of the scale at (1e6, 5),
+# 1.9e-12 at (1e5, 3); now 4e-14). What is left is the fraction's second order near the mean at (1e4, 100)
+# and (100, 1e4): 3.4e-11 relative (1.3e-12 of the scale) where the first order is within 1e-14. In float64
+# the bound in the corner is 5e-11.
 CORNER_RATIO, CORNER_GOAL = 100.0, 5e-11
 
 
@@ -98,6 +100,30 @@ def test_large_parameters_second_order_against_mpmath(dtype):
             assert big.sum() >= 100, name
             rel = err[big] / (goal[big] * np.abs(want[big]))
             assert rel.max() <= 1, (name, rel.max(), rows["a"][big][rel.argmax()], rows["b"][big][rel.argmax()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_one_large_parameter_far_side_second_order_against_mpmath(dtype):
+    """The tail quadrature's regime (tests/data/beta_tail_ref.csv: one parameter from 1e4 to 1e8, the other
+    from 0.1 to 700, x on the far side of the mean; csrc/core/ibeta_d2.h tail_d2): the same identities with the
+    tail's moments and the closed-form E[log t], E[log(1 - t)]; measured 1.8e-13 of the scale in float64 (and
+    as much relative where a value is at least 10% of its scale)."""
+    table = np.genfromtxt(DATA.parent / "beta_tail_ref.csv", delimiter=",", names=True, dtype=np.float64,
+                          encoding="ascii")
+    rows = {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
+    a, b, x = (torch.tensor(rows[k], dtype=dtype) for k in ("a", "b", "x"))
+    goal = 1e-12 if dtype == F64 else 1e-5
+    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
+    outs = list(zip(OPS.betainc_grads2(a, b, x), I_NAMES)) + list(zip(OPS.standard_beta_grad_d2(a, b, x), G_NAMES))
+    for got, name in outs:
+        got = got.double().numpy()
+        assert np.isfinite(got).all(), name
+        want, scale = rows[name], rows["s" + name]
+        err = np.abs(got - want)
+        assert (err <= goal * scale + floor).all(), (name, (err / np.maximum(scale, 1e-300) / goal).max())
+        big = (np.abs(want) > floor) & (np.abs(want) >= 0.1 * scale)
+        assert big.sum() >= 4, name
+        assert (err[big] <= goal * np.abs(want[big])).all(), name
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

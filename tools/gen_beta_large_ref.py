@@ -18,6 +18,14 @@ mixed one also from (g_b m_a - G_ba), the two agreeing to the printed bound), k,
 |I_ij / q| + |g_i m_j| and sIij = q (|G_ij| + |g_i m_j|) (the sizes of the identity's two parts, as
 tools/gen_beta_d2_ref.py). 30 digits, written with 20.
 Usage: nice -n 10 python tools/gen_beta_large_ref.py [--processes N] [out.csv]   (about 4 minutes on 2)
+
+With --tail: tests/data/beta_tail_ref.csv, the same columns for the tail quadrature's regime (csrc/core/ibeta.h
+tail_regime: one parameter from 1e4 to 1e8, the other from 0.1 to 700, x on the far side of the mean from the
+small parameter's end, where the continued fraction lost up to 4e-9 relative): 14 pairs, half of them
+mirrored (b >> a), at k in {-40, -10, -3, -1.2} standard deviations (+k for the mirrored pairs). Only the far side:
+there the reference's tail (the side without the mode) is the smaller one; between the mean and the mode it
+would be the bulk, and its moments cancel (measured: 4e-10 relative error in dx/db at b = 1.5, one standard
+deviation above the mean, where gradkern agrees with mpmath.betainc's own derivative to 1e-12).
 """
 import argparse
 import os
@@ -36,18 +44,22 @@ ref = load("beta")
 
 PAIRS = ((1e3, 1e3), (1e3, 1e5), (1e5, 1e3), (1e4, 1e4), (1e5, 1e4), (1e4, 1e8), (1e5, 1e5), (1e6, 1e6),
          (1e7, 1e6), (1e8, 1e7), (1e7, 1e8), (3e7, 2e7), (1e8, 1e8), (1e6, 1e8))
+TAIL_PAIRS = ((1e4, 1.0), (1e5, 3.0), (1e6, 5.0), (1e7, 2.0), (1e8, 2.0), (1e8, 300.0), (1e6, 700.0),
+              (1e6, 0.1), (1e5, 0.5), (3.0, 1e5), (2.0, 1e8), (0.5, 1e6), (300.0, 1e7), (30.0, 1e8))
+TAIL_KS = (-40, -10, -3, -1.2)
 KS = (-201, -200, -100, -30, -10, -3, -1.4, -1, -0.3, 0, 0.5, 1.2, 3, 10, 30, 100, 200, 201)
 COLS = ("I", "Ic", "ga", "gb", "Gaa", "Gab", "Gba", "Gbb", "Iaa", "Iab", "Ibb", "sGaa", "sGab", "sGba", "sGbb",
         "sIaa", "sIab", "sIbb")
 
 
-def points():
+def points(tail=False):
     out = []
-    for a, b in PAIRS:
+    for a, b in (TAIL_PAIRS if tail else PAIRS):
         a32, b32 = float(np.float32(a)), float(np.float32(b))
         s = a32 + b32
         mean, sd = a32 / s, (a32 * b32 / (s * s * (s + 1))) ** 0.5
-        for k in KS:
+        # the tail pairs: x on the far side of the mean from the small parameter's end
+        for k in ((k if a > b else -k) for k in TAIL_KS) if tail else KS:
             x = float(np.float32(mean + k * sd))
             if 0 < x < 1:
                 out.append((a32, b32, x, k))
@@ -91,11 +103,14 @@ def row(p):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", default=os.path.join(HERE, "..", "tests", "data", "beta_large_ref.csv"))
+    ap.add_argument("out", nargs="?")
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--tail", action="store_true", help="the tail quadrature's points (beta_tail_ref.csv)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(HERE, "..", "tests", "data", "beta_tail_ref.csv" if args.tail else "beta_large_ref.csv")
     fmt = lambda v: mp.nstr(v, 20, min_fixed=0, max_fixed=0)  # noqa: E731
-    pts = points()
+    pts = points(args.tail)
     with Pool(args.processes) as pool:
         rows = list(tqdm(pool.imap(row, pts), total=len(pts), desc="beta large-parameter reference"))
     worst = max(r[5] for r in rows)

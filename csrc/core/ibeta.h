@@ -405,9 +405,69 @@ template <class V> GK_HD auto swapped_t(V a, V b, V x) -> decltype(x > a) {
 }
 GK_HD bool swapped(W a, W b, W x) { return swapped_t<W>(a, b, x); }
 
+// The tail quadrature's regime (csrc/core/ibeta_quad.h quad_tail), outside the two-sided quadrature's: the
+// larger parameter at least kTailMin and the fraction's argument y above 0.9 (a >> b below the mean, or b >> a
+// above it). There the fraction's coefficients d_(2m+1) -> -y
+// make it ill-conditioned on its side (the other side does not converge from there): its relative error
+// grew about linearly in the larger parameter, 4e-13 at 1e4, 7e-12 at 1e5, 5e-11 at 1e6, 5e-10 at 1e7 and
+// 4e-9 at 1e8 (b from 1 to 300, against gradkern/reference/beta.py's large_* quadrature at 40 digits;
+// exact closed forms at b = 1 and 2 agree with it to 1e-16).
+static constexpr W kTailMin = 1e4;
+
+GK_HD bool tail_regime(W a, W b, W x) {
+  if (!(a >= kTailMin || b >= kTailMin) || quad_regime(a, b, x)) return false;
+  // swapped_t's first rule; below its threshold the tail also takes the band x > 0.9 within 1.5 standard
+  // deviations below the mean that swapped_t sends to the other side, where that side's fraction slows and
+  // lost up to 7e-12 (a = 1e7, b = 300)
+  const bool upper = x > (a + W(1)) / (a + b + W(2));
+  if (upper ? x < W(0.1) : x > W(0.9)) return true;
+  // A small parameter c < 1 whose end (1 for a >> b) holds the mode: between that end and the rule's threshold
+  // the fraction's own side gives the tail mass T as 1 - J (absolute precision: 7e-11 relative at a = 1e4,
+  // b = 1e-6, 1e-11 in dx/da). The tail is taken where T <= 1/2 surely: in the incomplete gamma limit
+  // (g = the large parameter times the distance to that end) the mass near the end is at least its series'
+  // first term, g^c e^-g / Gamma(c + 1).
+  const bool big_a = a > b;
+  if (big_a ? !(upper && x > W(0.9) && b < W(1)) : !(!upper && x < W(0.1) && a < W(1))) return false;
+  const W c = big_a ? b : a, g = big_a ? a * (W(1) - x) : b * x;
+  return c * gk_log(g) - g - lgamma1p(c) >= -consts<W>::ln2;
+}
+
+// The tail's integrals (quad_tail) with the closed-form pieces: the density q(x) = x^(a-1) (1-x)^(b-1) / B(a, b)
+// (log_beta_power) and the log terms L_a = log x - E log t = log x + (psi(a + b) - psi(a)) and
+// L_b = log(1 - x) - E log(1 - t) (digamma_diff: no subtraction of two digammas). With the tail's integrals
+// s0 = int h, s1 = int h |l - l(x)|, s2 = int h |l' - l'(x)| (h <= 1 the density relative to q(x)):
+//   tail mass T = s0 q(x);
+//   tail t < x (the mode above x): dx/da = s1 - s0 L_a,  dx/db = -(s2 + s0 L_b)   (L_a < 0 < L_b there),
+//   tail t > x (the mode below x): dx/da = s1 + s0 L_a,  dx/db = s0 L_b - s2     (L_b < 0 < L_a there),
+// from eq. 8 with dI/da = int_0^x (l - E l) q = -int_x^1 (l - E l) q (and likewise for b): sums of terms of
+// one sign, nothing cancels.
+struct TailGrads {
+  W ga, gb, dens;  // dx/da, dx/db, q(x)
+  W T;             // the tail's mass
+  bool lower;      // the tail is t < x
+};
+GK_HD TailGrads tail_grads(W a, W b, W x) {
+  QuadAcc s;
+  TailGrads g;
+  g.lower = quad_tail(a, b, x, s);
+  const W lx = log_fast(x), l1x = log1p_fast(-x);
+  const W La = lx + digamma_diff(a, b), Lb = l1x + digamma_diff(b, a);
+  g.ga = g.lower ? s.s1 - s.s0 * La : s.s1 + s.s0 * La;
+  g.gb = g.lower ? -(s.s2 + s.s0 * Lb) : s.s0 * Lb - s.s2;
+  g.dens = gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x));
+  g.T = s.s0 * g.dens;
+  return g;
+}
+GK_HD void tail_values(W a, W b, W x, W& I, W& Ic) {
+  const TailGrads g = tail_grads(a, b, x);
+  const W T = g.T < W(1) ? g.T : W(1);
+  if (g.lower) { I = T; Ic = W(1) - T; } else { Ic = T; I = W(1) - T; }
+}
+
 // I_x(a, b) and 1 - I_x(a, b), both computed directly for valid a, b and 0 < x < 1.
 GK_HD void ibeta_pq(W a, W b, W x, W& I, W& Ic) {
   if (quad_regime(a, b, x) && quad_values(a, b, x, I, Ic)) return;  // large a and b: csrc/core/ibeta_quad.h
+  if (tail_regime(a, b, x)) { tail_values(a, b, x, I, Ic); return; }  // one large parameter, far side
   const bool sw = swapped(a, b, x);
   const W p = sw ? b : a, q = sw ? a : b;
   const W y = sw ? W(1) - x : x;
@@ -591,6 +651,10 @@ template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool im
       w0 *= -dens;
       w1 *= -dens;
     }
+  } else if (tail_regime(W(a), W(b), W(x))) {  // one large parameter, x on the far side of the mean
+    const TailGrads g = tail_grads(W(a), W(b), W(x));
+    w0 = implicit ? g.ga : -g.ga * g.dens;
+    w1 = implicit ? g.gb : -g.gb * g.dens;
   } else if (implicit) {
     grad_scaled(W(a), W(b), W(x), w0, w1, loop_tol<T>());
     const W k = W(x) * (W(1) - W(x));
@@ -628,6 +692,7 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
     quad_grads(W(alpha), beta, W(x), ga, gb);
     return T(ga / (W(1) - W(x)));
   }
+  if (tail_regime(W(alpha), beta, W(x))) return T(tail_grads(W(alpha), beta, W(x)).ga / (W(1) - W(x)));
   return T(grad_a_scaled(W(alpha), beta, W(x), loop_tol<T>()) * W(x));
 }
 

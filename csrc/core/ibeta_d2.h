@@ -325,6 +325,30 @@ template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
   }
 }
 
+// Both outputs in the tail quadrature's regime (ibeta.h tail_regime: one large parameter, x on the far side of
+// the mean): quad_d2's formulas with the moments of the tail (csrc/core/ibeta_quad.h quad_tail, the side without
+// the mode) and mu = E[alpha] = -L_a, nu = E[beta] = -L_b, q(x) in closed form (as ibeta.h tail_grads).
+template <int N> GK_HD void tail_d2(W a, W b, W x, W* o) {
+  QuadAcc n;
+  const bool lower = quad_tail<true>(a, b, x, n);
+  const W sg = lower ? W(1) : W(-1);
+  const W S0 = n.s0, Sa = -sg * n.s1, Sb = sg * n.s2, Saa = n.s11, Sab = -n.s12, Sbb = n.s22;
+  const W lx = log_fast(x), l1x = log1p_fast(-x);
+  const W mu = -(lx + digamma_diff(a, b)), nu = -(l1x + digamma_diff(b, a));
+  const W Va = trigamma_diff(a, b), Vb = trigamma_diff(b, a), C = -trigamma(a + b);
+  if (N == 3) {
+    const W q = gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x));
+    o[0] = sg * q * (Saa - W(2) * mu * Sa + mu * mu * S0 - Va * S0);
+    o[1] = sg * q * (Sab - nu * Sa - mu * Sb + mu * nu * S0 - C * S0);
+    o[2] = sg * q * (Sbb - W(2) * nu * Sb + nu * nu * S0 - Vb * S0);
+  } else {
+    o[0] = sg * (Va * S0 - Saa + mu * Sa);
+    o[1] = sg * (C * S0 - Sab + mu * Sb);
+    o[2] = sg * (C * S0 - Sab + nu * Sa);
+    o[3] = sg * (Vb * S0 - Sbb + nu * Sb);
+  }
+}
+
 template <typename T, int N> GK_HD void d2_value(T a, T b, T x, T* o) {
   if (bad_args(W(a), W(b), W(x))) {
     for (int i = 0; i < N; ++i) o[i] = quiet_nan<T>();
@@ -336,6 +360,7 @@ template <typename T, int N> GK_HD void d2_value(T a, T b, T x, T* o) {
   }
   W w[N];
   if (quad_regime(W(a), W(b), W(x))) quad_d2<N>(W(a), W(b), W(x), w);  // large a and b
+  else if (tail_regime(W(a), W(b), W(x))) tail_d2<N>(W(a), W(b), W(x), w);  // one large, the far side
   else if constexpr (N == 3) grads2(W(a), W(b), W(x), w);
   else grad_d2(W(a), W(b), W(x), w);
   for (int i = 0; i < N; ++i) o[i] = T(w[i]);

@@ -35,7 +35,9 @@
 // and dx/da, dx/db within 1.3e-13 relative (2e-15 typical) over a, b in 1e3 .. 1e8, |k| <= 200 (tests/test_beta.py; the
 // fraction there: up to 7e-12, and 1e-6 in the second order at a = b = 1e8, k = 60). Below a or b = 1e3 the fraction is
 // kept: the quadrature loses accuracy as the smaller parameter falls (1e-8 at b = 3, where (1 - t)^(b-1) is far from
-// the Gaussian shape the panels are sized for) and the fraction is fast there.
+// the Gaussian shape the panels are sized for) and the fraction is fast there; except with one parameter from 1e4
+// on and x on the far side of the mean from the small parameter's end, where quad_tail (below) integrates the tail
+// alone, on panels graded towards that end, and ibeta.h adds the closed-form density and digamma terms.
 #pragma once
 
 #include "common.h"
@@ -65,8 +67,16 @@ GK_HD bool quad_regime(double a, double b, double x) {
 // log h(x + d) and the two log ratios l(x + d) - l(x), l'(x + d) - l'(x).
 struct BetaLogRatio {
   double am1, bm1, x, x1, c1;  // a - 1, b - 1, x, 1 - x rounded, the slope of log h at x
+  // quad_tail: beyond |d| = x / 2 or (1 - x) / 2 the log ratios directly (log1p), not as log1pmx plus the
+  // linear term, which cancel there (log1pmx(v) ~ -v: at v = 1e12, 1 - x = 1e-16 and a small b, E lost 1e-4)
+  bool direct = false;
   GK_HD double E(double d, double& l1, double& l2) const {
     const double u = d / x, v = -d / x1;
+    if (direct && !(gk_fabs(u) < 0.5 && gk_fabs(v) < 0.5)) {
+      l1 = gk_log1p(u);
+      l2 = gk_log1p(v);
+      return am1 * l1 + bm1 * l2;
+    }
     const double m1 = log1pmx(u), m2 = log1pmx(v);
     l1 = m1 + u;
     l2 = m2 + v;
@@ -138,8 +148,9 @@ struct QuadSides {
   bool mode_right;  // the mode lies above x (on J's side)
 };
 
-template <bool Second = false> GK_HD QuadSides quad_sides(double a, double b, double x) {
-  typedef quad::GaussLegendre<kQuadNodes> R;
+// The integrand's set-up at (a, b, x); *num = (a-1)(1-x) - (b-1) x, the numerator of the slope c1 (its sign:
+// whether the mode lies above x).
+GK_HD BetaLogRatio beta_log_ratio(double a, double b, double x, double* num) {
   BetaLogRatio f;
   f.am1 = a - 1.0;
   f.bm1 = b - 1.0;
@@ -149,8 +160,15 @@ template <bool Second = false> GK_HD QuadSides quad_sides(double a, double b, do
   // (a-1)(1-x) - (b-1) x from the products' rounding errors: exact up to the final additions
   const double p1 = f.am1 * f.x1, e1 = gk_fma(f.am1, f.x1, -p1);
   const double p2 = f.bm1 * x, e2 = gk_fma(f.bm1, x, -p2);
-  const double num = (p1 - p2) + ((e1 - e2) + f.am1 * r);
-  f.c1 = num / (x * f.x1);
+  *num = (p1 - p2) + ((e1 - e2) + f.am1 * r);
+  f.c1 = *num / (x * f.x1);
+  return f;
+}
+
+template <bool Second = false> GK_HD QuadSides quad_sides(double a, double b, double x) {
+  typedef quad::GaussLegendre<kQuadNodes> R;
+  double num;
+  const BetaLogRatio f = beta_log_ratio(a, b, x, &num);
   const double dm = num / (f.am1 + f.bm1);  // the mode (a-1)/(a+b-2) minus x
   double em, dem, d2em, t;
   f.at(dm, em, dem, d2em, t);
@@ -206,6 +224,49 @@ GK_HD void quad_grads(double a, double b, double x, double& ga, double& gb, doub
   ga = (s.i.s1 * s.j.s0 + s.i.s0 * s.j.s1) / den;
   gb = -(s.i.s2 * s.j.s0 + s.i.s0 * s.j.s2) / den;
   if (dens) *dens = gk_exp(-s.em) / den;
+}
+
+// The tail away from the mode alone (ibeta.h tail_regime: one parameter large, the other possibly small, x on
+// the far side of the mean from the small parameter's end, where the continued fraction's argument is near 1
+// and it loses digits: 4e-9 relative at a = 1e8, b = 2, two standard deviations below the mean). Returns
+// whether the mode lies above x (the tail is then t < x, else t > x) and the tail's integrals s0, s1, s2 (as
+// in QuadAcc, relative to h(x) = 1, the side's peak); ibeta.h combines them with the closed-form density and
+// digamma differences. The panels run from x away from the mode, each spanning at most the rule's drop and
+// at most kTailGrow times its distance from the end of [0, 1] behind it (t = 1 where the tail is t < x): that
+// end carries the small parameter's factor (1 - t)^(b - 1), singular or far from polynomial there, which a
+// panel reaching close to it relative to its own length would resolve poorly (24 nodes: the rule's error
+// falls like rho^-48, rho = 2.6 for a singularity half a half-length beyond the panel). Stops where the rest is
+// negligible against the sum, at the end of [0, 1], or after kTailPanels panels (5^40: any double's 1 - x).
+static constexpr double kTailGrow = 4.0;
+static constexpr int kTailPanels = 40;
+
+template <bool Second = false> GK_HD bool quad_tail(double a, double b, double x, QuadAcc& acc) {
+  typedef quad::GaussLegendre<kQuadNodes> R;
+  double num;
+  BetaLogRatio f = beta_log_ratio(a, b, x, &num);
+  f.direct = true;
+  const bool mode_right = num >= 0.0;
+  const double dir = mode_right ? -1.0 : 1.0;          // away from the mode
+  const double lo = -x, hi = f.x1, end = dir < 0.0 ? lo : hi;
+  const double behind = dir < 0.0 ? f.x1 : x;           // distance from x to the end of [0, 1] behind
+  acc = QuadAcc{0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  double d0 = 0.0, e0 = 0.0, de0 = f.c1, d2e0 = -(f.am1 / (x * x) + f.bm1 / (f.x1 * f.x1)), delta;
+  for (int i = 0; i < kTailPanels; ++i) {
+    double d1 = quad::next_boundary(f, d0, e0, de0, d2e0, e0 - R::drop, dir, lo, hi);
+    const double cap = kTailGrow * (behind + gk_fabs(d0));
+    if (gk_fabs(d1 - d0) > cap) d1 = d0 + dir * cap;
+    if (dir * (d1 - end) > 0.0) d1 = end;
+    beta_panel<kQuadNodes, Second>(f, dir > 0.0 ? d0 : d1, dir > 0.0 ? d1 : d0, 0.0, acc);
+    if (d1 == end) break;
+    f.at(d1, e0, de0, d2e0, delta);
+    d0 = d1;
+    // the rest, were the integrand to fall exponentially from here at its present slope, below 1e-19 of the
+    // sum so far (or NaN: stop). Not a drop from the peak alone: the peak at x can be a spike as narrow as
+    // 1 - x (a small b), with the sum ~30 times its height times that width, so e^-50 of the peak over the
+    // tail's decay length was still 1e-12 of the sum (a = 1e4, b = 1e-6, 1 - x = 1e-16).
+    if (!(gk_exp(e0) >= 1e-19 * acc.s0 * gk_fabs(de0))) break;
+  }
+  return mode_right;
 }
 
 }  // namespace ibeta_detail

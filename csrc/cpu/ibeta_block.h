@@ -18,8 +18,8 @@
 // grad_a_prepare_t with swapped_t, log_terms_t and digamma_diff_t, wallis_init / wallis_pair /
 // wallis_convergent, lentz_init / lentz_pair, grad_finish_t / grad_a_finish_t: templates instantiated on double
 // and on the vector type, with lane_ops for the few non-arithmetic operations), the stopping tests and the rescaling are the scalar loops', lane by lane, and
-// neither side is contracted to FMA. Elements with an invalid or boundary argument, or in the quadrature's regime
-// of large parameters (core/ibeta_quad.h), take the scalar core.
+// neither side is contracted to FMA. Elements with an invalid or boundary argument, or in the quadratures' regimes
+// (core/ibeta_quad.h: large parameters, and one large parameter on the far side), take the scalar core.
 // tests/test_beta.py compares the batched results with one-element calls (a range shorter than
 // kIbetaMinLanes takes the scalar path).
 #pragma once
@@ -323,9 +323,9 @@ GK_HD_FORCE void standard_beta_grad_lanes(char* const* data, const int64_t* stri
     for (int t = 0; t < m; ++t, it.next()) {
       const T a = static_cast<T>(rd<S>(it.at(2))), b = static_cast<T>(rd<S>(it.at(3))), x = static_cast<T>(rd<S>(it.at(4)));
       if (core::ibeta_detail::bad_args(W(a), W(b), W(x)) || x == T(0) || x == T(1) ||
-          core::ibeta_detail::quad_regime(W(a), W(b), W(x))) {
+          core::ibeta_detail::quad_regime(W(a), W(b), W(x)) || core::ibeta_detail::tail_regime(W(a), W(b), W(x))) {
         T o0, o1;
-        core::standard_beta_grad(a, b, x, o0, o1);  // the special values; large a and b (the quadrature)
+        core::standard_beta_grad(a, b, x, o0, o1);  // the special values; the quadratures' regimes
         wr<S>(it.at(0), static_cast<S>(o0));
         wr<S>(it.at(1), static_cast<S>(o1));
         continue;
@@ -418,8 +418,9 @@ GK_HD_FORCE void dirichlet_grad_lanes(char* const* data, const int64_t* strides,
               total = static_cast<T>(rd<S>(it.at(3)));
       const W beta = W(total) - W(alpha);
       if (core::ibeta_detail::bad_args(W(alpha), beta, W(x)) || x == T(0) || x == T(1) ||
-          core::ibeta_detail::quad_regime(W(alpha), beta, W(x))) {
-        // the special values; large alpha and beta (the quadrature)
+          core::ibeta_detail::quad_regime(W(alpha), beta, W(x)) ||
+          core::ibeta_detail::tail_regime(W(alpha), beta, W(x))) {
+        // the special values; the quadratures' regimes
         wr<S>(it.at(0), static_cast<S>(core::dirichlet_grad(x, alpha, total)));
         continue;
       }
