@@ -11,7 +11,11 @@ with torch's `_dirichlet_grad` (the Beta gradient torch's Beta.rsample uses) and
 * time per element of standard_beta_grad on the table's in-regime points (tiled to 2e4 elements, 1 thread)
   against torch's two _dirichlet_grad calls on the same inputs (a ratio in one process).
 
-    python bench/beta_large.py [--docs]
+With --tail, the same tables for the tail quadrature's points (tests/data/beta_tail_ref.csv, tools/
+gen_beta_large_ref.py --tail: one parameter from 1e4 to 1e8, the other from 0.1 to 700, x on the far side of the
+mean; csrc/core/ibeta.h tail_regime), written to their own section.
+
+    python bench/beta_large.py [--tail] [--docs]
 """
 import argparse
 import os
@@ -28,15 +32,16 @@ if gk is None:
     sys.exit(GK_NOTE)
 OPS = torch.ops.gradkern
 DATA = os.path.join(C.REPO, "tests", "data", "beta_large_ref.csv")
+TAIL_DATA = os.path.join(C.REPO, "tests", "data", "beta_tail_ref.csv")
 REGIME = 200.0  # csrc/core/ibeta_quad.h kQuadSd
 
 
-def load():
-    t = np.genfromtxt(DATA, delimiter=",", names=True, dtype=np.float64, encoding="ascii")
+def load(path=DATA):
+    t = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64, encoding="ascii")
     return {n: np.ascontiguousarray(t[n]) for n in t.dtype.names}
 
 
-def reverify(r, n=6, seed=0):
+def reverify(r, n=6, seed=0, name="beta_large_ref.csv"):
     """Recompute n random rows' I, dx/da, dx/db with mpmath: the shipped file must be what it says."""
     ref, note = C.import_reference("beta")
     if ref is None:
@@ -51,7 +56,7 @@ def reverify(r, n=6, seed=0):
             if want != 0:
                 worst = max(worst, abs(got / want - 1))
     if worst > 1e-15:
-        sys.exit(f"tests/data/beta_large_ref.csv disagrees with mpmath by {worst:.1e}; rerun tools/gen_beta_large_ref.py")
+        sys.exit(f"tests/data/{name} disagrees with mpmath by {worst:.1e}; rerun tools/gen_beta_large_ref.py")
     return n, worst
 
 
@@ -61,16 +66,21 @@ def rel(got, want, dtype):
     return float(np.max(np.abs(got - want)[ok] / np.abs(want[ok]))) if ok.any() else 0.0
 
 
-def accuracy(r):
+def accuracy(r, tail=False):
     from scipy import special as sps
 
-    rows, per_pair = [], {}
-    inreg = np.abs(r["k"]) <= REGIME
+    rows, per_pair, dropped = [], {}, {}
+    inreg = np.ones(len(r["k"]), bool) if tail else np.abs(r["k"]) <= REGIME
     for dtype in (torch.float64, torch.float32):
         a, b, x = (torch.tensor(r[k], dtype=dtype) for k in ("a", "b", "x"))
         got = {"betainc": gk.betainc(a, b, x), "betaincc": gk.betaincc(a, b, x)}
         got["dx/da"], got["dx/db"] = gk.standard_beta_grad(a, b, x)
-        got["dirichlet_grad"] = OPS.dirichlet_grad(x, a, a + b)
+        total = a + b
+        got["dirichlet_grad"] = OPS.dirichlet_grad(x, a, total)
+        # dirichlet_grad takes total = a + b, which float32 cannot hold next to a large a for most small b
+        # (beta = total - a is then another number, or 0: NaN): its rows are those where total - a is b exactly
+        exact = ((total.double() - a.double()) == b.double()).numpy()
+        dropped[str(dtype).split(".")[1]] = int((~exact).sum())
         want = {"betainc": r["I"], "betaincc": r["Ic"], "dx/da": r["ga"], "dx/db": r["gb"],
                 "dirichlet_grad": r["ga"] / (1 - r["x"])}
         peer = {}
@@ -83,10 +93,11 @@ def accuracy(r):
             peer["dirichlet_grad"] = torch._dirichlet_grad(X, A, A + B).numpy()
         for name, v in got.items():
             v = v.double().numpy()
-            nonfinite = int((~np.isfinite(v)).sum())
+            keep = exact if name == "dirichlet_grad" else np.ones(len(v), bool)
+            nonfinite = int((~np.isfinite(v[keep])).sum())
             p = peer.get(name)
-            rows.append([name, str(dtype).split(".")[1], C.sci(rel(v[inreg], want[name][inreg], dtype)),
-                         C.sci(rel(v, want[name], dtype)), str(nonfinite),
+            rows.append([name, str(dtype).split(".")[1], C.sci(rel(v[inreg & keep], want[name][inreg & keep], dtype)),
+                         C.sci(rel(v[keep], want[name][keep], dtype)), str(nonfinite),
                          C.sci(rel(p, want[name], dtype)) if p is not None else "–",
                          ("scipy" if name.startswith("betainc") else "torch") if p is not None else "–"])
             if dtype == torch.float64 and name in ("dx/da", "dx/db"):
@@ -108,16 +119,21 @@ def accuracy(r):
                               "Gab": "d(dx/da)/db", "Gba": "d(dx/db)/da", "Gbb": "d(dx/db)/db"}[n] + " (of its scale)",
                              str(dtype).split(".")[1], C.sci(float(es[inreg[ok]].max())), C.sci(float(es.max())),
                              str(int((~np.isfinite(v)).sum())), "–", "–"])
-    table = C.markdown_table(["function", "dtype", "max rel. error, |k| <= 200", "all points", "NaN/inf",
+    first = "max rel. error" if tail else "max rel. error, |k| <= 200"
+    table = C.markdown_table(["function", "dtype", first, "all points", "NaN/inf",
                               "peer max rel. error", "peer"], rows, align=["l", "l", "r", "r", "r", "r", "l"])
     pair_rows = [[f"({a:g}, {b:g})", C.sci(e), C.sci(pe)] for (a, b), (e, pe) in sorted(per_pair.items())]
     pairs = C.markdown_table(["(a, b)", "gradkern dx/da, dx/db max rel. (float64)", "torch _dirichlet_grad"],
                              pair_rows)
+    if any(dropped.values()):
+        table += ("\n\ndirichlet_grad rows left out where a + b rounded in the dtype is not a + b exactly "
+                  "(the op's beta = total - alpha is then another number): "
+                  + ", ".join(f"{d} {n}" for d, n in dropped.items()) + ".")
     return table, pairs
 
 
-def speed(r):
-    inreg = np.abs(r["k"]) <= REGIME
+def speed(r, tail=False):
+    inreg = np.ones(len(r["k"]), bool) if tail else np.abs(r["k"]) <= REGIME
     reps = int(np.ceil(20000 / inreg.sum()))
     A, B, X = (torch.from_numpy(np.tile(r[k][inreg], reps)) for k in ("a", "b", "x"))
     n = A.numel()
@@ -130,26 +146,30 @@ def speed(r):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", action="store_true", help="write the section of docs/beta.md")
+    ap.add_argument("--tail", action="store_true", help="the tail quadrature's points (beta_tail_ref.csv)")
     args = ap.parse_args(argv)
     C.set_torch_threads(1)
-    r = load()
-    nver, worst = reverify(r)
-    table, pairs = accuracy(r)
-    n, t_gk, t_torch = speed(r)
+    name = "beta_tail_ref.csv" if args.tail else "beta_large_ref.csv"
+    r = load(TAIL_DATA if args.tail else DATA)
+    nver, worst = reverify(r, name=name)
+    table, pairs = accuracy(r, args.tail)
+    n, t_gk, t_torch = speed(r, args.tail)
     md = "\n\n".join([
-        f"{len(r['a'])} points of tests/data/beta_large_ref.csv ({nver} random rows recomputed with mpmath this run: "
+        f"{len(r['a'])} points of tests/data/{name} ({nver} random rows recomputed with mpmath this run: "
         f"agreement {worst:.1e}). Peers: scipy.special.betainc / betaincc for the values, torch's "
         "_dirichlet_grad (as torch's Beta.rsample combines it) for the gradients.",
         table,
         "Per pair (a, b), float64:",
         pairs,
-        f"Time per element, 1 thread, {n} in-regime elements: standard_beta_grad {t_gk * 1e9:.0f} ns, torch's two "
+        f"Time per element, 1 thread, {n} {'' if args.tail else 'in-regime '}elements: standard_beta_grad "
+        f"{t_gk * 1e9:.0f} ns, torch's two "
         f"_dirichlet_grad calls {t_torch * 1e9:.0f} ns (torch / gradkern = {t_torch / t_gk:.2f}x; torch's is a fixed "
         "approximation, see its errors above).",
     ])
     print(md)
     if args.docs:
-        C.write_doc_section("beta.md", "beta-large", md, command="python bench/beta_large.py --docs")
+        C.write_doc_section("beta.md", "beta-tail" if args.tail else "beta-large", md,
+                            command="python bench/beta_large.py " + ("--tail --docs" if args.tail else "--docs"))
     return 0
 
 
