@@ -413,9 +413,14 @@ GK_HD bool swapped(W a, W b, W x) { return swapped_t<W>(a, b, x); }
 // 4e-9 at 1e8 (b from 1 to 300, against gradkern/reference/beta.py's large_* quadrature at 40 digits;
 // exact closed forms at b = 1 and 2 agree with it to 1e-16).
 static constexpr W kTailMin = 1e4;
+static constexpr W kTailEdge = 1e-30;
 
 GK_HD bool tail_regime(W a, W b, W x) {
   if (!(a >= kTailMin || b >= kTailMin) || quad_regime(a, b, x)) return false;
+  // quad_tail's panels grow 5-fold from the distance to the end behind them: from x (or 1 - x) >= kTailEdge
+  // they reach any length within its kTailPanels (a subnormal x, which a tiny a next to a large b gives,
+  // would need hundreds; the fraction handles those)
+  if (!(x >= kTailEdge && W(1) - x >= kTailEdge)) return false;
   // swapped_t's first rule; below its threshold the tail also takes the band x > 0.9 within 1.5 standard
   // deviations below the mean that swapped_t sends to the other side, where that side's fraction slows and
   // lost up to 7e-12 (a = 1e7, b = 300)

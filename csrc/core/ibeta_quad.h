@@ -236,9 +236,9 @@ GK_HD void quad_grads(double a, double b, double x, double& ga, double& gb, doub
 // end carries the small parameter's factor (1 - t)^(b - 1), singular or far from polynomial there, which a
 // panel reaching close to it relative to its own length would resolve poorly (24 nodes: the rule's error
 // falls like rho^-48, rho = 2.6 for a singularity half a half-length beyond the panel). Stops where the rest is
-// negligible against the sum, at the end of [0, 1], or after kTailPanels panels (5^40: any double's 1 - x).
+// negligible against the sum, at the end of [0, 1], or after kTailPanels panels (enough from a distance of 1e-30 on, which tail_regime requires).
 static constexpr double kTailGrow = 4.0;
-static constexpr int kTailPanels = 40;
+static constexpr int kTailPanels = 64;  // 5^43 > 1e30: from 1e-30 (ibeta.h kTailEdge) to the whole interval
 
 template <bool Second = false> GK_HD bool quad_tail(double a, double b, double x, QuadAcc& acc) {
   typedef quad::GaussLegendre<kQuadNodes> R;
