@@ -69,6 +69,29 @@ def test_second_derivatives_against_mpmath(ref, dtype):
         _check(got, ref[name], ref["s" + name], dtype, "dg " + name, ref)
 
 
+def _quadrature_table(csv, dtype, goal, rel_names, min_big):
+    """The second order on a quadrature reference table (tools/gen_beta_large_ref.py): every value within
+    goal * its scale, and within goal relatively where it is at least 10% of the scale, for the names in
+    rel_names (which must have at least min_big such points)."""
+    table = np.genfromtxt(DATA.parent / csv, delimiter=",", names=True, dtype=np.float64, encoding="ascii")
+    rows = {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
+    a, b, x = (torch.tensor(rows[k], dtype=dtype) for k in ("a", "b", "x"))
+    goal = goal(rows) * np.ones(a.shape)
+    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
+    outs = list(zip(OPS.betainc_grads2(a, b, x), I_NAMES)) + list(zip(OPS.standard_beta_grad_d2(a, b, x), G_NAMES))
+    for got, name in outs:
+        got = got.double().numpy()
+        assert np.isfinite(got).all(), name
+        want, scale = rows[name], rows["s" + name]
+        err = np.abs(got - want)
+        assert (err <= goal * scale + floor).all(), (name, (err / np.maximum(scale, 1e-300) / goal).max())
+        if name in rel_names:
+            big = (np.abs(want) > floor) & (np.abs(want) >= 0.1 * scale)
+            assert big.sum() >= min_big, name
+            rel = err[big] / (goal[big] * np.abs(want[big]))
+            assert rel.max() <= 1, (name, rel.max(), rows["a"][big][rel.argmax()], rows["b"][big][rel.argmax()])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_large_parameters_second_order_against_mpmath(dtype):
     """a, b from 1e3 to 1e8 (tests/data/beta_large_ref.csv, tools/gen_beta_large_ref.py): the quadrature's
@@ -76,30 +99,14 @@ def test_large_parameters_second_order_against_mpmath(dtype):
     so as the law becomes symmetric: measured 2.7e-12 of the scale at a = b = 1e8, x = 1/2 (2.7e-11 before
     the second order's panels were split in four), 1e-12 at 1e6, below 5e-13 away from the mean; the float64
     bound is (1e-12 + 1e-15 sqrt(min(a, b))) of the scale (the continued fraction there: 1e-6 relative at
-    a = b = 1e8)."""
-    table = np.genfromtxt(DATA.parent / "beta_large_ref.csv", delimiter=",", names=True, dtype=np.float64,
-                          encoding="ascii")
-    rows = {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
-    a, b, x = (torch.tensor(rows[k], dtype=dtype) for k in ("a", "b", "x"))
-    goal = 1e-12 + 1e-15 * np.sqrt(np.minimum(rows["a"], rows["b"])) if dtype == F64 else np.full(a.shape, 1e-5)
-    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
-    outs = list(zip(OPS.betainc_grads2(a, b, x), I_NAMES)) + list(zip(OPS.standard_beta_grad_d2(a, b, x), G_NAMES))
-    for got, name in outs:
-        got = got.double().numpy()
-        assert np.isfinite(got).all(), name
-        want, scale = rows[name], rows["s" + name]
-        err = np.abs(got - want)
-        assert (err <= goal * scale + floor).all(), (name, (err / np.maximum(scale, 1e-300) / goal).max())
-        # The second derivatives of I are mostly near their scale (136 of the 232 points in float32, 163 in float64 are
-        # above the floor and at >= 10% of it): their relative error too. The G's are small against the identity's parts
-        # away from the mode (9-14 points at >= 10%), where the bound against the scale is the test; near the mode of a
-        # skewed law their relative error reaches 1.2x the bound (G_ab at (1e7, 1e6): 2.4e-12 relative, within the bound
-        # of the scale).
-        if name in I_NAMES:
-            big = (np.abs(want) > floor) & (np.abs(want) >= 0.1 * scale)
-            assert big.sum() >= 100, name
-            rel = err[big] / (goal[big] * np.abs(want[big]))
-            assert rel.max() <= 1, (name, rel.max(), rows["a"][big][rel.argmax()], rows["b"][big][rel.argmax()])
+    a = b = 1e8).
+    The second derivatives of I are mostly near their scale (136 of the 232 points in float32, 163 in float64
+    are above the floor and at >= 10% of it): their relative error too. The G's are small against the
+    identity's parts away from the mode (9-14 points at >= 10%), where the bound against the scale is the
+    test; near the mode of a skewed law their relative error reaches 1.2x the bound (G_ab at (1e7, 1e6):
+    2.4e-12 relative, within the bound of the scale)."""
+    goal = (lambda r: 1e-12 + 1e-15 * np.sqrt(np.minimum(r["a"], r["b"]))) if dtype == F64 else (lambda r: 1e-5)
+    _quadrature_table("beta_large_ref.csv", dtype, goal, I_NAMES, 100)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
@@ -107,23 +114,8 @@ def test_one_large_parameter_far_side_second_order_against_mpmath(dtype):
     """The tail quadrature's regime (tests/data/beta_tail_ref.csv: one parameter from 1e4 to 1e8, the other
     from 0.1 to 700, x on the far side of the mean; csrc/core/ibeta_d2.h tail_d2): the same identities with the
     tail's moments and the closed-form E[log t], E[log(1 - t)]; measured 1.8e-13 of the scale in float64 (and
-    as much relative where a value is at least 10% of its scale)."""
-    table = np.genfromtxt(DATA.parent / "beta_tail_ref.csv", delimiter=",", names=True, dtype=np.float64,
-                          encoding="ascii")
-    rows = {name: np.ascontiguousarray(table[name]) for name in table.dtype.names}
-    a, b, x = (torch.tensor(rows[k], dtype=dtype) for k in ("a", "b", "x"))
-    goal = 1e-12 if dtype == F64 else 1e-5
-    floor = torch.finfo(dtype).tiny / torch.finfo(dtype).eps
-    outs = list(zip(OPS.betainc_grads2(a, b, x), I_NAMES)) + list(zip(OPS.standard_beta_grad_d2(a, b, x), G_NAMES))
-    for got, name in outs:
-        got = got.double().numpy()
-        assert np.isfinite(got).all(), name
-        want, scale = rows[name], rows["s" + name]
-        err = np.abs(got - want)
-        assert (err <= goal * scale + floor).all(), (name, (err / np.maximum(scale, 1e-300) / goal).max())
-        big = (np.abs(want) > floor) & (np.abs(want) >= 0.1 * scale)
-        assert big.sum() >= 4, name
-        assert (err[big] <= goal * np.abs(want[big])).all(), name
+    as much relative where a value is at least 10% of its scale). Before it (the fraction): 1e-8 of the scale."""
+    _quadrature_table("beta_tail_ref.csv", dtype, lambda r: 1e-12 if dtype == F64 else 1e-5, I_NAMES + G_NAMES, 4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

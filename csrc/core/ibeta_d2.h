@@ -302,18 +302,12 @@ GK_HD void grad_d2(W a, W b, W x, W o[4]) {
 //   d g_b/da = sigma (C S_0 - S_ab + nu S_a),     d g_b/db = sigma (V_b S_0 - S_bb + nu S_b).
 // Checked against mpmath (tests/data/beta_large_ref.csv: central differences of the reference's first order)
 // in tests/test_beta_second_order.py.
-template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
-  const QuadSides s = quad_sides<true>(a, b, x);
-  const QuadScale k = quad_scale(s);
-  const QuadAcc& n = s.mode_right ? s.i : s.j;  // the side without the mode, relative to h(x) = 1
-  const W sg = s.mode_right ? W(1) : W(-1);
-  // signed moments of that side: alpha < 0 < beta below x, the reverse above
-  const W S0 = n.s0, Sa = -sg * n.s1, Sb = sg * n.s2, Saa = n.s11, Sab = -n.s12, Sbb = n.s22;
-  const W den = k.fi * s.i.s0 + k.fj * s.j.s0;
-  const W mu = (k.fj * s.j.s1 - k.fi * s.i.s1) / den, nu = (k.fi * s.i.s2 - k.fj * s.j.s2) / den;
+// The formulas above from the signed moments of the side without the mode (sg, S_*), mu, nu and, for the
+// derivatives of I (N = 3), q(x): shared by the two-sided quadrature and the tail's (tail_d2).
+template <int N>
+GK_HD void d2_from_moments(W a, W b, W sg, W S0, W Sa, W Sb, W Saa, W Sab, W Sbb, W mu, W nu, W q, W* o) {
   const W Va = trigamma_diff(a, b), Vb = trigamma_diff(b, a), C = -trigamma(a + b);
   if (N == 3) {
-    const W q = gk_exp(-s.em) / den;
     o[0] = sg * q * (Saa - W(2) * mu * Sa + mu * mu * S0 - Va * S0);
     o[1] = sg * q * (Sab - nu * Sa - mu * Sb + mu * nu * S0 - C * S0);
     o[2] = sg * q * (Sbb - W(2) * nu * Sb + nu * nu * S0 - Vb * S0);
@@ -323,6 +317,18 @@ template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
     o[2] = sg * (C * S0 - Sab + nu * Sa);
     o[3] = sg * (Vb * S0 - Sbb + nu * Sb);
   }
+}
+
+template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
+  const QuadSides s = quad_sides<true>(a, b, x);
+  const QuadScale k = quad_scale(s);
+  const QuadAcc& n = s.mode_right ? s.i : s.j;  // the side without the mode, relative to h(x) = 1
+  const W sg = s.mode_right ? W(1) : W(-1);
+  // signed moments of that side: alpha < 0 < beta below x, the reverse above
+  const W S0 = n.s0, Sa = -sg * n.s1, Sb = sg * n.s2, Saa = n.s11, Sab = -n.s12, Sbb = n.s22;
+  const W den = k.fi * s.i.s0 + k.fj * s.j.s0;
+  const W mu = (k.fj * s.j.s1 - k.fi * s.i.s1) / den, nu = (k.fi * s.i.s2 - k.fj * s.j.s2) / den;
+  d2_from_moments<N>(a, b, sg, S0, Sa, Sb, Saa, Sab, Sbb, mu, nu, N == 3 ? gk_exp(-s.em) / den : W(0), o);
 }
 
 // Both outputs in the tail quadrature's regime (ibeta.h tail_regime: one large parameter, x on the far side of
@@ -335,18 +341,8 @@ template <int N> GK_HD void tail_d2(W a, W b, W x, W* o) {
   const W S0 = n.s0, Sa = -sg * n.s1, Sb = sg * n.s2, Saa = n.s11, Sab = -n.s12, Sbb = n.s22;
   const W lx = log_fast(x), l1x = log1p_fast(-x);
   const W mu = -(lx + digamma_diff(a, b)), nu = -(l1x + digamma_diff(b, a));
-  const W Va = trigamma_diff(a, b), Vb = trigamma_diff(b, a), C = -trigamma(a + b);
-  if (N == 3) {
-    const W q = gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x));
-    o[0] = sg * q * (Saa - W(2) * mu * Sa + mu * mu * S0 - Va * S0);
-    o[1] = sg * q * (Sab - nu * Sa - mu * Sb + mu * nu * S0 - C * S0);
-    o[2] = sg * q * (Sbb - W(2) * nu * Sb + nu * nu * S0 - Vb * S0);
-  } else {
-    o[0] = sg * (Va * S0 - Saa + mu * Sa);
-    o[1] = sg * (C * S0 - Sab + mu * Sb);
-    o[2] = sg * (C * S0 - Sab + nu * Sa);
-    o[3] = sg * (Vb * S0 - Sbb + nu * Sb);
-  }
+  const W q = N == 3 ? gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x)) : W(0);
+  d2_from_moments<N>(a, b, sg, S0, Sa, Sb, Saa, Sab, Sbb, mu, nu, q, o);
 }
 
 template <typename T, int N> GK_HD void d2_value(T a, T b, T x, T* o) {
