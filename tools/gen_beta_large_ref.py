@@ -19,6 +19,10 @@ mixed one also from (g_b m_a - G_ba), the two agreeing to the printed bound), k,
 tools/gen_beta_d2_ref.py). 30 digits, written with 20.
 Usage: nice -n 10 python tools/gen_beta_large_ref.py [--processes N] [out.csv]   (about 4 minutes on 2)
 
+With --mid: tests/data/beta_mid_ref.csv, the same columns where the smaller parameter lies between 100 and 1e3
+(the second order's quadrature, ibeta_quad.h kQuadMinD2; the first order keeps the fraction there): 7 pairs
+from (100, 100) to (1e8, 100) at k in {-30, -10, -3, -1, 0, 1, 3, 10, 30}.
+
 With --tail: tests/data/beta_tail_ref.csv, the same columns for the tail quadrature's regime (csrc/core/ibeta.h
 tail_regime: one parameter from 1e4 to 1e8, the other from 0.1 to 700, x on the far side of the mean from the
 small parameter's end, where the continued fraction lost up to 4e-9 relative): 14 pairs, half of them
@@ -47,19 +51,21 @@ PAIRS = ((1e3, 1e3), (1e3, 1e5), (1e5, 1e3), (1e4, 1e4), (1e5, 1e4), (1e4, 1e8),
 TAIL_PAIRS = ((1e4, 1.0), (1e5, 3.0), (1e6, 5.0), (1e7, 2.0), (1e8, 2.0), (1e8, 300.0), (1e6, 700.0),
               (1e6, 0.1), (1e5, 0.5), (3.0, 1e5), (2.0, 1e8), (0.5, 1e6), (300.0, 1e7), (30.0, 1e8))
 TAIL_KS = (-40, -10, -3, -1.2)
+MID_PAIRS = ((100.0, 100.0), (100.0, 1e3), (300.0, 3e4), (100.0, 1e6), (1e8, 100.0), (500.0, 500.0), (150.0, 2000.0))
+MID_KS = (-30, -10, -3, -1, 0, 1, 3, 10, 30)
 KS = (-201, -200, -100, -30, -10, -3, -1.4, -1, -0.3, 0, 0.5, 1.2, 3, 10, 30, 100, 200, 201)
 COLS = ("I", "Ic", "ga", "gb", "Gaa", "Gab", "Gba", "Gbb", "Iaa", "Iab", "Ibb", "sGaa", "sGab", "sGba", "sGbb",
         "sIaa", "sIab", "sIbb")
 
 
-def points(tail=False):
+def points(tail=False, mid=False):
     out = []
-    for a, b in (TAIL_PAIRS if tail else PAIRS):
+    for a, b in (TAIL_PAIRS if tail else MID_PAIRS if mid else PAIRS):
         a32, b32 = float(np.float32(a)), float(np.float32(b))
         s = a32 + b32
         mean, sd = a32 / s, (a32 * b32 / (s * s * (s + 1))) ** 0.5
         # the tail pairs: x on the far side of the mean from the small parameter's end
-        for k in ((k if a > b else -k) for k in TAIL_KS) if tail else KS:
+        for k in ((k if a > b else -k) for k in TAIL_KS) if tail else MID_KS if mid else KS:
             x = float(np.float32(mean + k * sd))
             if 0 < x < 1:
                 out.append((a32, b32, x, k))
@@ -106,11 +112,13 @@ def main():
     ap.add_argument("out", nargs="?")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--tail", action="store_true", help="the tail quadrature's points (beta_tail_ref.csv)")
+    ap.add_argument("--mid", action="store_true", help="smaller parameter from 100 to 1e3 (beta_mid_ref.csv)")
     args = ap.parse_args()
     if args.out is None:
-        args.out = os.path.join(HERE, "..", "tests", "data", "beta_tail_ref.csv" if args.tail else "beta_large_ref.csv")
+        name = "beta_tail_ref.csv" if args.tail else "beta_mid_ref.csv" if args.mid else "beta_large_ref.csv"
+        args.out = os.path.join(HERE, "..", "tests", "data", name)
     fmt = lambda v: mp.nstr(v, 20, min_fixed=0, max_fixed=0)  # noqa: E731
-    pts = points(args.tail)
+    pts = points(args.tail, args.mid)
     with Pool(args.processes) as pool:
         rows = list(tqdm(pool.imap(row, pts), total=len(pts), desc="beta large-parameter reference"))
     worst = max(r[5] for r in rows)

@@ -355,7 +355,7 @@ template <typename T, int N> GK_HD void d2_value(T a, T b, T x, T* o) {
     return;
   }
   W w[N];
-  if (quad_regime(W(a), W(b), W(x))) quad_d2<N>(W(a), W(b), W(x), w);  // large a and b
+  if (quad_regime(W(a), W(b), W(x), kQuadMinD2)) quad_d2<N>(W(a), W(b), W(x), w);  // large a and b
   else if (tail_regime(W(a), W(b), W(x))) tail_d2<N>(W(a), W(b), W(x), w);  // one large, the far side
   else if constexpr (N == 3) grads2(W(a), W(b), W(x), w);
   else grad_d2(W(a), W(b), W(x), w);
