@@ -15,7 +15,10 @@ With --tail, the same tables for the tail quadrature's points (tests/data/beta_t
 gen_beta_large_ref.py --tail: one parameter from 1e4 to 1e8, the other from 0.1 to 700, x on the far side of the
 mean; csrc/core/ibeta.h tail_regime), written to their own section.
 
-    python bench/beta_large.py [--tail] [--docs]
+With --mid, those for tests/data/beta_mid_ref.csv (the smaller parameter from 100 to 1e3, where the second order
+takes the two-sided quadrature and the first order the fraction; gen_beta_large_ref.py --mid).
+
+    python bench/beta_large.py [--tail | --mid] [--docs]
 """
 import argparse
 import os
@@ -33,6 +36,7 @@ if gk is None:
 OPS = torch.ops.gradkern
 DATA = os.path.join(C.REPO, "tests", "data", "beta_large_ref.csv")
 TAIL_DATA = os.path.join(C.REPO, "tests", "data", "beta_tail_ref.csv")
+MID_DATA = os.path.join(C.REPO, "tests", "data", "beta_mid_ref.csv")
 REGIME = 200.0  # csrc/core/ibeta_quad.h kQuadSd
 
 
@@ -66,11 +70,11 @@ def rel(got, want, dtype):
     return float(np.max(np.abs(got - want)[ok] / np.abs(want[ok]))) if ok.any() else 0.0
 
 
-def accuracy(r, tail=False):
+def accuracy(r, every=False):
     from scipy import special as sps
 
     rows, per_pair, dropped = [], {}, {}
-    inreg = np.ones(len(r["k"]), bool) if tail else np.abs(r["k"]) <= REGIME
+    inreg = np.ones(len(r["k"]), bool) if every else np.abs(r["k"]) <= REGIME
     for dtype in (torch.float64, torch.float32):
         a, b, x = (torch.tensor(r[k], dtype=dtype) for k in ("a", "b", "x"))
         got = {"betainc": gk.betainc(a, b, x), "betaincc": gk.betaincc(a, b, x)}
@@ -119,7 +123,7 @@ def accuracy(r, tail=False):
                               "Gab": "d(dx/da)/db", "Gba": "d(dx/db)/da", "Gbb": "d(dx/db)/db"}[n] + " (of its scale)",
                              str(dtype).split(".")[1], C.sci(float(es[inreg[ok]].max())), C.sci(float(es.max())),
                              str(int((~np.isfinite(v)).sum())), "–", "–"])
-    first = "max rel. error" if tail else "max rel. error, |k| <= 200"
+    first = "max rel. error" if every else "max rel. error, |k| <= 200"
     table = C.markdown_table(["function", "dtype", first, "all points", "NaN/inf",
                               "peer max rel. error", "peer"], rows, align=["l", "l", "r", "r", "r", "r", "l"])
     pair_rows = [[f"({a:g}, {b:g})", C.sci(e), C.sci(pe)] for (a, b), (e, pe) in sorted(per_pair.items())]
@@ -132,8 +136,8 @@ def accuracy(r, tail=False):
     return table, pairs
 
 
-def speed(r, tail=False):
-    inreg = np.ones(len(r["k"]), bool) if tail else np.abs(r["k"]) <= REGIME
+def speed(r, every=False):
+    inreg = np.ones(len(r["k"]), bool) if every else np.abs(r["k"]) <= REGIME
     reps = int(np.ceil(20000 / inreg.sum()))
     A, B, X = (torch.from_numpy(np.tile(r[k][inreg], reps)) for k in ("a", "b", "x"))
     n = A.numel()
@@ -147,13 +151,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", action="store_true", help="write the section of docs/beta.md")
     ap.add_argument("--tail", action="store_true", help="the tail quadrature's points (beta_tail_ref.csv)")
+    ap.add_argument("--mid", action="store_true", help="the smaller parameter from 100 to 1e3 (beta_mid_ref.csv)")
     args = ap.parse_args(argv)
     C.set_torch_threads(1)
-    name = "beta_tail_ref.csv" if args.tail else "beta_large_ref.csv"
-    r = load(TAIL_DATA if args.tail else DATA)
+    which = "tail" if args.tail else "mid" if args.mid else "large"
+    name = f"beta_{which}_ref.csv"
+    r = load({"tail": TAIL_DATA, "mid": MID_DATA, "large": DATA}[which])
     nver, worst = reverify(r, name=name)
-    table, pairs = accuracy(r, args.tail)
-    n, t_gk, t_torch = speed(r, args.tail)
+    every = which != "large"  # all points count (no |k| <= 200 regime column)
+    table, pairs = accuracy(r, every)
+    n, t_gk, t_torch = speed(r, every)
     md = "\n\n".join([
         f"{len(r['a'])} points of tests/data/{name} ({nver} random rows recomputed with mpmath this run: "
         f"agreement {worst:.1e}). Peers: scipy.special.betainc / betaincc for the values, torch's "
@@ -161,15 +168,15 @@ def main(argv=None):
         table,
         "Per pair (a, b), float64:",
         pairs,
-        f"Time per element, 1 thread, {n} {'' if args.tail else 'in-regime '}elements: standard_beta_grad "
+        f"Time per element, 1 thread, {n} {'' if every else 'in-regime '}elements: standard_beta_grad "
         f"{t_gk * 1e9:.0f} ns, torch's two "
         f"_dirichlet_grad calls {t_torch * 1e9:.0f} ns (torch / gradkern = {t_torch / t_gk:.2f}x; torch's is a fixed "
         "approximation, see its errors above).",
     ])
     print(md)
     if args.docs:
-        C.write_doc_section("beta.md", "beta-tail" if args.tail else "beta-large", md,
-                            command="python bench/beta_large.py " + ("--tail --docs" if args.tail else "--docs"))
+        C.write_doc_section("beta.md", f"beta-{which}", md,
+                            command="python bench/beta_large.py " + ("--docs" if which == "large" else f"--{which} --docs"))
     return 0
 
 
