@@ -252,11 +252,12 @@ def test_one_large_parameter_far_side_against_mpmath(tail_ref, dtype):
 
 def test_tiny_small_parameter_next_to_a_large_one_against_mpmath():
     """b down to 1e-6 next to a = 1e4 .. 1e8, below the mean and between it and x = 1 (the tail regime's
-    second rule): from the fraction's side the small I came as 1 - J, 7e-11 relative, with 1e-11 in dx/da; the
-    tail quadrature measured 2.3e-14. Truth: I_(1-x)(b, a) from DLMF 8.17.8's hypergeometric form at 50
+    second rule), and b below 1e-4 next to a from 10 on: from the fraction's side the small I came as 1 - J,
+    5e-11 .. 7e-11 relative, with 1e-11 in dx/da; the tail quadrature measured 2.3e-14. Truth: I_(1-x)(b, a) from DLMF 8.17.8's hypergeometric form at 50
     digits (it converges fast there: a (1 - x) is at most ~10) and its derivatives by mpmath.diff."""
     mp = pytest.importorskip("mpmath")
-    pts = [(1e4, 1e-6, 1.2e-7), (1e6, 1e-6, 1e-16 * 1e4), (1e8, 1e-3, 3e-10), (1e4, 1e-3, 1e-13), (1e6, 0.1, 2e-6)]
+    pts = [(1e4, 1e-6, 1.2e-7), (1e6, 1e-6, 1e-16 * 1e4), (1e8, 1e-3, 3e-10), (1e4, 1e-3, 1e-13), (1e6, 0.1, 2e-6),
+           (10.0, 1e-6, 1e-3), (100.0, 1e-6, 1e-10), (5e3, 5e-5, 2e-6)]
     with mp.workdps(50):
         for a, b, y in pts:
             x = 1.0 - y
