@@ -456,27 +456,32 @@ GK_HD bool tail_regime(W a, W b, W x) {
 // from eq. 8 with dI/da = int_0^x (l - E l) q = -int_x^1 (l - E l) q (and likewise for b): sums of terms of
 // one sign beyond the log-means; within about 1.5 standard deviations of the mean (the regime's band rule)
 // the L term can change sign, a cancellation of at most a few-fold (measured within 4e-14 there).
-struct TailGrads {
-  W ga, gb, dens;  // dx/da, dx/db, q(x)
-  W T;             // the tail's mass
-  bool lower;      // the tail is t < x
-};
-GK_HD TailGrads tail_grads(W a, W b, W x) {
-  QuadAcc s;
-  TailGrads g;
-  g.lower = quad_tail(a, b, x, s);
-  const W lx = log_fast(x), l1x = log1p_fast(-x);
-  const W La = lx + digamma_diff(a, b), Lb = l1x + digamma_diff(b, a);
-  g.ga = g.lower ? s.s1 - s.s0 * La : s.s1 + s.s0 * La;
-  g.gb = g.lower ? -(s.s2 + s.s0 * Lb) : s.s0 * Lb - s.s2;
-  g.dens = gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x));
-  g.T = s.s0 * g.dens;
-  return g;
+// The density q(x) from log x and log(1 - x), and the log terms L_a, L_b (tail_d2 uses both too).
+GK_HD W tail_density(W a, W b, W x, W lx, W l1x) {
+  return gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x));
 }
+GK_HD void tail_log_terms(W a, W b, W lx, W l1x, W& La, W& Lb) {
+  La = lx + digamma_diff(a, b);
+  Lb = l1x + digamma_diff(b, a);
+}
+// dx/da and dx/db; q(x) into *dens where asked (dI/da = -q dx/da).
+GK_HD void tail_grads(W a, W b, W x, W& ga, W& gb, W* dens = nullptr) {
+  QuadAcc s;
+  const bool lower = quad_tail(a, b, x, s);
+  const W lx = log_fast(x), l1x = log1p_fast(-x);
+  W La, Lb;
+  tail_log_terms(a, b, lx, l1x, La, Lb);
+  ga = lower ? s.s1 - s.s0 * La : s.s1 + s.s0 * La;
+  gb = lower ? -(s.s2 + s.s0 * Lb) : s.s0 * Lb - s.s2;
+  if (dens) *dens = tail_density(a, b, x, lx, l1x);
+}
+// I and 1 - I: the tail's mass s0 q(x) on its side, the complement on the other (no log terms needed).
 GK_HD void tail_values(W a, W b, W x, W& I, W& Ic) {
-  const TailGrads g = tail_grads(a, b, x);
-  const W T = g.T < W(1) ? g.T : W(1);
-  if (g.lower) { I = T; Ic = W(1) - T; } else { Ic = T; I = W(1) - T; }
+  QuadAcc s;
+  const bool lower = quad_tail(a, b, x, s);
+  const W T0 = s.s0 * tail_density(a, b, x, log_fast(x), log1p_fast(-x));
+  const W T = T0 < W(1) ? T0 : W(1);
+  if (lower) { I = T; Ic = W(1) - T; } else { Ic = T; I = W(1) - T; }
 }
 
 // I_x(a, b) and 1 - I_x(a, b), both computed directly for valid a, b and 0 < x < 1.
@@ -667,9 +672,12 @@ template <typename T> GK_HD void pair_value(T a, T b, T x, T& o0, T& o1, bool im
       w1 *= -dens;
     }
   } else if (tail_regime(W(a), W(b), W(x))) {  // one large parameter, x on the far side of the mean
-    const TailGrads g = tail_grads(W(a), W(b), W(x));
-    w0 = implicit ? g.ga : -g.ga * g.dens;
-    w1 = implicit ? g.gb : -g.gb * g.dens;
+    W dens;
+    tail_grads(W(a), W(b), W(x), w0, w1, implicit ? nullptr : &dens);
+    if (!implicit) {  // dI/da = -q(x) dx/da
+      w0 *= -dens;
+      w1 *= -dens;
+    }
   } else if (implicit) {
     grad_scaled(W(a), W(b), W(x), w0, w1, loop_tol<T>());
     const W k = W(x) * (W(1) - W(x));
@@ -707,7 +715,11 @@ template <typename T> GK_HD T dirichlet_grad(T x, T alpha, T total) {
     quad_grads(W(alpha), beta, W(x), ga, gb);
     return T(ga / (W(1) - W(x)));
   }
-  if (tail_regime(W(alpha), beta, W(x))) return T(tail_grads(W(alpha), beta, W(x)).ga / (W(1) - W(x)));
+  if (tail_regime(W(alpha), beta, W(x))) {  // one large parameter, x on the far side of the mean
+    W ga, gb;
+    tail_grads(W(alpha), beta, W(x), ga, gb);
+    return T(ga / (W(1) - W(x)));
+  }
   return T(grad_a_scaled(W(alpha), beta, W(x), loop_tol<T>()) * W(x));
 }
 

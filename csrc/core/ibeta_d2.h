@@ -333,16 +333,17 @@ template <int N> GK_HD void quad_d2(W a, W b, W x, W* o) {
 
 // Both outputs in the tail quadrature's regime (ibeta.h tail_regime: one large parameter, x on the far side of
 // the mean): quad_d2's formulas with the moments of the tail (csrc/core/ibeta_quad.h quad_tail, the side without
-// the mode) and mu = E[alpha] = -L_a, nu = E[beta] = -L_b, q(x) in closed form (as ibeta.h tail_grads).
+// the mode) and mu = E[alpha] = -L_a, nu = E[beta] = -L_b, q(x) in closed form (ibeta.h tail_log_terms, tail_density).
 template <int N> GK_HD void tail_d2(W a, W b, W x, W* o) {
   QuadAcc n;
   const bool lower = quad_tail<true>(a, b, x, n);
   const W sg = lower ? W(1) : W(-1);
   const W S0 = n.s0, Sa = -sg * n.s1, Sb = sg * n.s2, Saa = n.s11, Sab = -n.s12, Sbb = n.s22;
   const W lx = log_fast(x), l1x = log1p_fast(-x);
-  const W mu = -(lx + digamma_diff(a, b)), nu = -(l1x + digamma_diff(b, a));
-  const W q = N == 3 ? gk_exp(log_beta_power(a, b, x, W(1) - x, lx, l1x)) / (x * (W(1) - x)) : W(0);
-  d2_from_moments<N>(a, b, sg, S0, Sa, Sb, Saa, Sab, Sbb, mu, nu, q, o);
+  W La, Lb;
+  tail_log_terms(a, b, lx, l1x, La, Lb);
+  const W q = N == 3 ? tail_density(a, b, x, lx, l1x) : W(0);
+  d2_from_moments<N>(a, b, sg, S0, Sa, Sb, Saa, Sab, Sbb, -La, -Lb, q, o);
 }
 
 template <typename T, int N> GK_HD void d2_value(T a, T b, T x, T* o) {
